@@ -1,0 +1,55 @@
+package dev.tune4j.model;
+
+import dev.tune4j.hf.ModelConfig;
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+
+/** Grouped-query self-attention with RoPE, through libtorch's scaled_dot_product_attention (GQA handled by the kernel). */
+public final class Attention {
+    public final Linear q_proj, k_proj, v_proj, o_proj;
+    final int nHead, nKvHead, headDim;
+
+    Attention(ModelConfig c, Linear q, Linear k, Linear v, Linear o) {
+        this.q_proj = q;
+        this.k_proj = k;
+        this.v_proj = v;
+        this.o_proj = o;
+        this.nHead = c.numHeads();
+        this.nKvHead = c.numKvHeads();
+        this.headDim = c.headDim();
+    }
+
+    /**
+     * @param x     (B, T, C)
+     * @param cos   (B, 1, T, hd), sin likewise
+     * @param mask  additive (B, 1, T, S) or null
+     * @param cache past keys/values, or null
+     */
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, AttentionMask.Plan mask, KvCache cache, int layer) {
+        long b = x.size(0), t = x.size(1);
+        Tensor q = q_proj.forward(x).view(b, t, nHead, headDim).transpose(1, 2);   // (B, nh, T, hd)
+        Tensor k = k_proj.forward(x).view(b, t, nKvHead, headDim).transpose(1, 2); // (B, nkv, T, hd)
+        Tensor v = v_proj.forward(x).view(b, t, nKvHead, headDim).transpose(1, 2); // (B, nkv, T, hd)
+        q = Rope.apply(q, cos, sin);
+        k = Rope.apply(k, cos, sin);
+        if (cache != null) {
+            Tensor[] kv = cache.append(layer, k, v);                               // (B, nkv, S, hd)
+            k = kv[0];
+            v = kv[1];
+        }
+        Tensor y = torch.scaled_dot_product_attention(q, k, v,
+                mask.mask() == null ? new TensorOptional() : new TensorOptional(mask.mask()),
+                0.0, mask.causal(), new DoubleOptional(), nKvHead != nHead);        // (B, nh, T, hd)
+        y = y.transpose(1, 2).reshape(b, t, (long) nHead * headDim);                // (B, T, nh*hd)
+        return o_proj.forward(y);                                                   // (B, T, C)
+    }
+
+    void close() {
+        q_proj.close();
+        k_proj.close();
+        v_proj.close();
+        o_proj.close();
+    }
+}

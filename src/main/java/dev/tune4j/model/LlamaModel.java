@@ -1,0 +1,185 @@
+package dev.tune4j.model;
+
+import dev.tune4j.hf.ModelConfig;
+import dev.tune4j.hf.ModelFolder;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.tensor.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.*;
+import java.util.function.Function;
+
+/**
+ * A Llama-family decoder (Llama 2/3, SmolLM, TinyLlama, Qwen2, Mistral): token embedding → N pre-norm blocks → final
+ * RMSNorm → lm_head (tied to the embedding or not). Field names are the checkpoint keys, so loading is an identity map.
+ */
+public final class LlamaModel implements AutoCloseable {
+    public final ModelConfig config;
+    public final Compute compute;
+    public final Tensor embed_tokens;     // (V, C)
+    public final List<DecoderLayer> layers;
+    public final RmsNorm norm;            // (C)
+    public final Tensor lm_head;          // (V, C); the same tensor as embed_tokens when tied
+    final Rope rope;
+
+    private LlamaModel(ModelConfig c, Compute compute, Function<String, Tensor> w) {
+        this.config = c;
+        this.compute = compute;
+        this.embed_tokens = w.apply("model.embed_tokens.weight");
+        var ls = new ArrayList<DecoderLayer>();
+        for (int i = 0; i < c.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            Function<String, Linear> linear = n -> new Linear(w.apply(p + n + ".weight"),
+                    hasBias(c, n) ? w.apply(p + n + ".bias") : null);
+            var attn = new Attention(c, linear.apply("self_attn.q_proj"), linear.apply("self_attn.k_proj"),
+                    linear.apply("self_attn.v_proj"), linear.apply("self_attn.o_proj"));
+            var mlp = new Mlp(linear.apply("mlp.gate_proj"), linear.apply("mlp.up_proj"), linear.apply("mlp.down_proj"));
+            ls.add(new DecoderLayer(i, new RmsNorm(w.apply(p + "input_layernorm.weight"), c.rmsNormEps()), attn,
+                    new RmsNorm(w.apply(p + "post_attention_layernorm.weight"), c.rmsNormEps()), mlp));
+        }
+        this.layers = List.copyOf(ls);
+        this.norm = new RmsNorm(w.apply("model.norm.weight"), c.rmsNormEps());
+        this.lm_head = c.tieWordEmbeddings() ? embed_tokens : w.apply("lm_head.weight");
+        this.rope = new Rope(c, compute);
+    }
+
+    private static boolean hasBias(ModelConfig c, String n) {
+        return switch (n) {
+            case "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj" -> c.attentionBias();
+            case "self_attn.o_proj" -> c.outputBias();
+            default -> c.mlpBias();
+        };
+    }
+
+    /** Loads and checks every tensor of a HF folder (any stored float dtype, converted to fp32, then placed by {@code compute}). */
+    public static LlamaModel load(ModelFolder folder, Compute compute) {
+        folder.validate();
+        long[][] shape = {null};
+        return new LlamaModel(folder.config(), compute, name -> {
+            shape[0] = folder.info(name).shape();
+            float[] v = folder.floats(name);
+            return Tensors.escape(() -> compute.place(Tensors.floats(v, shape[0])));
+        });
+    }
+
+    /** Builds a model from named host fp32 tensors (e.g. a converted llama2.c checkpoint). */
+    public static LlamaModel fromTensors(ModelConfig c, Map<String, Tensor> tensors, Compute compute) {
+        return new LlamaModel(c, compute, name -> {
+            Tensor t = tensors.get(name);
+            if (t == null) throw new IllegalArgumentException("missing tensor '" + name + "'");
+            return Tensors.escape(() -> compute.place(t).clone());
+        });
+    }
+
+    /** Random weights for benchmarks: N(0, 0.02²) matrices (initializer_range), ones for norms, zeros for biases. */
+    public static LlamaModel random(ModelConfig c, long seed, Compute compute) {
+        torch.manual_seed(seed);
+        var shapes = c.expectedTensors();
+        return new LlamaModel(c, compute, name -> Tensors.escape(() -> {
+            long[] s = shapes.get(name);
+            Tensor t = name.endsWith("norm.weight") ? torch.ones(s) : name.endsWith(".bias") ? torch.zeros(s)
+                    : torch.randn(s).mul(new Scalar(0.02));
+            return compute.place(t);
+        }));
+    }
+
+    /**
+     * The final hidden states (after the last RMSNorm) for new tokens.
+     *
+     * @param inputIds      (B, T) token ids
+     * @param positionIds   (B, T) or null: then taken from the attention mask (cumsum − 1, as HF does for left padding),
+     *                      or past .. past+T−1 without a mask
+     * @param attentionMask (B, past+T) 1 = real token, 0 = padding; null = no padding
+     * @param cache         past keys/values (appended to), or null
+     * @param layerOutputs  if not null, receives the embeddings and every layer's output (HF output_hidden_states, minus the last)
+     */
+    public Tensor forward(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache, List<Tensor> layerOutputs) {
+        long b = inputIds.size(0), t = inputIds.size(1);
+        long past = cache == null ? 0 : cache.length();
+        if (positionIds == null) positionIds = positionsFor(attentionMask, b, past, t);
+        long maxPos = config.ropeScaling().type().equals("dynamic") ? positionIds.max().item_long() : 0;
+        Tensor[] cs = rope.cosSin(positionIds, maxPos);                                               // (B, 1, T, hd) each
+        var mask = AttentionMask.build(attentionMask, past, t, config.slidingWindow(), compute);      // (B, 1, T, S) or none
+
+        Tensor x = torch.embedding(embed_tokens, inputIds);                                           // (B, T, C)
+        if (layerOutputs != null) layerOutputs.add(x);
+        for (DecoderLayer layer : layers) {
+            x = layer.forward(x, cs[0], cs[1], mask, cache);                                          // (B, T, C)
+            if (layerOutputs != null) layerOutputs.add(x);
+        }
+        if (cache != null) cache.advance(t);
+        return norm.forward(x);                                                                       // (B, T, C)
+    }
+
+    /** fp32 logits for the given hidden states (B, T, C) → (B, T, V). */
+    public Tensor logits(Tensor hidden) {
+        return torch.linear(hidden, lm_head).to(torch.ScalarType.Float);
+    }
+
+    /** Convenience: logits of every position of one padded or unpadded batch, no cache. */
+    public Tensor logits(Tensor inputIds, Tensor positionIds, Tensor attentionMask) {
+        return logits(forward(inputIds, positionIds, attentionMask, null, null));
+    }
+
+    static Tensor positionsFor(Tensor attentionMask, long b, long past, long t) {
+        if (attentionMask == null) return torch.arange(new Scalar(past), new Scalar(past + t)).view(1, t).expand(b, t);
+        Tensor pos = torch.cumsum(attentionMask.to(torch.ScalarType.Long), -1).sub(new Scalar(1));
+        pos = pos.masked_fill(attentionMask.eq(new Scalar(0)), new Scalar(1));
+        return pos.narrow(1, pos.size(1) - t, t);
+    }
+
+    public KvCache newCache(long batch, int capacity) {
+        return new KvCache(config.numLayers(), batch, config.numKvHeads(), config.headDim(), capacity, compute);
+    }
+
+    /** Parameter count (tied lm_head counted once). */
+    public long parameterCount() {
+        long n = 0;
+        for (long[] s : config.expectedTensors().values()) {
+            long k = 1;
+            for (long d : s) k *= d;
+            n += k;
+        }
+        return n;
+    }
+
+    /** All weights by HF name (the tied lm_head not repeated): for saving. */
+    public LinkedHashMap<String, Tensor> namedTensors() {
+        var m = new LinkedHashMap<String, Tensor>();
+        m.put("model.embed_tokens.weight", embed_tokens);
+        for (DecoderLayer l : layers) {
+            String p = "model.layers." + l.index + ".";
+            m.put(p + "input_layernorm.weight", l.input_layernorm.weight);
+            putLinear(m, p + "self_attn.q_proj", l.self_attn.q_proj);
+            putLinear(m, p + "self_attn.k_proj", l.self_attn.k_proj);
+            putLinear(m, p + "self_attn.v_proj", l.self_attn.v_proj);
+            putLinear(m, p + "self_attn.o_proj", l.self_attn.o_proj);
+            m.put(p + "post_attention_layernorm.weight", l.post_attention_layernorm.weight);
+            putLinear(m, p + "mlp.gate_proj", l.mlp.gate_proj);
+            putLinear(m, p + "mlp.up_proj", l.mlp.up_proj);
+            putLinear(m, p + "mlp.down_proj", l.mlp.down_proj);
+        }
+        m.put("model.norm.weight", norm.weight);
+        if (!config.tieWordEmbeddings()) m.put("lm_head.weight", lm_head);
+        return m;
+    }
+
+    private static void putLinear(Map<String, Tensor> m, String name, Linear l) {
+        m.put(name + ".weight", l.weight);
+        if (l.bias != null) m.put(name + ".bias", l.bias);
+    }
+
+    @Override
+    public void close() {
+        try (PointerScope ignored = new PointerScope()) {
+            for (DecoderLayer l : layers) l.close();
+            norm.weight.close();
+            if (lm_head != embed_tokens) lm_head.close();
+            embed_tokens.close();
+            rope.close();
+        }
+    }
+}
