@@ -39,6 +39,12 @@ public final class Golden {
         return file("golden/" + relative);
     }
 
+    public static long[] longs(com.fasterxml.jackson.databind.JsonNode a) {
+        long[] v = new long[a.size()];
+        for (int i = 0; i < v.length; i++) v[i] = a.get(i).asLong();
+        return v;
+    }
+
     public static Path asset(String relative) {
         return file("assets/" + relative);
     }
