@@ -1,0 +1,255 @@
+package dev.tune4j.text;
+
+import java.util.*;
+
+/**
+ * Python value semantics for template values (String, Long, Double, Boolean, null = None, List, Map, {@link #UNDEFINED}):
+ * truthiness, str(), repr(), equality, ordering and json.dumps, as Jinja2 inherits them from Python.
+ */
+final class Py {
+    private Py() {}
+
+    /** Jinja's Undefined: falsy, renders as "", any attribute of it is again undefined. */
+    static final Object UNDEFINED = new Object() {
+        @Override
+        public String toString() {
+            return "";
+        }
+    };
+
+    static boolean truthy(Object v) {
+        if (v == null || v == UNDEFINED) return false;
+        if (v instanceof Boolean b) return b;
+        if (v instanceof Long l) return l != 0;
+        if (v instanceof Double d) return d != 0;
+        if (v instanceof String s) return !s.isEmpty();
+        if (v instanceof Collection<?> c) return !c.isEmpty();
+        if (v instanceof Map<?, ?> m) return !m.isEmpty();
+        return true;
+    }
+
+    /** Normalises Java numbers to Long/Double so arithmetic and equality behave as Python's. */
+    static Object norm(Object v) {
+        if (v instanceof Integer || v instanceof Short || v instanceof Byte) return ((Number) v).longValue();
+        if (v instanceof Float f) return f.doubleValue();
+        return v;
+    }
+
+    static String str(Object v) {
+        v = norm(v);
+        if (v == UNDEFINED) return "";
+        if (v instanceof String s) return s;
+        return repr(v);
+    }
+
+    static String repr(Object v) {
+        v = norm(v);
+        if (v == null) return "None";
+        if (v == UNDEFINED) return "";
+        if (v instanceof Boolean b) return b ? "True" : "False";
+        if (v instanceof Long l) return l.toString();
+        if (v instanceof Double d) return floatRepr(d);
+        if (v instanceof String s) {
+            String q = s.contains("'") && !s.contains("\"") ? "\"" : "'";
+            var sb = new StringBuilder(q);
+            for (char c : s.toCharArray()) {
+                switch (c) {
+                    case '\\' -> sb.append("\\\\");
+                    case '\n' -> sb.append("\\n");
+                    case '\r' -> sb.append("\\r");
+                    case '\t' -> sb.append("\\t");
+                    default -> {
+                        if (String.valueOf(c).equals(q)) sb.append('\\');
+                        sb.append(c);
+                    }
+                }
+            }
+            return sb.append(q).toString();
+        }
+        if (v instanceof List<?> l) {
+            var sj = new StringJoiner(", ", "[", "]");
+            for (Object o : l) sj.add(repr(o));
+            return sj.toString();
+        }
+        if (v instanceof Map<?, ?> m) {
+            var sj = new StringJoiner(", ", "{", "}");
+            for (var e : m.entrySet()) sj.add(repr(e.getKey()) + ": " + repr(e.getValue()));
+            return sj.toString();
+        }
+        return v.toString();
+    }
+
+    static String floatRepr(double d) {
+        if (Double.isNaN(d)) return "nan";
+        if (Double.isInfinite(d)) return d > 0 ? "inf" : "-inf";
+        if (d == Math.rint(d) && Math.abs(d) < 1e16) return String.valueOf((long) d) + ".0";
+        String s = Double.toString(d); // shortest round-trip, like Python's repr
+        if (s.contains("E")) {
+            String[] p = s.split("E");
+            int exp = Integer.parseInt(p[1]);
+            s = p[0].replaceAll("\\.0$", "") + "e" + (exp < 0 ? "-" : "+") + String.format("%02d", Math.abs(exp));
+        }
+        return s;
+    }
+
+    static boolean equal(Object a, Object b) {
+        a = norm(a);
+        b = norm(b);
+        if (a == b) return true;
+        if (a == null || b == null || a == UNDEFINED || b == UNDEFINED) return false;
+        if (a instanceof Number x && b instanceof Number y) return x.doubleValue() == y.doubleValue();
+        if (a instanceof Boolean x && b instanceof Number y) return (x ? 1 : 0) == y.doubleValue();
+        if (a instanceof Number x && b instanceof Boolean y) return (y ? 1 : 0) == x.doubleValue();
+        if (a instanceof List<?> x && b instanceof List<?> y) {
+            if (x.size() != y.size()) return false;
+            for (int i = 0; i < x.size(); i++) if (!equal(x.get(i), y.get(i))) return false;
+            return true;
+        }
+        return a.equals(b);
+    }
+
+    static int compare(Object a, Object b) {
+        a = norm(a);
+        b = norm(b);
+        if (a instanceof Boolean x) a = x ? 1L : 0L;
+        if (b instanceof Boolean y) b = y ? 1L : 0L;
+        if (a instanceof Number x && b instanceof Number y) return Double.compare(x.doubleValue(), y.doubleValue());
+        if (a instanceof String x && b instanceof String y) return x.compareTo(y);
+        if (a instanceof List<?> x && b instanceof List<?> y) {
+            for (int i = 0; i < Math.min(x.size(), y.size()); i++) {
+                int c = compare(x.get(i), y.get(i));
+                if (c != 0) return c;
+            }
+            return Integer.compare(x.size(), y.size());
+        }
+        throw new TemplateException("cannot compare " + typeName(a) + " with " + typeName(b));
+    }
+
+    static String typeName(Object v) {
+        v = norm(v);
+        if (v == null) return "NoneType";
+        if (v == UNDEFINED) return "Undefined";
+        if (v instanceof String) return "str";
+        if (v instanceof Long) return "int";
+        if (v instanceof Double) return "float";
+        if (v instanceof Boolean) return "bool";
+        if (v instanceof List) return "list";
+        if (v instanceof Map) return "dict";
+        return v.getClass().getSimpleName();
+    }
+
+    /** json.dumps(v, ensure_ascii=False, indent=indent) with Python's default separators. */
+    static String json(Object v, Integer indent, boolean sortKeys) {
+        var sb = new StringBuilder();
+        json(sb, norm(v), indent, sortKeys, 0);
+        return sb.toString();
+    }
+
+    private static void json(StringBuilder sb, Object v, Integer indent, boolean sortKeys, int depth) {
+        v = norm(v);
+        if (v == null || v == UNDEFINED) sb.append("null");
+        else if (v instanceof Boolean b) sb.append(b ? "true" : "false");
+        else if (v instanceof Long l) sb.append(l);
+        else if (v instanceof Double d) sb.append(Double.isNaN(d) ? "NaN" : Double.isInfinite(d) ? (d > 0 ? "Infinity" : "-Infinity") : floatRepr(d));
+        else if (v instanceof String s) jsonString(sb, s);
+        else if (v instanceof List<?> l) {
+            if (l.isEmpty()) {
+                sb.append("[]");
+                return;
+            }
+            sb.append('[');
+            for (int i = 0; i < l.size(); i++) {
+                if (i > 0) sb.append(indent == null ? ", " : ",");
+                newline(sb, indent, depth + 1);
+                json(sb, l.get(i), indent, sortKeys, depth + 1);
+            }
+            newline(sb, indent, depth);
+            sb.append(']');
+        } else if (v instanceof Map<?, ?> m) {
+            if (m.isEmpty()) {
+                sb.append("{}");
+                return;
+            }
+            sb.append('{');
+            List<Object> keys = new ArrayList<>(m.keySet());
+            if (sortKeys) keys.sort(Comparator.comparing(Py::str));
+            boolean first = true;
+            for (Object k : keys) {
+                if (!first) sb.append(indent == null ? ", " : ",");
+                first = false;
+                newline(sb, indent, depth + 1);
+                jsonString(sb, str(k));
+                sb.append(": ");
+                json(sb, m.get(k), indent, sortKeys, depth + 1);
+            }
+            newline(sb, indent, depth);
+            sb.append('}');
+        } else jsonString(sb, v.toString());
+    }
+
+    private static void newline(StringBuilder sb, Integer indent, int depth) {
+        if (indent == null) return;
+        sb.append('\n').append(" ".repeat(indent * depth));
+    }
+
+    private static void jsonString(StringBuilder sb, String s) {
+        sb.append('"');
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                case '\n' -> sb.append("\\n");
+                case '\r' -> sb.append("\\r");
+                case '\t' -> sb.append("\\t");
+                case '\b' -> sb.append("\\b");
+                case '\f' -> sb.append("\\f");
+                default -> {
+                    if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
+                    else sb.append(c);
+                }
+            }
+        }
+        sb.append('"');
+    }
+
+    /** Python's str.strip(chars) family; chars null = whitespace. */
+    static String strip(String s, String chars, boolean left, boolean right) {
+        int a = 0, b = s.length();
+        if (left) while (a < b && (chars == null ? Character.isWhitespace(s.charAt(a)) : chars.indexOf(s.charAt(a)) >= 0)) a++;
+        if (right) while (b > a && (chars == null ? Character.isWhitespace(s.charAt(b - 1)) : chars.indexOf(s.charAt(b - 1)) >= 0)) b--;
+        return s.substring(a, b);
+    }
+
+    static List<Object> split(String s, String sep, long maxSplit) {
+        var out = new ArrayList<Object>();
+        if (sep == null) {
+            for (String p : s.strip().split("\\s+", maxSplit < 0 ? -1 : (int) maxSplit + 1)) if (!p.isEmpty()) out.add(p);
+            return out;
+        }
+        if (sep.isEmpty()) throw new TemplateException("split: empty separator");
+        int from = 0, n = 0;
+        while (maxSplit < 0 || n < maxSplit) {
+            int at = s.indexOf(sep, from);
+            if (at < 0) break;
+            out.add(s.substring(from, at));
+            from = at + sep.length();
+            n++;
+        }
+        out.add(s.substring(from));
+        return out;
+    }
+
+    /** Iterating a value the way a Jinja for-loop does: lists, dict keys, string characters. */
+    static List<Object> iterate(Object v) {
+        v = norm(v);
+        if (v == null || v == UNDEFINED) return List.of();
+        if (v instanceof List<?> l) return new ArrayList<>(l);
+        if (v instanceof Map<?, ?> m) return new ArrayList<>(m.keySet());
+        if (v instanceof String s) {
+            var out = new ArrayList<Object>();
+            s.codePoints().forEach(c -> out.add(new String(Character.toChars(c))));
+            return out;
+        }
+        throw new TemplateException("'" + typeName(v) + "' object is not iterable");
+    }
+}
