@@ -1,0 +1,102 @@
+package dev.tune4j.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.generate.GenerationConfig;
+import dev.tune4j.generate.Generator;
+import dev.tune4j.hf.ConfigPresets;
+import dev.tune4j.hf.ModelFolder;
+import dev.tune4j.model.LlamaModel;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.tensor.Memory;
+import dev.tune4j.tensor.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Random;
+import java.util.concurrent.Callable;
+
+/** Throughput and peak memory on fixed, named shapes (random weights) or a model folder. */
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure forward or generation tokens/s and peak resident memory.")
+final class BenchCommand implements Callable<Integer> {
+    enum What {forward, generate}
+
+    @Parameters(paramLabel = "WHAT", description = "forward | generate")
+    What what;
+
+    @Option(names = "--shape", description = "random-weight model of a published shape: stories260k, smollm2-135m, tiny")
+    String shape;
+
+    @Option(names = "--model", description = "model folder (instead of --shape)")
+    Path model;
+
+    @Option(names = "--batch-size", defaultValue = "1", description = "forward: rows per pass (default ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--seq-len", defaultValue = "256", description = "forward: tokens per row; generate: new tokens (default ${DEFAULT-VALUE})")
+    int seqLen;
+
+    @Option(names = "--steps", defaultValue = "10", description = "forward passes timed after one warm-up (default ${DEFAULT-VALUE})")
+    int steps;
+
+    @Option(names = "--json", description = "print one JSON line with the results")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        if ((shape == null) == (model == null)) throw new Main.BadInput("give exactly one of --shape NAME or --model DIR");
+        Compute compute = Compute.auto();
+        ModelFolder folder = model == null ? null : ModelFolder.open(model);
+        try (LlamaModel m = folder == null ? LlamaModel.random(ConfigPresets.byName(shape), 0, compute) : LlamaModel.load(folder, compute)) {
+            var result = new LinkedHashMap<String, Object>();
+            result.put("bench", what.name());
+            result.put("model", shape != null ? shape : model.toString());
+            result.put("device", compute.describe());
+            result.put("threads", org.bytedeco.pytorch.global.torch.get_num_threads());
+            result.put("parameters", m.parameterCount());
+            var rnd = new Random(0);
+            if (what == What.forward) {
+                long[] ids = new long[batch * seqLen];
+                for (int i = 0; i < ids.length; i++) ids[i] = rnd.nextInt(m.config.vocabSize());
+                double seconds = 0;
+                for (int s = 0; s <= steps; s++) {
+                    long t0 = System.nanoTime();
+                    try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+                        var logits = m.logits(compute.placeIndex(Tensors.longs(ids, batch, seqLen)), null, null);
+                        logits.sum().item_float(); // wait for the device
+                    }
+                    if (s > 0) seconds += (System.nanoTime() - t0) / 1e9; // step 0 is the warm-up
+                    if (!json && s > 0) System.err.printf("step %d/%d: %.1f tokens/s%n", s, steps, (double) batch * seqLen * s / seconds);
+                }
+                result.put("batch_size", batch);
+                result.put("seq_len", seqLen);
+                result.put("steps", steps);
+                result.put("tokens_per_s", round((double) batch * seqLen * steps / seconds));
+            } else {
+                long[] prompt = new long[16];
+                for (int i = 0; i < prompt.length; i++) prompt[i] = rnd.nextInt(m.config.vocabSize());
+                Generator.generate(m, prompt, GenerationConfig.greedy(4), null, null); // warm-up
+                long t0 = System.nanoTime();
+                var r = Generator.generate(m, prompt, GenerationConfig.greedy(seqLen), null, null);
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                result.put("prompt_tokens", prompt.length);
+                result.put("new_tokens", r.tokens().length);
+                result.put("tokens_per_s", round(r.tokens().length / seconds));
+            }
+            result.put("peak_rss_mib", round(Memory.mib(Memory.peakResidentBytes())));
+            if (json) System.out.println(new ObjectMapper().writeValueAsString(result));
+            else result.forEach((k, v) -> System.out.printf("%-14s %s%n", k, v));
+        } finally {
+            if (folder != null) folder.close();
+        }
+        return 0;
+    }
+
+    private static double round(double v) {
+        return Math.round(v * 10) / 10.0;
+    }
+}

@@ -1,0 +1,62 @@
+package dev.tune4j.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.hf.ModelFolder;
+import dev.tune4j.model.LlamaModel;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.text.Tokenizer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+
+/** A model folder opened for inference: weights, tokenizer (if the folder has one) and its end-of-sequence ids. */
+record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer) implements AutoCloseable {
+    static LoadedModel open(Path dir) {
+        ModelFolder f = ModelFolder.open(dir);
+        try {
+            long t0 = System.nanoTime();
+            LlamaModel m = LlamaModel.load(f, Compute.auto());
+            Tokenizer tok = Files.exists(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
+            System.err.printf("loaded %s: %,d parameters on %s in %.2f s%n", dir, m.parameterCount(), m.compute.describe(), (System.nanoTime() - t0) / 1e9);
+            return new LoadedModel(f, m, tok);
+        } catch (RuntimeException e) {
+            f.close();
+            throw e;
+        }
+    }
+
+    Tokenizer requireTokenizer() {
+        if (tokenizer == null) throw new Main.BadInput(folder.dir() + ": no tokenizer.json (needed to turn text into tokens)");
+        return tokenizer;
+    }
+
+    /** generation_config.json's eos_token_id, else config.json's, plus the tokenizer's eos_token. */
+    List<Integer> eosIds() {
+        var ids = new LinkedHashSet<Integer>();
+        Path gen = folder.dir().resolve("generation_config.json");
+        if (Files.exists(gen)) {
+            try {
+                JsonNode e = new ObjectMapper().readTree(gen.toFile()).path("eos_token_id");
+                if (e.isArray()) e.forEach(x -> ids.add(x.asInt()));
+                else if (e.isIntegralNumber()) ids.add(e.asInt());
+            } catch (IOException ex) {
+                throw new Main.BadInput(gen + ": not valid JSON: " + ex.getMessage());
+            }
+        }
+        ids.addAll(folder.config().eosTokenIds());
+        if (tokenizer != null && tokenizer.specialId("eos_token") != null) ids.add(tokenizer.specialId("eos_token"));
+        return new ArrayList<>(ids);
+    }
+
+    @Override
+    public void close() {
+        model.close();
+        if (tokenizer != null) tokenizer.close();
+        folder.close();
+    }
+}
