@@ -1,0 +1,136 @@
+package dev.tune4j.model;
+
+import dev.tune4j.hf.ConfigPresets;
+import dev.tune4j.hf.ModelConfig;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.tensor.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+import java.util.List;
+
+import static dev.tune4j.TensorAssert.assertClose;
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** Properties of the model that need no reference files: cache = no cache, padding on either side = no padding, RoPE scaling. */
+class LlamaModelTest {
+    static LlamaModel model;
+    static final long[] SEQ = {1, 17, 200, 33, 4, 99, 150, 7, 8, 250};
+
+    @BeforeAll
+    static void build() {
+        model = LlamaModel.random(ConfigPresets.tiny(), 7, Compute.cpu());
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    static float[] logits(long[] ids, long[] mask, int b) {
+        try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            int t = ids.length / b;
+            return Tensors.toFloats(model.logits(Tensors.longs(ids, b, t), null, mask == null ? null : Tensors.longs(mask, b, t)));
+        }
+    }
+
+    @Test
+    void kvCacheDecodingEqualsFullForward() {
+        int v = model.config.vocabSize(), n = SEQ.length;
+        float[] full = logits(SEQ, null, 1);
+        try (KvCache cache = model.newCache(1, n); NoGradGuard ng = new NoGradGuard()) {
+            try (PointerScope s = new PointerScope()) { // prefill 4 tokens, then one at a time
+                float[] pre = Tensors.toFloats(model.logits(model.forward(Tensors.longs(Arrays.copyOf(SEQ, 4), 1, 4), null, null, cache, null)));
+                assertClose("prefill", pre, Arrays.copyOf(full, 4 * v), 1e-5);
+            }
+            for (int i = 4; i < n; i++) {
+                try (PointerScope s = new PointerScope()) {
+                    float[] step = Tensors.toFloats(model.logits(model.forward(Tensors.longs(new long[]{SEQ[i]}, 1, 1), null, null, cache, null)));
+                    assertClose("step " + i, step, Arrays.copyOfRange(full, i * v, (i + 1) * v), 1e-5);
+                }
+            }
+            assertThat(cache.length()).isEqualTo(n);
+        }
+    }
+
+    @Test
+    void leftAndRightPaddingGiveTheUnpaddedLogits() {
+        int v = model.config.vocabSize(), n = SEQ.length, pad = 3;
+        float[] alone = logits(SEQ, null, 1);
+        long[] left = new long[n + pad], right = new long[n + pad], lmask = new long[n + pad], rmask = new long[n + pad];
+        for (int i = 0; i < n; i++) {
+            left[pad + i] = SEQ[i];
+            lmask[pad + i] = 1;
+            right[i] = SEQ[i];
+            rmask[i] = 1;
+        }
+        // batch of two rows: the padded row and a full-length row, so padding really is mixed in a batch
+        long[] ids = concat(left, Arrays.copyOf(SEQ, n + pad)), mask = concat(lmask, ones(n + pad));
+        float[] got = logits(ids, mask, 2);
+        assertClose("left padded", Arrays.copyOfRange(got, pad * v, (pad + n) * v), alone, 1e-4);
+        float[] gotR = logits(concat(right, Arrays.copyOf(SEQ, n + pad)), concat(rmask, ones(n + pad)), 2);
+        assertClose("right padded", Arrays.copyOf(gotR, n * v), alone, 1e-4);
+        for (float x : got) assertThat(Float.isFinite(x)).as("no NaN even on fully padded query rows").isTrue();
+    }
+
+    @Test
+    void ropeScalingChangesOnlyTheFrequenciesItShould() {
+        ModelConfig base = ConfigPresets.tiny();
+        float[] plain = invFreq(base);
+        var l3 = new ModelConfig.RopeScaling("llama3", 8, 1, 4, 64);
+        float[] scaled = invFreq(withScaling(base, l3));
+        double lowWavelen = 64 / 1.0, highWavelen = 64 / 4.0;
+        for (int i = 0; i < plain.length; i++) {
+            double wavelen = 2 * Math.PI / plain[i];
+            if (wavelen < highWavelen) assertThat(scaled[i]).isEqualTo(plain[i]);
+            else if (wavelen > lowWavelen) assertThat((double) scaled[i]).isCloseTo(plain[i] / 8.0, org.assertj.core.data.Offset.offset(1e-9));
+            else assertThat(scaled[i]).isBetween(plain[i] / 8f, plain[i]);
+        }
+        float[] linear = invFreq(withScaling(base, new ModelConfig.RopeScaling("linear", 4, 0, 0, 0)));
+        for (int i = 0; i < plain.length; i++) assertThat(linear[i]).isEqualTo(plain[i] / 4f);
+        // HF: inv_freq = 1 / 10000^(2i/d) in fp32
+        assertThat(plain[0]).isEqualTo(1f);
+        assertThat((double) plain[1]).isCloseTo(Math.pow(10000, -2.0 / 32), org.assertj.core.data.Offset.offset(1e-7));
+    }
+
+    @Test
+    void dynamicNtkLeavesShortSequencesAlone() {
+        ModelConfig dyn = withScaling(ConfigPresets.tiny(), new ModelConfig.RopeScaling("dynamic", 2, 0, 0, 0));
+        try (Rope plain = new Rope(ConfigPresets.tiny(), Compute.cpu()); Rope d = new Rope(dyn, Compute.cpu()); PointerScope s = new PointerScope()) {
+            Tensor pos = Tensors.longs(new long[]{0, 5, 100}, 1, 3);
+            assertClose("short", Tensors.toFloats(d.cosSin(pos, 100)[0]), Tensors.toFloats(plain.cosSin(pos, 100)[0]), 0);
+            Tensor far = Tensors.longs(new long[]{0, 5, 2000}, 1, 3);
+            assertThat(Tensors.toFloats(d.cosSin(far, 2000)[0])).isNotEqualTo(Tensors.toFloats(plain.cosSin(far, 2000)[0]));
+        }
+    }
+
+    static float[] invFreq(ModelConfig c) {
+        try (Rope r = new Rope(c, Compute.cpu())) {
+            return Tensors.toFloats(r.invFreq);
+        }
+    }
+
+    static ModelConfig withScaling(ModelConfig c, ModelConfig.RopeScaling s) {
+        return new ModelConfig(c.arch(), c.vocabSize(), c.hiddenSize(), c.intermediateSize(), c.numLayers(), c.numHeads(), c.numKvHeads(), c.headDim(),
+                c.rmsNormEps(), c.ropeTheta(), s, c.maxPositionEmbeddings(), c.tieWordEmbeddings(), c.attentionBias(), c.outputBias(), c.mlpBias(),
+                c.slidingWindow(), c.bosTokenId(), c.eosTokenIds(), c.padTokenId(), c.torchDtype());
+    }
+
+    static long[] concat(long[] a, long[] b) {
+        long[] r = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
+    }
+
+    static long[] ones(int n) {
+        long[] r = new long[n];
+        Arrays.fill(r, 1);
+        return r;
+    }
+
+}
