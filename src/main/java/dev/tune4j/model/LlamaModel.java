@@ -107,7 +107,8 @@ public final class LlamaModel implements AutoCloseable {
         Tensor x = torch.embedding(embed_tokens, inputIds);                                           // (B, T, C)
         if (layerOutputs != null) layerOutputs.add(x);
         for (DecoderLayer layer : layers) {
-            x = layer.forward(x, cs[0], cs[1], mask, cache);                                          // (B, T, C)
+            Tensor in = x; // a scope per layer: its temporaries are freed now, not at the end of the pass
+            x = Tensors.scoped(() -> layer.forward(in, cs[0], cs[1], mask, cache));                  // (B, T, C)
             if (layerOutputs != null) layerOutputs.add(x);
         }
         if (cache != null) cache.advance(t);

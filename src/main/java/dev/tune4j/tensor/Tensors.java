@@ -16,30 +16,16 @@ public final class Tensors {
 
     private static volatile boolean initialized;
 
-    /** Loads libtorch once and sets intra-op threads to the physical cores (TUNE4J_THREADS overrides). */
+    /**
+     * Loads libtorch once and sets its intra-op (OpenMP) threads: 1 by default, TUNE4J_THREADS overrides. The CPU build's
+     * GEMMs run on OpenBLAS's own thread pool, which already uses every core; a second, spinning OpenMP pool on the same
+     * cores made forward passes 3–15× slower on the 2-core machine (docs/decisions/0002-cpu-threads.md).
+     */
     public static synchronized void init() {
         if (initialized) return;
         String env = System.getenv("TUNE4J_THREADS");
-        int threads = env != null ? Integer.parseInt(env) : Math.max(1, physicalCores());
-        torch.set_num_threads(threads);
+        torch.set_num_threads(env != null ? Integer.parseInt(env) : 1);
         initialized = true;
-    }
-
-    /** Physical cores from /proc/cpuinfo (hyperthreads slow libtorch's GEMMs); the JVM's count where that is unreadable. */
-    static int physicalCores() {
-        try {
-            var lines = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"));
-            var cores = new java.util.HashSet<String>();
-            String phys = "0";
-            for (String l : lines) {
-                if (l.startsWith("physical id")) phys = l.substring(l.indexOf(':') + 1).trim();
-                if (l.startsWith("core id")) cores.add(phys + "/" + l.substring(l.indexOf(':') + 1).trim());
-            }
-            if (!cores.isEmpty()) return Math.min(cores.size(), Runtime.getRuntime().availableProcessors());
-        } catch (Exception ignored) {
-            // fall through
-        }
-        return Runtime.getRuntime().availableProcessors();
     }
 
     public static Tensor floats(float[] v, long... shape) {
@@ -85,6 +71,22 @@ public final class Tensors {
             t.retainReference();
             return t;
         }
+    }
+
+    /**
+     * Runs {@code make} in its own scope and moves only its result to the caller's scope: the temporaries it created are
+     * freed as soon as it returns instead of living until the caller's scope closes. Autograd keeps whatever backward
+     * needs through its own C++ references, so this is safe under gradients too. Without an enclosing scope the result
+     * carries one reference the caller must close.
+     */
+    public static Tensor scoped(Supplier<Tensor> make) {
+        PointerScope outer = PointerScope.getInnerScope();
+        Tensor t = escape(make);
+        if (outer != null) {
+            outer.attach(t);
+            t.releaseReference();
+        }
+        return t;
     }
 
     /** Native objects alive right now (JavaCPP's count): a cheap leak tripwire for tests and long loops. */
