@@ -16,7 +16,7 @@ public final class RmsNorm {
     }
 
     public Tensor forward(Tensor x) {
-        var dtype = x.scalar_type();
+        var dtype = x.scalar_type().intern(); // JavaCPP returns a fresh enum instance: intern() before comparing
         if (dtype == torch.ScalarType.Float)
             return torch.rms_norm(x, new long[]{weight.size(0)}, new TensorOptional(weight), new DoubleOptional(eps));
         // bf16: HF upcasts, normalises, casts back, then multiplies by the (bf16) weight
