@@ -57,11 +57,10 @@ public final class LlamaModel implements AutoCloseable {
     /** Loads and checks every tensor of a HF folder (any stored float dtype, converted to fp32, then placed by {@code compute}). */
     public static LlamaModel load(ModelFolder folder, Compute compute) {
         folder.validate();
-        long[][] shape = {null};
         return new LlamaModel(folder.config(), compute, name -> {
-            shape[0] = folder.info(name).shape();
+            long[] shape = folder.info(name).shape();
             float[] v = folder.floats(name);
-            return Tensors.escape(() -> compute.place(Tensors.floats(v, shape[0])));
+            return Tensors.escape(() -> compute.place(Tensors.floats(v, shape)));
         });
     }
 
@@ -99,7 +98,7 @@ public final class LlamaModel implements AutoCloseable {
     public Tensor forward(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache, List<Tensor> layerOutputs) {
         long b = inputIds.size(0), t = inputIds.size(1);
         long past = cache == null ? 0 : cache.length();
-        if (positionIds == null) positionIds = positionsFor(attentionMask, b, past, t);
+        if (positionIds == null) positionIds = positionsFor(attentionMask, b, past, t, compute);
         long maxPos = config.ropeScaling().type().equals("dynamic") ? positionIds.max().item_long() : 0;
         Tensor[] cs = rope.cosSin(positionIds, maxPos);                                               // (B, 1, T, hd) each
         var mask = AttentionMask.build(attentionMask, past, t, config.slidingWindow(), compute);      // (B, 1, T, S) or none
@@ -125,8 +124,8 @@ public final class LlamaModel implements AutoCloseable {
         return logits(forward(inputIds, positionIds, attentionMask, null, null));
     }
 
-    static Tensor positionsFor(Tensor attentionMask, long b, long past, long t) {
-        if (attentionMask == null) return torch.arange(new Scalar(past), new Scalar(past + t)).view(1, t).expand(b, t);
+    static Tensor positionsFor(Tensor attentionMask, long b, long past, long t, Compute compute) {
+        if (attentionMask == null) return compute.placeIndex(torch.arange(new Scalar(past), new Scalar(past + t)).view(1, t).expand(b, t));
         Tensor pos = torch.cumsum(attentionMask.to(torch.ScalarType.Long), -1).sub(new Scalar(1));
         pos = pos.masked_fill(attentionMask.eq(new Scalar(0)), new Scalar(1));
         return pos.narrow(1, pos.size(1) - t, t);
