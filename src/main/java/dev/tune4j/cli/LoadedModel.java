@@ -20,7 +20,10 @@ record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer) im
         ModelFolder f = ModelFolder.open(dir);
         try {
             long t0 = System.nanoTime();
-            LlamaModel m = LlamaModel.load(f, Compute.auto());
+            LlamaModel m;
+            try (var bar = Progress.bytes("loading " + dir.getFileName(), f.totalBytes())) {
+                m = LlamaModel.load(f, Compute.auto(), bar::step);
+            }
             Tokenizer tok = Files.exists(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
             System.err.printf("loaded %s: %,d parameters on %s in %.2f s%n", dir, m.parameterCount(), m.compute.describe(), (System.nanoTime() - t0) / 1e9);
             return new LoadedModel(f, m, tok);

@@ -56,11 +56,18 @@ public final class LlamaModel implements AutoCloseable {
 
     /** Loads and checks every tensor of a HF folder (any stored float dtype, converted to fp32, then placed by {@code compute}). */
     public static LlamaModel load(ModelFolder folder, Compute compute) {
+        return load(folder, compute, bytes -> {});
+    }
+
+    /** As {@link #load(ModelFolder, Compute)}, reporting the stored bytes of each tensor as it is loaded (for progress bars). */
+    public static LlamaModel load(ModelFolder folder, Compute compute, java.util.function.LongConsumer onLoaded) {
         folder.validate();
         return new LlamaModel(folder.config(), compute, name -> {
             long[] shape = folder.info(name).shape();
             float[] v = folder.floats(name);
-            return Tensors.escape(() -> compute.place(Tensors.floats(v, shape)));
+            Tensor t = Tensors.escape(() -> compute.place(Tensors.floats(v, shape)));
+            onLoaded.accept(folder.info(name).byteSize());
+            return t;
         });
     }
 

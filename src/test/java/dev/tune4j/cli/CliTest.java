@@ -95,6 +95,31 @@ class CliTest {
     }
 
     @Test
+    void chatReadsTurnsFromStdinAndKeepsHistory() throws Exception {
+        Path out = convertStories();
+        // give the converted folder a chat template: turns joined as plain story text
+        Path cfg = out.resolve("tokenizer_config.json");
+        var node = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(cfg.toFile());
+        node.put("chat_template", "{{ bos_token }}{% for m in messages %}{{ m.content }}{% if m.role == 'assistant' %} {% endif %}{% endfor %}");
+        Files.writeString(cfg, node.toString());
+        var oldIn = System.in;
+        try {
+            System.setIn(new java.io.ByteArrayInputStream("Once upon a time\n/reset\nLily\n/exit\n".getBytes(StandardCharsets.UTF_8)));
+            Run r = run("chat", "--model", out.toString(), "--max-new-tokens", "12");
+            assertThat(r.code()).as(r.err()).isZero();
+            // greedy from "Once upon a time" continues karpathy's story; after /reset the second turn starts fresh
+            assertThat(r.out()).contains(", there was a little girl named Lily");
+            assertThat(r.out().split("> ", -1)).hasSize(5); // a prompt before each of the four input lines
+            assertThat(r.out()).contains(" and Tom were playing"); // "Lily" after /reset: no earlier turn in the context
+        } finally {
+            System.setIn(oldIn);
+        }
+        Run none = run("chat", "--model", Golden.golden("stories260K/hf").toString());
+        assertThat(none.code()).isEqualTo(2);
+        assertThat(none.err()).contains("tokenizer.json");
+    }
+
+    @Test
     void templateCommandPrintsTheGoldenRendering() throws Exception {
         JsonNode golden = JSON.readTree(Golden.golden("chat/tokenizer-qwen3-hf.json").toFile());
         JsonNode c = golden.get("cases").get(3);

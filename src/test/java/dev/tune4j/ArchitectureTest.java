@@ -1,0 +1,69 @@
+package dev.tune4j;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.*;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * DESIGN.md's package arrows point only downward, and each package stays within a line budget (STYLE.md #9): checked on
+ * the source text, so a forbidden import fails the build, not a code review.
+ */
+class ArchitectureTest {
+    static final Path SRC = Path.of("src/main/java/dev/tune4j");
+
+    /** What each package may import from tune4j (besides itself) and whether it may touch libtorch. */
+    record Rule(Set<String> mayUse, boolean libtorch, int maxLines) {}
+
+    static final Map<String, Rule> RULES = Map.of(
+            "hf", new Rule(Set.of(), false, 1_400),
+            "tensor", new Rule(Set.of(), true, 400),
+            "model", new Rule(Set.of("hf", "tensor"), true, 1_500),
+            "text", new Rule(Set.of("hf"), false, 2_000),
+            "generate", new Rule(Set.of("model", "tensor"), true, 500),
+            "cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate"), true, 1_600));
+
+    @Test
+    void packagesImportOnlyDownward() throws IOException {
+        var violations = new ArrayList<String>();
+        try (Stream<Path> files = Files.walk(SRC)) {
+            for (Path f : files.filter(p -> p.toString().endsWith(".java")).toList()) {
+                String pkg = SRC.relativize(f).getName(0).toString();
+                Rule rule = RULES.get(pkg);
+                assertThat(rule).as("package '" + pkg + "' has no rule in ArchitectureTest (add it with its arrows)").isNotNull();
+                for (String line : Files.readAllLines(f)) {
+                    String l = line.strip();
+                    if (!l.startsWith("import ")) continue;
+                    if (l.contains("org.bytedeco") && !rule.libtorch()) violations.add(f + ": " + l + " (no libtorch in " + pkg + ")");
+                    if (l.startsWith("import dev.tune4j.") || l.startsWith("import static dev.tune4j.")) {
+                        String used = l.replaceFirst("import (static )?dev\\.tune4j\\.", "").split("\\.")[0];
+                        if (!used.equals(pkg) && !rule.mayUse().contains(used)) violations.add(f + ": " + l + " (" + pkg + " may use " + rule.mayUse() + ")");
+                    }
+                }
+            }
+        }
+        assertThat(violations).isEmpty();
+    }
+
+    @Test
+    void packagesStayWithinTheirLineBudget() throws IOException {
+        for (var e : RULES.entrySet()) {
+            long lines;
+            try (Stream<Path> files = Files.walk(SRC.resolve(e.getKey()))) {
+                lines = files.filter(p -> p.toString().endsWith(".java")).mapToLong(p -> {
+                    try {
+                        return Files.readAllLines(p).size();
+                    } catch (IOException ex) {
+                        throw new RuntimeException(ex);
+                    }
+                }).sum();
+            }
+            assertThat(lines).as("lines in package " + e.getKey()).isLessThanOrEqualTo(e.getValue().maxLines());
+        }
+    }
+}
