@@ -12,7 +12,13 @@ final class Filters {
             case "length", "count" -> (long) (v instanceof String s ? s.codePointCount(0, s.length()) : v instanceof Map<?, ?> m ? m.size() : Py.iterate(v).size());
             case "tojson" -> {
                 Object indent = k.getOrDefault("indent", a.isEmpty() ? null : a.getFirst());
-                yield Py.json(v, indent == null ? null : ((Number) Py.norm(indent)).intValue(), Py.truthy(k.get("sort_keys")));
+                Object seps = k.get("separators");
+                String item = null, key = null;
+                if (seps instanceof List<?> l && l.size() == 2) {
+                    item = Py.str(l.get(0));
+                    key = Py.str(l.get(1));
+                }
+                yield Py.json(v, indent == null ? null : ((Number) Py.norm(indent)).intValue(), Py.truthy(k.get("sort_keys")), item, key);
             }
             case "trim" -> Py.strip(Py.str(v), a.isEmpty() ? null : Py.str(a.getFirst()), true, true);
             case "upper" -> Py.str(v).toUpperCase(Locale.ROOT);

@@ -138,14 +138,22 @@ final class Py {
         return v.getClass().getSimpleName();
     }
 
-    /** json.dumps(v, ensure_ascii=False, indent=indent) with Python's default separators. */
-    static String json(Object v, Integer indent, boolean sortKeys) {
+    /**
+     * json.dumps(v, ensure_ascii=False, indent=indent, separators=(item, key), sort_keys=sortKeys); null separators mean
+     * Python's defaults: (", ", ": "), or (",", ": ") with an indent.
+     */
+    static String json(Object v, Integer indent, boolean sortKeys, String itemSep, String keySep) {
         var sb = new StringBuilder();
-        json(sb, norm(v), indent, sortKeys, 0);
+        String item = itemSep != null ? itemSep : indent == null ? ", " : ",", key = keySep != null ? keySep : ": ";
+        json(sb, norm(v), indent, sortKeys, 0, item, key);
         return sb.toString();
     }
 
-    private static void json(StringBuilder sb, Object v, Integer indent, boolean sortKeys, int depth) {
+    static String json(Object v, Integer indent, boolean sortKeys) {
+        return json(v, indent, sortKeys, null, null);
+    }
+
+    private static void json(StringBuilder sb, Object v, Integer indent, boolean sortKeys, int depth, String item, String key) {
         v = norm(v);
         if (v == null || v == UNDEFINED) sb.append("null");
         else if (v instanceof Boolean b) sb.append(b ? "true" : "false");
@@ -159,9 +167,9 @@ final class Py {
             }
             sb.append('[');
             for (int i = 0; i < l.size(); i++) {
-                if (i > 0) sb.append(indent == null ? ", " : ",");
+                if (i > 0) sb.append(item);
                 newline(sb, indent, depth + 1);
-                json(sb, l.get(i), indent, sortKeys, depth + 1);
+                json(sb, l.get(i), indent, sortKeys, depth + 1, item, key);
             }
             newline(sb, indent, depth);
             sb.append(']');
@@ -175,12 +183,12 @@ final class Py {
             if (sortKeys) keys.sort(Comparator.comparing(Py::str));
             boolean first = true;
             for (Object k : keys) {
-                if (!first) sb.append(indent == null ? ", " : ",");
+                if (!first) sb.append(item);
                 first = false;
                 newline(sb, indent, depth + 1);
                 jsonString(sb, str(k));
-                sb.append(": ");
-                json(sb, m.get(k), indent, sortKeys, depth + 1);
+                sb.append(key);
+                json(sb, m.get(k), indent, sortKeys, depth + 1, item, key);
             }
             newline(sb, indent, depth);
             sb.append('}');

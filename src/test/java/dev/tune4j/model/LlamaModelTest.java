@@ -109,6 +109,22 @@ class LlamaModelTest {
         }
     }
 
+    @Test
+    void llamaAttentionAndMlpBiasesAreLoadedAndUsed() throws Exception {
+        var c = com.fasterxml.jackson.databind.json.JsonMapper.builder().build().readTree(
+                "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":32,\"intermediate_size\":64,\"num_hidden_layers\":1,"
+                        + "\"num_attention_heads\":2,\"vocab_size\":50,\"attention_bias\":true,\"mlp_bias\":true}");
+        ModelConfig cfg = ModelConfig.parse(c);
+        assertThat(cfg.expectedTensors()).containsKeys("model.layers.0.self_attn.o_proj.bias", "model.layers.0.mlp.down_proj.bias");
+        try (LlamaModel m = LlamaModel.random(cfg, 1, Compute.cpu()); PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            Tensor ids = Tensors.longs(new long[]{1, 2, 3}, 1, 3);
+            float[] before = Tensors.toFloats(m.logits(ids, null, null));
+            m.layers.getFirst().self_attn.o_proj.bias.fill_(new org.bytedeco.pytorch.Scalar(0.5));
+            assertThat(Tensors.toFloats(m.logits(ids, null, null))).isNotEqualTo(before);
+            assertThat(m.namedTensors()).containsKeys("model.layers.0.self_attn.o_proj.bias", "model.layers.0.mlp.gate_proj.bias");
+        }
+    }
+
     static float[] invFreq(ModelConfig c) {
         try (Rope r = new Rope(c, Compute.cpu())) {
             return Tensors.toFloats(r.invFreq);

@@ -67,6 +67,8 @@ class ChatTemplateTest {
         assertThat(render("{{ t | tojson }}", Map.of("t", tool)))
                 .isEqualTo("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Zürich\"}, \"n\": [1, 2.5, true]}");
         assertThat(render("{{ {'a': [1]} | tojson(indent=2) }}", Map.of())).isEqualTo("{\n  \"a\": [\n    1\n  ]\n}");
+        assertThat(render("{{ {'a': [1, 2], 'b': none} | tojson(separators=(',', ':')) }}", Map.of())).isEqualTo("{\"a\":[1,2],\"b\":null}");
+        assertThat(render("{{ {'b': 1, 'a': 2} | tojson(sort_keys=true) }}", Map.of())).isEqualTo("{\"a\": 2, \"b\": 1}");
     }
 
     @Test
