@@ -17,6 +17,15 @@ public final class CausalLmLoss {
         }
     }
 
+    /** Mean next-token loss as a tensor (for backward): logits (B, T, V), labels (B, T). */
+    public static Tensor mean(Tensor logits, Tensor labels) {
+        long b = logits.size(0), t = logits.size(1), v = logits.size(2);
+        Tensor shiftLogits = logits.narrow(1, 0, t - 1).reshape(b * (t - 1), v);   // (B·(T−1), V)
+        Tensor shiftLabels = labels.narrow(1, 1, t - 1).reshape(b * (t - 1));      // (B·(T−1))
+        // reduction 1 = mean over labels != IGNORE
+        return torch.cross_entropy_loss(shiftLogits.to(torch.ScalarType.Float), shiftLabels, new TensorOptional(), 1, IGNORE, 0.0);
+    }
+
     /** logits (B, T, V), labels (B, T) → sum over supervised tokens. */
     public static Sum sum(Tensor logits, Tensor labels) {
         long b = logits.size(0), t = logits.size(1), v = logits.size(2);

@@ -4,10 +4,19 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 
-/** y = x Wᵀ + b, with W stored (out, in) as in every HF checkpoint. {@code bias} may be null. */
+/**
+ * y = x Wᵀ + b, with W stored (out, in) as in every HF checkpoint. {@code bias} may be null. An {@link Adapter} (LoRA)
+ * adds its own term to the output: y = x Wᵀ + b + adapter(x).
+ */
 public final class Linear {
+    /** A trainable addition to a frozen projection; implemented by the peft package. */
+    public interface Adapter {
+        Tensor delta(Tensor x); // (…, in) → (…, out)
+    }
+
     public final Tensor weight; // (out, in)
     public final Tensor bias;   // (out) or null
+    public Adapter adapter;     // null = plain projection
 
     public Linear(Tensor weight, Tensor bias) {
         this.weight = weight;
@@ -15,7 +24,16 @@ public final class Linear {
     }
 
     public Tensor forward(Tensor x) {
-        return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
+        Tensor y = bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
+        return adapter == null ? y : y.add(adapter.delta(x));
+    }
+
+    public long inFeatures() {
+        return weight.size(1);
+    }
+
+    public long outFeatures() {
+        return weight.size(0);
     }
 
     void close() {

@@ -174,6 +174,22 @@ public final class LlamaModel implements AutoCloseable {
         return m;
     }
 
+    /** Every projection by HF module name ("model.layers.0.self_attn.q_proj"), lm_head last — what LoRA can target. */
+    public LinkedHashMap<String, Linear> linears() {
+        var m = new LinkedHashMap<String, Linear>();
+        for (DecoderLayer l : layers) {
+            String p = "model.layers." + l.index + ".";
+            m.put(p + "self_attn.q_proj", l.self_attn.q_proj);
+            m.put(p + "self_attn.k_proj", l.self_attn.k_proj);
+            m.put(p + "self_attn.v_proj", l.self_attn.v_proj);
+            m.put(p + "self_attn.o_proj", l.self_attn.o_proj);
+            m.put(p + "mlp.gate_proj", l.mlp.gate_proj);
+            m.put(p + "mlp.up_proj", l.mlp.up_proj);
+            m.put(p + "mlp.down_proj", l.mlp.down_proj);
+        }
+        return m;
+    }
+
     private static void putLinear(Map<String, Tensor> m, String name, Linear l) {
         m.put(name + ".weight", l.weight);
         if (l.bias != null) m.put(name + ".bias", l.bias);

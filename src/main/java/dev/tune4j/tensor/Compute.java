@@ -40,6 +40,16 @@ public record Compute(boolean cuda, boolean bf16) {
         return hostFloat.to(device(), dtype());
     }
 
+    /**
+     * Trainable parameters (LoRA A/B, and later full weights) are fp32 on the compute device whatever the activation
+     * precision, and require grad (DESIGN.md: fp32 LoRA parameters and optimizer state).
+     */
+    public Tensor placeTrainable(Tensor hostFloat) {
+        Tensor t = cuda ? hostFloat.to(device(), torch.ScalarType.Float) : hostFloat.to(torch.ScalarType.Float);
+        t.set_requires_grad(true);
+        return t;
+    }
+
     /** Integer tensors (ids, positions) go to the device but keep their type. */
     public Tensor placeIndex(Tensor hostLong) {
         if (!cuda) return hostLong;

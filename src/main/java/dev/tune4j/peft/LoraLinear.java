@@ -1,0 +1,70 @@
+package dev.tune4j.peft;
+
+import dev.tune4j.model.Linear;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * One LoRA update on a frozen projection: delta(x) = scaling · B(A(dropout(x))), never forming B·A while training.
+ * merge() folds scaling · B@A into the base weight (for export or fast inference) and unmerge() takes it out again.
+ */
+public final class LoraLinear implements Linear.Adapter, AutoCloseable {
+    public final Tensor lora_A; // (r, in)
+    public final Tensor lora_B; // (out, r)
+    public final double scaling;
+    final double dropout;
+    boolean training;
+    private Linear mergedInto;
+
+    LoraLinear(Tensor a, Tensor b, double scaling, double dropout) {
+        this.lora_A = a;
+        this.lora_B = b;
+        this.scaling = scaling;
+        this.dropout = dropout;
+    }
+
+    @Override
+    public Tensor delta(Tensor x) {
+        var dtype = x.scalar_type().intern();
+        Tensor in = training && dropout > 0 ? torch.dropout(x, dropout, true) : x;
+        in = in.to(torch.ScalarType.Float);                                                   // A, B are fp32 (bf16 activations on GPU)
+        Tensor y = torch.linear(torch.linear(in, lora_A), lora_B).mul(new Scalar(scaling));   // (…, r) → (…, out)
+        return y.to(dtype);
+    }
+
+    /** W ← W + scaling · B@A, in place, and the projection stops calling this adapter until unmerge(). */
+    public void merge(Linear base) {
+        if (mergedInto != null) throw new IllegalStateException("already merged");
+        if (base.adapter != this) throw new IllegalStateException("merge into the projection this adapter is attached to");
+        try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            base.weight.add_(lora_B.matmul(lora_A).mul(new Scalar(scaling)).to(base.weight.scalar_type().intern()));
+        }
+        mergedInto = base;
+        base.adapter = null;
+    }
+
+    public void unmerge() {
+        if (mergedInto == null) throw new IllegalStateException("not merged");
+        try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            mergedInto.weight.sub_(lora_B.matmul(lora_A).mul(new Scalar(scaling)).to(mergedInto.weight.scalar_type().intern()));
+        }
+        mergedInto.adapter = this;
+        mergedInto = null;
+    }
+
+    public boolean merged() {
+        return mergedInto != null;
+    }
+
+    public long r() {
+        return lora_A.size(0);
+    }
+
+    @Override
+    public void close() {
+        lora_A.close();
+        lora_B.close();
+    }
+}
