@@ -26,7 +26,9 @@ class ArchitectureTest {
             "model", new Rule(Set.of("hf", "tensor"), true, 1_500),
             "text", new Rule(Set.of("hf"), false, 2_000),
             "generate", new Rule(Set.of("model", "tensor"), true, 500),
-            "cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate"), true, 1_600));
+            "peft", new Rule(Set.of("hf", "tensor", "model"), true, 400),
+            "train", new Rule(Set.of("hf", "tensor", "model", "peft"), true, 1_500),
+            "cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate", "peft", "train"), true, 1_600));
 
     @Test
     void packagesImportOnlyDownward() throws IOException {

@@ -1,0 +1,83 @@
+package dev.tune4j.train;
+
+import dev.tune4j.tensor.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * AdamW with decoupled weight decay, step for step as torch.optim.AdamW (single-tensor path):
+ * p ← p·(1 − lr·wd); m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε).
+ * State (m, v) is fp32, created once outside any step scope and freed by close().
+ */
+public final class AdamW implements AutoCloseable {
+    /** A parameter and its weight decay (0 for biases and norms, as trainers usually group them). */
+    public record Param(Tensor tensor, double weightDecay) {}
+
+    final List<Param> params;
+    final double beta1, beta2, eps;
+    final List<Tensor> expAvg = new ArrayList<>(), expAvgSq = new ArrayList<>();
+    long step;
+
+    public AdamW(List<Param> params, double beta1, double beta2, double eps) {
+        this.params = List.copyOf(params);
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        for (Param p : params) {
+            expAvg.add(Tensors.escape(() -> torch.zeros_like(p.tensor())));
+            expAvgSq.add(Tensors.escape(() -> torch.zeros_like(p.tensor())));
+        }
+    }
+
+    /** One update at learning rate {@code lr}; parameters without a gradient are skipped. */
+    public void step(double lr) {
+        step++;
+        double bc1 = 1 - Math.pow(beta1, step), bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
+        try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            for (int i = 0; i < params.size(); i++) {
+                Tensor p = params.get(i).tensor(), g = p.grad();
+                if (!g.defined()) continue;
+                Tensor m = expAvg.get(i), v = expAvgSq.get(i);
+                p.mul_(new Scalar(1 - lr * params.get(i).weightDecay()));
+                m.mul_(new Scalar(beta1)).add_(g, new Scalar(1 - beta1));
+                v.mul_(new Scalar(beta2)).addcmul_(g, g, new Scalar(1 - beta2));
+                Tensor denom = v.sqrt().div(new Scalar(bc2Sqrt)).add(new Scalar(eps));
+                p.sub_(m.div(denom).mul(new Scalar(lr / bc1)));
+            }
+        }
+    }
+
+    /** Drops every gradient (set to undefined, as zero_grad(set_to_none=True)). */
+    public void zeroGrad() {
+        try (PointerScope s = new PointerScope()) {
+            for (Param p : params) {
+                Tensor g = p.tensor().grad();
+                if (g.defined()) p.tensor().mutable_grad().reset();
+            }
+        }
+    }
+
+    public long steps() {
+        return step;
+    }
+
+    public List<Tensor> expAvg() {
+        return expAvg;
+    }
+
+    public List<Tensor> expAvgSq() {
+        return expAvgSq;
+    }
+
+    @Override
+    public void close() {
+        expAvg.forEach(Tensor::close);
+        expAvgSq.forEach(Tensor::close);
+    }
+}
