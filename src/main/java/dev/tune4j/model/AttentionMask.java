@@ -13,10 +13,25 @@ import org.bytedeco.pytorch.global.torch;
  *
  * @return (B, 1, T, S) mask, or null when plain causal attention (is_causal) or no mask at all is exact
  */
-final class AttentionMask {
+public final class AttentionMask {
     private AttentionMask() {}
 
-    record Plan(Tensor mask, boolean causal) {}
+    public record Plan(Tensor mask, boolean causal) {}
+
+    /**
+     * Packed rows: query i sees key j iff j ≤ i and both belong to the same example (segment ids equal and not 0), so
+     * no attention crosses examples (a block-diagonal causal mask).
+     */
+    static Plan packed(Tensor segments, Compute compute) {
+        long b = segments.size(0), t = segments.size(1);
+        Tensor seg = segments.cpu();
+        Tensor causal = torch.arange(new Scalar(0), new Scalar(t)).view(1, t).le(torch.arange(new Scalar(0), new Scalar(t)).view(t, 1)); // (T, T)
+        Tensor same = seg.view(b, 1, t, 1).eq(seg.view(b, 1, 1, t)).logical_and(seg.view(b, 1, 1, t).ne(new Scalar(0)));        // (B, 1, T, T)
+        Tensor allowed = same.logical_and(causal.view(1, 1, t, t));
+        if (compute.cuda()) allowed = allowed.to(compute.device(), torch.ScalarType.Bool);
+        double lowest = compute.bf16() ? -3.3895313892515355e38 : -Float.MAX_VALUE;
+        return new Plan(torch.where(allowed, new Scalar(0.0), new Scalar(lowest)).to(compute.dtype()), false);
+    }
 
     static Plan build(Tensor keyPadding, long past, long t, int window, Compute compute) {
         long s = past + t;

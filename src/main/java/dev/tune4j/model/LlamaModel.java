@@ -93,32 +93,46 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /**
-     * The final hidden states (after the last RMSNorm) for new tokens.
+     * The final hidden states (after the last RMSNorm) for new tokens; see {@link Batch} for the inputs.
      *
-     * @param inputIds      (B, T) token ids
-     * @param positionIds   (B, T) or null: then taken from the attention mask (cumsum − 1, as HF does for left padding),
-     *                      or past .. past+T−1 without a mask
-     * @param attentionMask (B, past+T) 1 = real token, 0 = padding; null = no padding
-     * @param cache         past keys/values (appended to), or null
-     * @param layerOutputs  if not null, receives the embeddings and every layer's output (HF output_hidden_states, minus the last)
+     * @param cache        past keys/values (appended to), or null
+     * @param layerOutputs if not null, receives the embeddings and every layer's output (HF output_hidden_states, minus the last)
      */
-    public Tensor forward(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache, List<Tensor> layerOutputs) {
-        long b = inputIds.size(0), t = inputIds.size(1);
-        long past = cache == null ? 0 : cache.length();
-        if (positionIds == null) positionIds = positionsFor(attentionMask, b, past, t, compute);
-        long maxPos = config.ropeScaling().type().equals("dynamic") ? positionIds.max().item_long() : 0;
-        Tensor[] cs = rope.cosSin(positionIds, maxPos);                                               // (B, 1, T, hd) each
-        var mask = AttentionMask.build(attentionMask, past, t, config.slidingWindow(), compute);      // (B, 1, T, S) or none
-
-        Tensor x = torch.embedding(embed_tokens, inputIds);                                           // (B, T, C)
+    public Tensor forward(Batch in, KvCache cache, List<Tensor> layerOutputs) {
+        Tensor x = embed(in.ids());                                                                   // (B, T, C)
         if (layerOutputs != null) layerOutputs.add(x);
+        Context ctx = context(in, cache);
         for (DecoderLayer layer : layers) {
-            Tensor in = x; // a scope per layer: its temporaries are freed now, not at the end of the pass
-            x = Tensors.scoped(() -> layer.forward(in, cs[0], cs[1], mask, cache));                  // (B, T, C)
+            Tensor h = x; // a scope per layer: its temporaries are freed now, not at the end of the pass
+            x = Tensors.scoped(() -> layer.forward(h, ctx.cos(), ctx.sin(), ctx.mask(), cache));    // (B, T, C)
             if (layerOutputs != null) layerOutputs.add(x);
         }
-        if (cache != null) cache.advance(t);
+        if (cache != null) cache.advance(in.ids().size(1));
         return norm.forward(x);                                                                       // (B, T, C)
+    }
+
+    /** Convenience for unpacked batches: {@link #forward(Batch, KvCache, List)}. */
+    public Tensor forward(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache, List<Tensor> layerOutputs) {
+        return forward(new Batch(inputIds, positionIds, attentionMask, null), cache, layerOutputs);
+    }
+
+    /** Token embeddings (B, T) → (B, T, C). */
+    public Tensor embed(Tensor ids) {
+        return torch.embedding(embed_tokens, ids);
+    }
+
+    /** What every layer of one pass shares: RoPE angles for its positions and the attention mask. */
+    public record Context(Tensor cos, Tensor sin, AttentionMask.Plan mask) {}
+
+    public Context context(Batch in, KvCache cache) {
+        long b = in.ids().size(0), t = in.ids().size(1);
+        long past = cache == null ? 0 : cache.length();
+        Tensor positions = in.positions() != null ? in.positions() : positionsFor(in.attentionMask(), b, past, t, compute);
+        long maxPos = config.ropeScaling().type().equals("dynamic") ? positions.max().item_long() : 0;
+        Tensor[] cs = rope.cosSin(positions, maxPos);                                                 // (B, 1, T, hd) each
+        var mask = in.segments() != null ? AttentionMask.packed(in.segments(), compute)               // (B, 1, T, T)
+                : AttentionMask.build(in.attentionMask(), past, t, config.slidingWindow(), compute);  // (B, 1, T, S) or none
+        return new Context(cs[0], cs[1], mask);
     }
 
     /** fp32 logits for the given hidden states (B, T, C) → (B, T, V). */
@@ -128,7 +142,7 @@ public final class LlamaModel implements AutoCloseable {
 
     /** Convenience: logits of every position of one padded or unpadded batch, no cache. */
     public Tensor logits(Tensor inputIds, Tensor positionIds, Tensor attentionMask) {
-        return logits(forward(inputIds, positionIds, attentionMask, null, null));
+        return logits(forward(new Batch(inputIds, positionIds, attentionMask, null), null, null));
     }
 
     static Tensor positionsFor(Tensor attentionMask, long b, long past, long t, Compute compute) {

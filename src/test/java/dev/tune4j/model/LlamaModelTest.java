@@ -79,6 +79,24 @@ class LlamaModelTest {
     }
 
     @Test
+    void packedRowsNeverAttendAcrossExamples() {
+        int v = model.config.vocabSize();
+        long[] a = {1, 40, 41, 42, 43}, b = {1, 90, 91};
+        float[] aloneA = logits(a, null, 1), aloneB = logits(b, null, 1);
+        long[] ids = {1, 40, 41, 42, 43, 1, 90, 91, 0, 0};
+        long[] pos = {0, 1, 2, 3, 4, 0, 1, 2, 0, 0};
+        long[] seg = {1, 1, 1, 1, 1, 2, 2, 2, 0, 0};
+        float[] packed;
+        try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            var batch = Batch.packed(Tensors.longs(ids, 1, 10), Tensors.longs(pos, 1, 10), Tensors.longs(seg, 1, 10));
+            packed = Tensors.toFloats(model.logits(model.forward(batch, null, null)));
+        }
+        assertClose("example 1 in the packed row", Arrays.copyOf(packed, 5 * v), aloneA, 1e-4);
+        assertClose("example 2 in the packed row", Arrays.copyOfRange(packed, 5 * v, 8 * v), aloneB, 1e-4);
+        for (float x : packed) assertThat(Float.isFinite(x)).isTrue();
+    }
+
+    @Test
     void ropeScalingChangesOnlyTheFrequenciesItShould() {
         ModelConfig base = ConfigPresets.tiny();
         float[] plain = invFreq(base);
