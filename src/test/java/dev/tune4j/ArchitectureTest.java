@@ -27,8 +27,9 @@ class ArchitectureTest {
             "text", new Rule(Set.of("hf"), false, 2_000),
             "generate", new Rule(Set.of("model", "tensor"), true, 500),
             "peft", new Rule(Set.of("hf", "tensor", "model"), true, 400),
-            "train", new Rule(Set.of("hf", "tensor", "model", "peft"), true, 1_500),
-            "cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate", "peft", "train"), true, 1_600));
+            "data", new Rule(Set.of("hf", "text"), false, 800),
+            "train", new Rule(Set.of("hf", "tensor", "model", "peft", "data"), true, 1_500),
+            "cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate", "peft", "train", "data"), true, 1_600));
 
     @Test
     void packagesImportOnlyDownward() throws IOException {

@@ -91,6 +91,26 @@ public final class Tokenizer implements AutoCloseable {
         return hf.encode(text, addSpecialTokens, false).getIds();
     }
 
+    /** Token ids with the [start, end) character span of each token in {@code text} (Java char indices). */
+    public record Encoded(long[] ids, int[] starts, int[] ends) {}
+
+    public Encoded encodeWithOffsets(String text, boolean addSpecialTokens) {
+        var e = hf.encode(text, addSpecialTokens, false);
+        var spans = e.getCharTokenSpans();
+        int[] cpToChar = new int[text.codePointCount(0, text.length()) + 1]; // the library counts code points
+        for (int cp = 0, ch = 0; cp < cpToChar.length; cp++) {
+            cpToChar[cp] = ch;
+            if (ch < text.length()) ch += Character.charCount(text.codePointAt(ch));
+        }
+        int n = e.getIds().length;
+        int[] starts = new int[n], ends = new int[n];
+        for (int i = 0; i < n; i++) {
+            starts[i] = spans[i] == null ? -1 : cpToChar[Math.min(spans[i].getStart(), cpToChar.length - 1)];
+            ends[i] = spans[i] == null ? -1 : cpToChar[Math.min(spans[i].getEnd(), cpToChar.length - 1)];
+        }
+        return new Encoded(e.getIds(), starts, ends);
+    }
+
     public String decode(long[] ids, boolean skipSpecialTokens) {
         return hf.decode(ids, skipSpecialTokens);
     }
