@@ -124,6 +124,7 @@ public final class LlamaModel implements AutoCloseable {
     /** What every layer of one pass shares: RoPE angles for its positions and the attention mask. */
     public record Context(Tensor cos, Tensor sin, AttentionMask.Plan mask) {}
 
+    /** RoPE angles and attention mask for one pass (shared by every layer; layer-wise training calls this directly). */
     public Context context(Batch in, KvCache cache) {
         long b = in.ids().size(0), t = in.ids().size(1);
         long past = cache == null ? 0 : cache.length();
