@@ -18,6 +18,9 @@ final class ChatCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "model folder with tokenizer.json and a chat template")
     Path model;
 
+    @Option(names = "--adapter", description = "PEFT LoRA adapter folder to apply (e.g. a run's adapter/)")
+    Path adapter;
+
     @Option(names = "--system", description = "system prompt")
     String system;
 
@@ -26,7 +29,7 @@ final class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        try (LoadedModel lm = LoadedModel.open(model)) {
+        try (LoadedModel lm = LoadedModel.open(model, adapter)) {
             var tok = lm.requireTokenizer();
             if (tok.chatTemplate().isEmpty()) throw new Main.BadInput(model + "/tokenizer_config.json: no chat_template, so there is no chat format; use generate");
             var history = new ArrayList<Map<String, Object>>();

@@ -17,6 +17,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "model folder")
     Path model;
 
+    @Option(names = "--adapter", description = "PEFT LoRA adapter folder to apply (e.g. a run's adapter/)")
+    Path adapter;
+
     @Option(names = "--prompt", description = "prompt text (tokenized with the folder's tokenizer; BOS added as the tokenizer does)")
     String prompt;
 
@@ -35,7 +38,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if ((prompt == null) == (promptIds == null)) throw new Main.BadInput("give exactly one of --prompt TEXT or --prompt-ids JSON");
-        try (LoadedModel lm = LoadedModel.open(model)) {
+        try (LoadedModel lm = LoadedModel.open(model, adapter)) {
             long[] ids;
             if (promptIds != null) {
                 try {

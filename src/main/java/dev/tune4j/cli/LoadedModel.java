@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
+import dev.tune4j.peft.LoraAdapter;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.text.Tokenizer;
 
@@ -15,8 +16,13 @@ import java.util.LinkedHashSet;
 import java.util.List;
 
 /** A model folder opened for inference: weights, tokenizer (if the folder has one) and its end-of-sequence ids. */
-record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer) implements AutoCloseable {
+record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer, LoraAdapter adapter) implements AutoCloseable {
     static LoadedModel open(Path dir) {
+        return open(dir, null);
+    }
+
+    /** @param adapterDir a PEFT LoRA adapter folder to attach, or null */
+    static LoadedModel open(Path dir, Path adapterDir) {
         ModelFolder f = ModelFolder.open(dir);
         try {
             long t0 = System.nanoTime();
@@ -25,8 +31,18 @@ record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer) im
                 m = LlamaModel.load(f, Compute.auto(), bar::step);
             }
             Tokenizer tok = Files.exists(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
-            System.err.printf("loaded %s: %,d parameters on %s in %.2f s%n", dir, m.parameterCount(), m.compute.describe(), (System.nanoTime() - t0) / 1e9);
-            return new LoadedModel(f, m, tok);
+            LoraAdapter lora = null;
+            if (adapterDir != null) {
+                try {
+                    lora = LoraAdapter.load(adapterDir, m);
+                } catch (RuntimeException e) {
+                    m.close();
+                    throw e;
+                }
+            }
+            System.err.printf("loaded %s%s: %,d parameters on %s in %.2f s%n", dir, lora == null ? "" : " + LoRA " + adapterDir,
+                    m.parameterCount(), m.compute.describe(), (System.nanoTime() - t0) / 1e9);
+            return new LoadedModel(f, m, tok, lora);
         } catch (RuntimeException e) {
             f.close();
             throw e;
@@ -58,6 +74,7 @@ record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer) im
 
     @Override
     public void close() {
+        if (adapter != null) adapter.close();
         model.close();
         if (tokenizer != null) tokenizer.close();
         folder.close();

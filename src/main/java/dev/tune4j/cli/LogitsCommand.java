@@ -26,6 +26,9 @@ final class LogitsCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "model folder")
     Path model;
 
+    @Option(names = "--adapter", description = "PEFT LoRA adapter folder to apply (e.g. a run's adapter/)")
+    Path adapter;
+
     @Option(names = "--input", required = true, description = "a JSON list of ids ([1,2,3] or [[...],[...]]), a .json file holding one, "
             + "or a .safetensors file with input_ids [batch, seq] and optional attention_mask and position_ids")
     String input;
@@ -38,7 +41,7 @@ final class LogitsCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Batch batch = readInput();
-        try (LoadedModel lm = LoadedModel.open(model); PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+        try (LoadedModel lm = LoadedModel.open(model, adapter); PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
             var c = lm.model().compute;
             int v = lm.model().config.vocabSize();
             for (long id : batch.ids())

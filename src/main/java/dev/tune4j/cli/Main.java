@@ -29,8 +29,10 @@ public final class Main implements Runnable {
     /** Runs a command line and returns its exit code (tests call this instead of main). */
     public static int run(String... args) {
         var cl = new CommandLine(new Main());
+        cl.addSubcommand("train", TrainCommand.build());
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
             boolean badInput = e instanceof HfFormatException || e instanceof TemplateException || e instanceof IllegalArgumentException
+                    || e instanceof dev.tune4j.data.DataException
                     || e instanceof java.nio.file.NoSuchFileException || e instanceof BadInput;
             String msg = e instanceof java.nio.file.NoSuchFileException ? "no such file: " + e.getMessage() : e.getMessage();
             cmd.getErr().println("error: " + (msg == null ? e.toString() : msg));

@@ -1,0 +1,121 @@
+package dev.tune4j.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.tune4j.recipes.LoraSft;
+import dev.tune4j.train.TrainConfig;
+import picocli.CommandLine;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.*;
+
+/**
+ * {@code tune4j train}: flags generated from {@link TrainConfig#KEYS}, so a YAML/JSON run file uses exactly the flag
+ * names as keys; flags given on the command line override the file.
+ */
+final class TrainCommand {
+    private TrainCommand() {}
+
+    static final Map<String, String> HELP = new LinkedHashMap<>();
+
+    static {
+        HELP.put("model", "base model folder (HF: config.json, safetensors, tokenizer files)");
+        HELP.put("data", "training data: .json array, .jsonl or .txt (alpaca, chat, sharegpt, prompt/completion or text)");
+        HELP.put("out", "run folder: run_config.json, metrics.jsonl, checkpoints/, adapter/");
+        HELP.put("method", "lora (default) or full");
+        HELP.put("r", "LoRA rank (default 16)");
+        HELP.put("lora-alpha", "LoRA alpha; scale alpha/r (default 32)");
+        HELP.put("lora-dropout", "dropout on the LoRA input (default 0.05)");
+        HELP.put("target-modules", "comma-separated module names, one regex, or all-linear (default)");
+        HELP.put("use-rslora", "scale alpha/sqrt(r) (default false)");
+        HELP.put("format", "alpaca | chat | sharegpt | prompt_completion | text (default: detected)");
+        HELP.put("prompt-style", "template (the model's chat template; default when it has one) or alpaca");
+        HELP.put("max-seq-len", "tokens per example or packed row; longer ones are cut (default 512)");
+        HELP.put("val-ratio", "share of records held out for validation (default 0.1)");
+        HELP.put("val-file", "validation data instead of a held-out share");
+        HELP.put("mix-file", "general text mixed into training");
+        HELP.put("mix-ratio", "share of training examples from --mix-file (default 0)");
+        HELP.put("skip-bad-rows", "count malformed records as warnings instead of failing");
+        HELP.put("packing", "pack several examples per row (attention never crosses them)");
+        HELP.put("lr", "peak learning rate (default 2e-4)");
+        HELP.put("epochs", "passes over the training data (default 1)");
+        HELP.put("max-steps", "optimizer steps; overrides epochs when > 0");
+        HELP.put("batch-size", "rows per micro-batch (default 4)");
+        HELP.put("grad-accum", "micro-batches per optimizer step (default 1)");
+        HELP.put("scheduler", "linear (default) | cosine | cosine_with_restarts | constant_with_warmup | constant");
+        HELP.put("warmup-ratio", "share of steps warming up (default 0)");
+        HELP.put("warmup-steps", "warmup steps (overrides the ratio when > 0)");
+        HELP.put("weight-decay", "AdamW decoupled weight decay (default 0)");
+        HELP.put("max-grad-norm", "clip the gradient norm to this (default 1.0)");
+        HELP.put("seed", "seed for initialisation, shuffling, split and dropout (default 42)");
+        HELP.put("gradient-checkpointing", "recompute each layer in backward instead of keeping activations");
+        HELP.put("loss-chunk", "tokens per cross-entropy chunk (default 1024)");
+        HELP.put("eval-steps", "evaluate every N steps (default 0: each epoch and at the end)");
+        HELP.put("save-steps", "checkpoint every N steps (default 0: at the end)");
+        HELP.put("keep-best", "checkpoints kept by best validation loss (default 1)");
+        HELP.put("keep-last", "most recent checkpoints kept (default 1)");
+        HELP.put("early-stopping-patience", "stop after N evaluations without improvement (default 0: off)");
+        HELP.put("logging-steps", "write metrics every N steps (default 1)");
+        HELP.put("resume", "continue from a checkpoint folder, or 'latest' under --out");
+    }
+
+    static CommandLine build() {
+        CommandSpec[] self = new CommandSpec[1];
+        CommandSpec spec = CommandSpec.wrapWithoutInspection((java.util.concurrent.Callable<Integer>) () -> run(self[0].commandLine().getParseResult()));
+        self[0] = spec;
+        spec.name("train").mixinStandardHelpOptions(true);
+        spec.usageMessage().description("Fine-tune a model (LoRA SFT) from flags or a YAML/JSON run file; flags override the file.");
+        spec.addOption(OptionSpec.builder("--config").paramLabel("FILE").type(Path.class).description("YAML or JSON run file whose keys are the flag names below").build());
+        for (String k : TrainConfig.KEYS) {
+            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing").contains(k);
+            spec.addOption(OptionSpec.builder("--" + k).type(String.class).arity(flag ? "0..1" : "1").fallbackValue("true")
+                    .paramLabel(flag ? "BOOL" : "VALUE").description(HELP.get(k)).build());
+        }
+        return new CommandLine(spec);
+    }
+
+    static int run(CommandLine.ParseResult p) {
+        var values = new LinkedHashMap<String, String>();
+        String source = "command line";
+        if (p.hasMatchedOption("--config")) {
+            Path file = p.matchedOptionValue("--config", (Path) null);
+            values.putAll(readFile(file));
+            source = file.toString();
+        }
+        for (String k : TrainConfig.KEYS) if (p.hasMatchedOption("--" + k)) values.put(k, p.matchedOptionValue("--" + k, ""));
+        TrainConfig cfg = TrainConfig.fromMap(values, source);
+        if (!cfg.method().equals("lora")) throw new Main.BadInput("method '" + cfg.method() + "' is not available from the CLI yet: use lora");
+        try {
+            LoraSft.run(cfg, System.out);
+        } catch (IOException e) {
+            throw new RuntimeException(e);
+        }
+        return 0;
+    }
+
+    static Map<String, String> readFile(Path file) {
+        JsonNode root;
+        try {
+            String text = Files.readString(file);
+            root = (file.toString().endsWith(".json") ? new ObjectMapper() : new ObjectMapper(new YAMLFactory())).readTree(text);
+        } catch (IOException e) {
+            throw new Main.BadInput(file + ": cannot read run file: " + e.getMessage());
+        }
+        if (root == null || !root.isObject()) throw new Main.BadInput(file + ": expected a mapping of flag names to values");
+        var m = new LinkedHashMap<String, String>();
+        root.properties().forEach(e -> {
+            JsonNode v = e.getValue();
+            if (v.isArray()) {
+                var parts = new ArrayList<String>();
+                v.forEach(x -> parts.add(x.asText()));
+                m.put(e.getKey(), String.join(",", parts));
+            } else if (!v.isNull()) m.put(e.getKey(), v.asText());
+        });
+        return m;
+    }
+}

@@ -1,0 +1,166 @@
+package dev.tune4j.recipes;
+
+import dev.tune4j.data.Dataset;
+import dev.tune4j.hf.ModelFolder;
+import dev.tune4j.model.LlamaModel;
+import dev.tune4j.peft.LoraAdapter;
+import dev.tune4j.peft.LoraConfig;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.tensor.Memory;
+import dev.tune4j.text.Tokenizer;
+import dev.tune4j.train.*;
+import me.tongfei.progressbar.*;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.global.torch;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+
+/**
+ * LoRA supervised fine-tuning: a frozen base model, LoRA on the target projections, loss on completion tokens, AdamW on
+ * the adapter only, and a PEFT adapter as the result. setup → loop → save, written out.
+ */
+public final class LoraSft {
+    private LoraSft() {}
+
+    public record Summary(long steps, double lastLoss, double bestValLoss, double firstValLoss, double seconds, long peakRssBytes,
+                          Path adapter, boolean stoppedEarly, long trainableParams) {}
+
+    /** Thrown when the loss stops being a number; the last checkpoint written stays untouched. */
+    public static final class Diverged extends RuntimeException {
+        Diverged(String message) {
+            super(message);
+        }
+    }
+
+    public static Summary run(TrainConfig c, PrintStream log) throws IOException {
+        long t0 = System.nanoTime();
+        // ---- setup ----
+        RunSetup.writeResolvedConfig(c, log);
+        try (ModelFolder folder = ModelFolder.open(c.model());
+             LlamaModel model = LlamaModel.load(folder, Compute.auto());
+             Tokenizer tok = Tokenizer.load(c.model())) {
+            long eos = RunSetup.eosId(tok, model.config), pad = RunSetup.padId(tok, model.config, eos);
+            Dataset ds = RunSetup.dataset(c, tok, eos, log);
+            var loraCfg = new LoraConfig(c.r(), c.loraAlpha(), c.loraDropout(), c.targetModules(), c.useRslora());
+            try (LoraAdapter lora = LoraAdapter.create(model, loraCfg, c.seed(), c.model().toAbsolutePath().toString())) {
+                var params = lora.namedParameters();
+                log.printf("model: %s, %,d parameters (frozen); LoRA r=%d alpha=%s on %d modules: %,d trainable (%.3f%%)%n",
+                        model.config.arch().className, model.parameterCount(), c.r(), c.loraAlpha(), lora.modules().size(),
+                        lora.trainableParameterCount(), 100.0 * lora.trainableParameterCount() / model.parameterCount());
+                var train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed());
+                var val = new Batches(ds.val, c.batchSize(), c.maxSeqLen(), false, pad, c.seed());
+                long totalSteps = c.maxSteps() > 0 ? c.maxSteps() : (long) Math.ceil((double) c.epochs() * train.perEpoch() / c.gradAccum());
+                int warmup = c.warmupSteps() > 0 ? c.warmupSteps() : LrSchedule.warmupFromRatio(c.warmupRatio(), (int) totalSteps);
+                var schedule = LrSchedule.of(c.scheduler(), c.lr(), warmup, (int) totalSteps);
+                var ckpt = new Checkpoints(c.out(), c.keepBest(), c.keepLast());
+                try (AdamW opt = new AdamW(params.values().stream().map(p -> new AdamW.Param(p, c.weightDecay())).toList(), 0.9, 0.999, 1e-8)) {
+                    long step = 0, micro = 0;
+                    double best = Double.NaN, firstVal = Double.NaN, lastLoss = Double.NaN;
+                    int noImprovement = 0;
+                    Path resumeFrom = RunSetup.resolveResume(c, ckpt);
+                    if (resumeFrom != null) {
+                        var st = Checkpoints.load(resumeFrom, params, opt);
+                        step = st.step();
+                        micro = st.microBatches();
+                        best = st.bestValLoss();
+                        noImprovement = st.evalsWithoutImprovement();
+                        log.printf("resumed from %s at step %d%n", resumeFrom, step);
+                    }
+                    if (!ds.val.isEmpty() && step == 0) {
+                        firstVal = Evaluation.run(model, val).loss();
+                        log.printf("validation before training: loss %.4f, perplexity %.2f%n", firstVal, Math.exp(firstVal));
+                    }
+                    boolean stoppedEarly = false;
+                    lora.train(true);
+                    // ---- loop ----
+                    try (Metrics metrics = new Metrics(c.out().resolve("metrics.jsonl"), resumeFrom != null);
+                         ProgressBar bar = new ProgressBarBuilder().setTaskName("lora").setInitialMax(totalSteps).setStyle(ProgressBarStyle.ASCII)
+                                 .setConsumer(new ConsoleProgressBarConsumer(System.err)).setUpdateIntervalMillis(500).build()) {
+                        bar.stepTo(step);
+                        while (step < totalSteps) {
+                            step++;
+                            torch.manual_seed(c.seed() * 1_000_003L + step); // dropout masks depend on the step only: exact resume
+                            long stepStart = System.nanoTime(), tokens = 0, normalizer = 0;
+                            for (int k = 0; k < c.gradAccum(); k++) normalizer += train.predictedAt(micro + k);
+                            double lossSum = 0;
+                            for (int k = 0; k < c.gradAccum(); k++, micro++) {
+                                try (PointerScope s = new PointerScope()) {
+                                    var mb = train.get(micro, model.compute);
+                                    tokens += mb.tokens();
+                                    lossSum += Backprop.run(model, mb.batch(), mb.labels(), Math.max(1, normalizer), c.gradientCheckpointing(), c.lossChunk()).lossSum();
+                                }
+                            }
+                            double loss = lossSum / Math.max(1, normalizer);
+                            if (!Double.isFinite(loss)) {
+                                Path last = ckpt.latest();
+                                throw new Diverged("loss became " + loss + " at step " + step + "; stopped without updating the weights. "
+                                        + (last == null ? "No checkpoint was written yet." : "Last good checkpoint: " + last) + " (try a lower --lr)");
+                            }
+                            double gradNorm = GradClip.clip(lora.parameters(), c.maxGradNorm());
+                            double lr = schedule.lr((int) step - 1);
+                            opt.step(lr);
+                            opt.zeroGrad();
+                            lastLoss = loss;
+                            double secs = (System.nanoTime() - stepStart) / 1e9;
+                            var rec = new LinkedHashMap<String, Object>();
+                            rec.put("step", step);
+                            rec.put("epoch", round((double) micro / train.perEpoch(), 4));
+                            rec.put("loss", round(loss, 6));
+                            rec.put("lr", lr);
+                            rec.put("grad_norm", round(gradNorm, 6));
+                            rec.put("tokens_per_s", round(tokens / secs, 1));
+                            bar.step();
+                            bar.setExtraMessage(String.format(" loss %.4f lr %.2e %.0f tok/s", loss, lr, tokens / secs));
+
+                            boolean epochEnd = micro % train.perEpoch() < c.gradAccum();
+                            boolean evalNow = !ds.val.isEmpty() && (step == totalSteps || (c.evalSteps() > 0 ? step % c.evalSteps() == 0 : epochEnd));
+                            double valLoss = Double.NaN;
+                            if (evalNow) {
+                                lora.train(false);
+                                valLoss = Evaluation.run(model, val).loss();
+                                lora.train(true);
+                                rec.put("val_loss", round(valLoss, 6));
+                                rec.put("val_perplexity", round(Math.exp(valLoss), 4));
+                                if (Double.isNaN(best) || valLoss < best) {
+                                    best = valLoss;
+                                    noImprovement = 0;
+                                } else noImprovement++;
+                                log.printf("%nstep %d: val loss %.4f (best %.4f)%n", step, valLoss, best);
+                            }
+                            if (step % c.loggingSteps() == 0 || evalNow) metrics.log(rec);
+                            boolean stopNow = c.earlyStoppingPatience() > 0 && noImprovement >= c.earlyStoppingPatience();
+                            if ((c.saveSteps() > 0 && step % c.saveSteps() == 0) || step == totalSteps || stopNow) {
+                                var state = new Checkpoints.State(step, micro, (double) micro / train.perEpoch(), valLoss, best, noImprovement);
+                                ckpt.save(state, params, opt, dir -> lora.save(dir.resolve("adapter")));
+                            }
+                            if (stopNow) {
+                                log.printf("%nearly stopping at step %d: no validation improvement in %d evaluations%n", step, noImprovement);
+                                stoppedEarly = true;
+                                break;
+                            }
+                        }
+                    }
+                    // ---- save ----
+                    lora.train(false);
+                    Path adapterDir = c.out().resolve("adapter");
+                    lora.save(adapterDir);
+                    double seconds = (System.nanoTime() - t0) / 1e9;
+                    var summary = new Summary(step, lastLoss, best, firstVal, seconds, Memory.peakResidentBytes(), adapterDir, stoppedEarly, lora.trainableParameterCount());
+                    log.printf("done: %d steps in %.1f s; last train loss %.4f; best val loss %s; peak memory %.0f MiB; adapter in %s%n",
+                            step, seconds, lastLoss, Double.isNaN(best) ? "-" : String.format("%.4f", best), Memory.mib(summary.peakRssBytes()), adapterDir);
+                    return summary;
+                }
+            }
+        }
+    }
+
+    static double round(double v, int digits) {
+        double f = Math.pow(10, digits);
+        return Math.round(v * f) / f;
+    }
+
+}

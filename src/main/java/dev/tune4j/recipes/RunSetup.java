@@ -1,0 +1,60 @@
+package dev.tune4j.recipes;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.tune4j.data.*;
+import dev.tune4j.hf.AtomicFiles;
+import dev.tune4j.text.Tokenizer;
+import dev.tune4j.train.TrainConfig;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Small steps every recipe's setup shares: special ids, the data set, the run folder's resolved config. */
+final class RunSetup {
+    private RunSetup() {}
+
+    static long eosId(Tokenizer tok, dev.tune4j.hf.ModelConfig config) {
+        Integer e = tok.specialId("eos_token");
+        if (e != null) return e;
+        if (!config.eosTokenIds().isEmpty()) return config.eosTokenIds().getFirst();
+        throw new IllegalArgumentException("neither tokenizer_config.json nor config.json names an end-of-sequence token");
+    }
+
+    static long padId(Tokenizer tok, dev.tune4j.hf.ModelConfig config, long eos) {
+        Integer p = tok.specialId("pad_token");
+        if (p != null) return p;
+        return config.padTokenId() != null ? config.padTokenId() : eos; // padding is masked and never a target
+    }
+
+    static Dataset dataset(TrainConfig c, Tokenizer tok, long eos, PrintStream log) {
+        var style = c.promptStyle() != null ? Encoder.PromptStyle.valueOf(c.promptStyle().toUpperCase())
+                : tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
+        var dc = new DataConfig(c.data(), c.format() == null ? null : Format.parse(c.format()), style, c.maxSeqLen(), c.valRatio(),
+                c.valFile(), c.mixFile(), c.mixRatio(), c.skipBadRows(), c.seed());
+        Dataset ds = Dataset.load(dc, tok, eos);
+        log.println("data: " + ds.summary() + " (prompt style " + style.name().toLowerCase() + ")");
+        for (String w : ds.warnings.subList(0, Math.min(5, ds.warnings.size()))) log.println("  skipped: " + w);
+        if (ds.warnings.size() > 5) log.println("  … and " + (ds.warnings.size() - 5) + " more");
+        return ds;
+    }
+
+    static void writeResolvedConfig(TrainConfig c, PrintStream log) throws IOException {
+        Files.createDirectories(c.out());
+        var mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        byte[] json = mapper.writeValueAsBytes(c.toMap());
+        AtomicFiles.write(c.out().resolve("run_config.json"), out -> out.write(json));
+        var sb = new StringBuilder("config:");
+        c.toMap().forEach((k, v) -> { if (v != null) sb.append(' ').append(k).append('=').append(v); });
+        log.println(sb);
+    }
+
+    static Path resolveResume(TrainConfig c, dev.tune4j.train.Checkpoints ckpt) throws IOException {
+        if (c.resume() == null) return null;
+        Path p = c.resume().equals("latest") ? ckpt.latest() : Path.of(c.resume());
+        if (p == null) throw new IllegalArgumentException("--resume latest: no checkpoint under " + c.out().resolve("checkpoints"));
+        return p;
+    }
+}

@@ -1,0 +1,97 @@
+package dev.tune4j.train;
+
+import dev.tune4j.data.Example;
+import dev.tune4j.data.Packing;
+import dev.tune4j.model.Batch;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.tensor.Tensors;
+
+import java.util.*;
+
+/**
+ * The micro-batches of a run, in a fixed order: rows (one example each, or packed) are shuffled per epoch with
+ * seed + epoch, then cut into batches. Micro-batch k is a pure function of (seed, k), so a resumed run continues with
+ * exactly the data an uninterrupted run would have seen.
+ */
+public final class Batches {
+    private final List<Packing.RowData> rows;
+    private final int batchSize;
+    private final long seed, padId;
+    private final boolean packed;
+    private int cachedEpoch = -1;
+    private List<Integer> order;
+
+    public Batches(List<Example> examples, int batchSize, int maxSeqLen, boolean packing, long padId, long seed) {
+        this.batchSize = batchSize;
+        this.seed = seed;
+        this.padId = padId;
+        this.packed = packing;
+        this.rows = packing ? Packing.pack(examples, maxSeqLen, padId)
+                : examples.stream().map(e -> Packing.padded(e, e.length(), padId)).toList();
+    }
+
+    public int perEpoch() {
+        return (rows.size() + batchSize - 1) / batchSize;
+    }
+
+    /** One micro-batch ready for the model: tensors plus host labels. */
+    public record Micro(Batch batch, long[] labels, long tokens, long predicted) {}
+
+    /** Micro-batch number k (0-based over the whole run). Tensors are created in the caller's scope. */
+    public Micro get(long k, Compute c) {
+        return assemble(rowsAt(k), c);
+    }
+
+    /** Tokens micro-batch k will predict, from host data (the accumulation normalizer is known before any forward). */
+    public long predictedAt(long k) {
+        long n = 0;
+        for (var row : rowsAt(k))
+            for (int i = 1; i < row.length(); i++) if (row.labels()[i] != -100) n++;
+        return n;
+    }
+
+    private List<Packing.RowData> rowsAt(long k) {
+        int epoch = (int) (k / perEpoch()), idx = (int) (k % perEpoch());
+        if (epoch != cachedEpoch) {
+            order = new ArrayList<>();
+            for (int i = 0; i < rows.size(); i++) order.add(i);
+            Collections.shuffle(order, new Random(seed + epoch));
+            cachedEpoch = epoch;
+        }
+        var chosen = new ArrayList<Packing.RowData>();
+        for (int i = idx * batchSize; i < Math.min(rows.size(), (idx + 1) * batchSize); i++) chosen.add(rows.get(order.get(i)));
+        return chosen;
+    }
+
+    /** All rows in file order, batched (for evaluation). */
+    public List<List<Packing.RowData>> inOrder() {
+        var out = new ArrayList<List<Packing.RowData>>();
+        for (int i = 0; i < rows.size(); i += batchSize) out.add(rows.subList(i, Math.min(rows.size(), i + batchSize)));
+        return out;
+    }
+
+    public Micro assemble(List<Packing.RowData> chosen, Compute c) {
+        int t = chosen.stream().mapToInt(Packing.RowData::length).max().orElse(1), b = chosen.size();
+        long[] ids = new long[b * t], labels = new long[b * t], pos = new long[b * t], seg = new long[b * t], mask = new long[b * t];
+        Arrays.fill(ids, padId);
+        Arrays.fill(labels, -100);
+        long tokens = 0, predicted = 0;
+        for (int r = 0; r < b; r++) {
+            var row = chosen.get(r);
+            for (int i = 0; i < row.length(); i++) {
+                int at = r * t + i;
+                ids[at] = row.ids()[i];
+                labels[at] = row.labels()[i];
+                pos[at] = row.positions()[i];
+                seg[at] = row.segments()[i];
+                mask[at] = row.segments()[i] == 0 ? 0 : 1;
+                if (mask[at] == 1) tokens++;
+                if (i > 0 && labels[at] != -100) predicted++;
+            }
+        }
+        Batch batch = packed
+                ? Batch.packed(c.placeIndex(Tensors.longs(ids, b, t)), c.placeIndex(Tensors.longs(pos, b, t)), c.placeIndex(Tensors.longs(seg, b, t)))
+                : Batch.padded(c.placeIndex(Tensors.longs(ids, b, t)), c.placeIndex(Tensors.longs(mask, b, t)));
+        return new Micro(batch, labels, tokens, predicted);
+    }
+}

@@ -1,0 +1,134 @@
+package dev.tune4j.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.tune4j.hf.*;
+import dev.tune4j.tensor.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.*;
+import java.util.stream.Stream;
+
+/**
+ * Training checkpoints under {@code out/checkpoints/step-N/}: the trainable tensors, the optimizer's moments and step,
+ * and trainer_state.json (step, epoch, validation loss). Each is built in a temporary folder and renamed into place;
+ * retention keeps the best {@code keepBest} by validation loss plus the last {@code keepLast}.
+ */
+public final class Checkpoints {
+    private final Path root;
+    private final int keepBest, keepLast;
+
+    public Checkpoints(Path out, int keepBest, int keepLast) {
+        this.root = out.resolve("checkpoints");
+        this.keepBest = keepBest;
+        this.keepLast = keepLast;
+    }
+
+    /** What trainer_state.json holds. */
+    public record State(long step, long microBatches, double epoch, double valLoss, double bestValLoss, int evalsWithoutImprovement) {}
+
+    /** @param extra writes method-specific files (e.g. the PEFT adapter) into the checkpoint folder before it is published */
+    public Path save(State state, Map<String, Tensor> trainable, AdamW opt, IoAction extra) throws IOException {
+        Files.createDirectories(root);
+        Path dir = root.resolve("step-" + state.step());
+        Path tmp = AtomicFiles.tempDirBeside(dir);
+        try {
+            var t = new LinkedHashMap<String, TensorBlob>();
+            var o = new LinkedHashMap<String, TensorBlob>();
+            int i = 0;
+            for (var e : trainable.entrySet()) {
+                t.put(e.getKey(), blob(e.getValue()));
+                o.put("exp_avg." + e.getKey(), blob(opt.expAvg().get(i)));
+                o.put("exp_avg_sq." + e.getKey(), blob(opt.expAvgSq().get(i)));
+                i++;
+            }
+            o.put("step", TensorBlob.ofLongs(new long[]{opt.steps()}, 1));
+            SafetensorsWriter.write(tmp.resolve("trainable.safetensors"), t, SafetensorsWriter.PT_METADATA);
+            SafetensorsWriter.write(tmp.resolve("optimizer.safetensors"), o, SafetensorsWriter.PT_METADATA);
+            byte[] json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(state);
+            AtomicFiles.write(tmp.resolve("trainer_state.json"), out -> out.write(json));
+            extra.run(tmp);
+            AtomicFiles.publishDir(tmp, dir);
+        } finally {
+            AtomicFiles.deleteTree(tmp);
+        }
+        prune();
+        return dir;
+    }
+
+    public interface IoAction {
+        void run(Path dir) throws IOException;
+    }
+
+    private static TensorBlob blob(Tensor t) {
+        return TensorBlob.ofFloats(Tensors.toFloats(t), t.sizes().vec().get());
+    }
+
+    /** Restores trainable tensors and optimizer state in place; returns the saved state. */
+    public static State load(Path dir, Map<String, Tensor> trainable, AdamW opt) throws IOException {
+        Path stateFile = dir.resolve("trainer_state.json");
+        if (!Files.exists(stateFile)) throw new HfFormatException(dir, "not a checkpoint (no trainer_state.json)");
+        State state = new ObjectMapper().readValue(stateFile.toFile(), State.class);
+        try (Safetensors t = Safetensors.open(dir.resolve("trainable.safetensors"));
+             Safetensors o = Safetensors.open(dir.resolve("optimizer.safetensors"));
+             PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            int i = 0;
+            for (var e : trainable.entrySet()) {
+                copyInto(t, e.getKey(), e.getValue());
+                copyInto(o, "exp_avg." + e.getKey(), opt.expAvg().get(i));
+                copyInto(o, "exp_avg_sq." + e.getKey(), opt.expAvgSq().get(i));
+                i++;
+            }
+            opt.step = o.longs("step")[0];
+        }
+        return state;
+    }
+
+    private static void copyInto(Safetensors st, String name, Tensor target) {
+        long[] shape = target.sizes().vec().get();
+        if (!Arrays.equals(st.info(name).shape(), shape))
+            throw new HfFormatException(st.file(), "tensor '" + name + "': expected shape " + Arrays.toString(shape) + ", found " + Arrays.toString(st.info(name).shape()));
+        target.copy_(Tensors.floats(st.floats(name), shape));
+    }
+
+    /** The checkpoint with the highest step, or null. */
+    public Path latest() throws IOException {
+        return list().stream().max(Comparator.comparingLong(Checkpoints::stepOf)).orElse(null);
+    }
+
+    List<Path> list() throws IOException {
+        if (!Files.isDirectory(root)) return List.of();
+        try (Stream<Path> s = Files.list(root)) {
+            return s.filter(p -> p.getFileName().toString().matches("step-\\d+")).toList();
+        }
+    }
+
+    static long stepOf(Path p) {
+        return Long.parseLong(p.getFileName().toString().substring(5));
+    }
+
+    /** Keeps the best keepBest by validation loss and the last keepLast; deletes the rest. */
+    void prune() throws IOException {
+        var all = new ArrayList<>(list());
+        all.sort(Comparator.comparingLong(Checkpoints::stepOf));
+        var keep = new HashSet<Path>(all.subList(Math.max(0, all.size() - keepLast), all.size()));
+        var byLoss = new ArrayList<Path>();
+        for (Path p : all) if (!Double.isNaN(valLoss(p))) byLoss.add(p);
+        byLoss.sort(Comparator.comparingDouble(Checkpoints::valLoss));
+        keep.addAll(byLoss.subList(0, Math.min(keepBest, byLoss.size())));
+        for (Path p : all) if (!keep.contains(p)) AtomicFiles.deleteTree(p);
+    }
+
+    static double valLoss(Path p) {
+        try {
+            return new ObjectMapper().readTree(p.resolve("trainer_state.json").toFile()).path("valLoss").asDouble(Double.NaN);
+        } catch (IOException e) {
+            return Double.NaN;
+        }
+    }
+}
