@@ -29,7 +29,8 @@ class ArchitectureTest {
             "peft", new Rule(Set.of("hf", "tensor", "model"), true, 400),
             "data", new Rule(Set.of("hf", "text"), false, 800),
             "train", new Rule(Set.of("hf", "tensor", "model", "peft", "data"), true, 1_500),
-            "cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate", "peft", "train", "data"), true, 1_600));
+            "recipes", new Rule(Set.of("hf", "tensor", "model", "text", "peft", "train", "data"), true, 1_200),
+            "cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate", "peft", "train", "data", "recipes"), true, 1_800));
 
     @Test
     void packagesImportOnlyDownward() throws IOException {

@@ -36,7 +36,8 @@ public final class Main implements Runnable {
                     || e instanceof java.nio.file.NoSuchFileException || e instanceof BadInput;
             String msg = e instanceof java.nio.file.NoSuchFileException ? "no such file: " + e.getMessage() : e.getMessage();
             cmd.getErr().println("error: " + (msg == null ? e.toString() : msg));
-            if (!badInput || System.getenv("TUNE4J_DEBUG") != null) e.printStackTrace(cmd.getErr());
+            boolean expected = badInput || e instanceof dev.tune4j.recipes.LoraSft.Diverged;
+            if (!expected || System.getenv("TUNE4J_DEBUG") != null) e.printStackTrace(cmd.getErr());
             return badInput ? BAD_INPUT : 1;
         });
         return cl.execute(args);

@@ -76,7 +76,7 @@ final class TrainCommand {
             spec.addOption(OptionSpec.builder("--" + k).type(String.class).arity(flag ? "0..1" : "1").fallbackValue("true")
                     .paramLabel(flag ? "BOOL" : "VALUE").description(HELP.get(k)).build());
         }
-        return new CommandLine(spec);
+        return new CommandLine(spec).setOverwrittenOptionsAllowed(true); // the last occurrence of a flag wins
     }
 
     static int run(CommandLine.ParseResult p) {

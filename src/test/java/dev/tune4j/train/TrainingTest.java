@@ -1,0 +1,184 @@
+package dev.tune4j.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.EmbeddedModel;
+import dev.tune4j.cli.Main;
+import dev.tune4j.hf.Safetensors;
+import dev.tune4j.hf.TensorInfo;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.*;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** LoRA SFT end to end on the embedded stories260K: learning, config files, exact resume after a kill, NaN stop, early stopping. */
+class TrainingTest {
+    @TempDir
+    Path tmp;
+
+    static Path model;
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @BeforeAll
+    static void setup() throws Exception {
+        model = EmbeddedModel.stories260k();
+    }
+
+    /** A learnable task the base model cannot do: answer with the colour paired with each name. */
+    Path task(int n) throws Exception {
+        String[] names = {"Lily", "Tom", "Ben", "Sue", "Max", "Amy"}, colours = {"red", "blue", "green", "pink", "brown", "gold"};
+        var sb = new StringBuilder("[");
+        var rnd = new Random(1);
+        for (int i = 0; i < n; i++) {
+            int k = rnd.nextInt(names.length);
+            sb.append(i == 0 ? "" : ",").append("{\"instruction\": \"What colour does ").append(names[k]).append(" like?\", \"output\": \"")
+                    .append(names[k]).append(" likes ").append(colours[k]).append(".\"}");
+        }
+        Path f = tmp.resolve("task.json");
+        Files.writeString(f, sb.append("]").toString());
+        return f;
+    }
+
+    record Run(int code, String out, String err) {}
+
+    static synchronized Run cli(String... args) {
+        PrintStream o = System.out, e = System.err;
+        var out = new ByteArrayOutputStream();
+        var err = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            return new Run(Main.run(args), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(o);
+            System.setErr(e);
+        }
+    }
+
+    List<String> base(Path data, Path out) {
+        return new ArrayList<>(List.of("train", "--model", model.toString(), "--data", data.toString(), "--out", out.toString(),
+                "--r", "8", "--lora-alpha", "16", "--lr", "3e-3", "--batch-size", "8", "--max-seq-len", "48", "--seed", "7"));
+    }
+
+    @Test
+    void loraSftLearnsAndWritesARunFolder() throws Exception {
+        Path out = tmp.resolve("run");
+        var args = base(task(96), out);
+        args.addAll(List.of("--epochs", "3", "--packing"));
+        Run r = cli(args.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        assertThat(r.out()).contains("validation before training");
+        List<JsonNode> lines = new ArrayList<>();
+        for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) lines.add(JSON.readTree(l));
+        assertThat(lines.getFirst().fieldNames()).toIterable().contains("step", "loss", "lr", "grad_norm", "tokens_per_s");
+        double firstLoss = lines.getFirst().get("loss").asDouble(), lastLoss = lines.getLast().get("loss").asDouble();
+        assertThat(lastLoss).as("train loss falls").isLessThan(firstLoss * 0.5);
+        JsonNode lastEval = lines.stream().filter(l -> l.has("val_loss")).reduce((a, b) -> b).orElseThrow();
+        assertThat(lastEval.get("val_loss").asDouble()).isLessThan(1.0);
+        assertThat(out.resolve("run_config.json")).exists();
+        assertThat(out.resolve("adapter/adapter_config.json")).exists();
+        try (Safetensors a = Safetensors.open(out.resolve("adapter/adapter_model.safetensors"))) {
+            assertThat(a.tensors()).hasSize(5 * 7 * 2);
+            assertThat(a.tensors().stream().map(TensorInfo::name)).allMatch(n -> n.startsWith("base_model.model.model.layers."));
+        }
+        Run gen = cli("generate", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
+                "--prompt", "### Instruction:\nWhat colour does Tom like?\n\n### Response:\n", "--max-new-tokens", "8");
+        assertThat(gen.code()).as(gen.err()).isZero();
+        assertThat(gen.out()).contains("Tom likes"); // the answer format is learned (the tiny model may still miss the colour)
+        Run before = cli("generate", "--model", model.toString(), "--prompt", "### Instruction:\nWhat colour does Tom like?\n\n### Response:\n", "--max-new-tokens", "8");
+        assertThat(before.out()).doesNotContain("Tom likes");
+    }
+
+    @Test
+    void yamlRunFileWithFlagOverride() throws Exception {
+        Path out = tmp.resolve("yaml-run");
+        Path yaml = tmp.resolve("run.yaml");
+        Files.writeString(yaml, "model: " + model + "\ndata: " + task(24) + "\nout: " + out + "\nr: 4\nlora-alpha: 8\nmax-steps: 3\nbatch-size: 4\ntarget-modules: [q_proj, v_proj]\n");
+        Run r = cli("train", "--config", yaml.toString(), "--r", "2");
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        JsonNode cfg = JSON.readTree(out.resolve("run_config.json").toFile());
+        assertThat(cfg.get("r").asInt()).as("flag overrides the file").isEqualTo(2);
+        assertThat(cfg.get("target-modules").asText()).isEqualTo("q_proj,v_proj");
+        JsonNode adapterCfg = JSON.readTree(out.resolve("adapter/adapter_config.json").toFile());
+        assertThat(adapterCfg.get("r").asInt()).isEqualTo(2);
+        Files.writeString(yaml, "model: x\nbogus-key: 1\n");
+        Run bad = cli("train", "--config", yaml.toString());
+        assertThat(bad.code()).isEqualTo(2);
+        assertThat(bad.err()).contains("unknown key 'bogus-key'").contains("run.yaml");
+    }
+
+    @Test
+    void resumeAfterAKillEndsBitIdentical() throws Exception {
+        Path data = task(160);
+        Path full = tmp.resolve("full"), killed = tmp.resolve("killed");
+        List<String> common = List.of("--max-steps", "40", "--save-steps", "4", "--keep-last", "2", "--lora-dropout", "0.1", "--grad-accum", "2", "--batch-size", "4");
+        var a = base(data, full);
+        a.addAll(common);
+        assertThat(cli(a.toArray(String[]::new)).code()).isZero();
+
+        var b = base(data, killed);
+        b.addAll(common);
+        var cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(b);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("killed.log").toFile()).start();
+        Path ckpts = killed.resolve("checkpoints");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (System.nanoTime() < deadline && p.isAlive()) {
+            if (Files.isDirectory(ckpts)) try (var s = Files.list(ckpts)) {
+                if (s.anyMatch(x -> x.getFileName().toString().matches("step-\\d+"))) break;
+            }
+            Thread.sleep(5);
+        }
+        p.destroyForcibly().waitFor();
+        assertThat(killed.resolve("adapter")).as("killed before the end").doesNotExist();
+
+        var resumed = base(data, killed);
+        resumed.addAll(common);
+        resumed.addAll(List.of("--resume", "latest"));
+        Run r = cli(resumed.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        assertThat(r.out()).contains("resumed from");
+        try (Safetensors x = Safetensors.open(full.resolve("adapter/adapter_model.safetensors"));
+             Safetensors y = Safetensors.open(killed.resolve("adapter/adapter_model.safetensors"))) {
+            for (TensorInfo t : x.tensors()) assertThat(y.floats(t.name())).as(t.name()).containsExactly(x.floats(t.name()));
+        }
+    }
+
+    @Test
+    void nanLossStopsWithAClearMessageAndKeepsTheCheckpoint() throws Exception {
+        Path out = tmp.resolve("nan");
+        var args = base(task(64), out);
+        args.addAll(List.of("--max-steps", "30", "--save-steps", "1", "--lr", "1e38", "--max-grad-norm", "1e30", "--keep-last", "30"));
+        Run r = cli(args.toArray(String[]::new));
+        assertThat(r.code()).isEqualTo(1);
+        assertThat(r.err()).contains("loss became NaN").contains("Last good checkpoint").doesNotContain("\tat ");
+        try (var s = Files.list(out.resolve("checkpoints"))) {
+            assertThat(s.filter(x -> x.getFileName().toString().startsWith("step-")).count()).isGreaterThanOrEqualTo(1);
+        }
+        assertThat(out.resolve("adapter")).doesNotExist();
+    }
+
+    @Test
+    void earlyStoppingAndCheckpointRetention() throws Exception {
+        Path out = tmp.resolve("early");
+        var args = base(task(64), out);
+        args.addAll(List.of("--max-steps", "60", "--eval-steps", "2", "--save-steps", "2", "--early-stopping-patience", "2", "--lr", "3e-2",
+                "--keep-best", "1", "--keep-last", "1"));
+        Run r = cli(args.toArray(String[]::new));
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("early stopping at step");
+        try (var s = Files.list(out.resolve("checkpoints"))) {
+            assertThat(s.count()).as("best + last").isBetween(1L, 2L);
+        }
+    }
+}
