@@ -23,9 +23,9 @@ import java.util.concurrent.Callable;
 /** Throughput and peak memory on fixed, named shapes (random weights) or a model folder. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure forward or generation tokens/s and peak resident memory.")
 final class BenchCommand implements Callable<Integer> {
-    enum What {forward, generate}
+    enum What {forward, generate, train}
 
-    @Parameters(paramLabel = "WHAT", description = "forward | generate")
+    @Parameters(paramLabel = "WHAT", description = "forward | generate | train")
     What what;
 
     @Option(names = "--shape", description = "random-weight model of a published shape: stories260k, smollm2-135m, tiny")
@@ -43,6 +43,18 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--steps", defaultValue = "10", description = "forward passes timed after one warm-up (default ${DEFAULT-VALUE})")
     int steps;
 
+    @Option(names = "--method", defaultValue = "lora", description = "train: lora (default)")
+    String method;
+
+    @Option(names = "--r", defaultValue = "16", description = "train: LoRA rank (default ${DEFAULT-VALUE})")
+    int r;
+
+    @Option(names = "--lora-alpha", defaultValue = "32", description = "train: LoRA alpha (default ${DEFAULT-VALUE})")
+    double alpha;
+
+    @Option(names = "--gradient-checkpointing", description = "train: recompute layers in backward")
+    boolean checkpointing;
+
     @Option(names = "--json", description = "print one JSON line with the results")
     boolean json;
 
@@ -59,7 +71,9 @@ final class BenchCommand implements Callable<Integer> {
             result.put("threads", org.bytedeco.pytorch.global.torch.get_num_threads());
             result.put("parameters", m.parameterCount());
             var rnd = new Random(0);
-            if (what == What.forward) {
+            if (what == What.train) {
+                trainSteps(m, rnd, result);
+            } else if (what == What.forward) {
                 long[] ids = new long[batch * seqLen];
                 for (int i = 0; i < ids.length; i++) ids[i] = rnd.nextInt(m.config.vocabSize());
                 double seconds = 0;
@@ -94,6 +108,47 @@ final class BenchCommand implements Callable<Integer> {
             if (folder != null) folder.close();
         }
         return 0;
+    }
+
+    /**
+     * LoRA training steps (all-linear, AdamW, clipping) on random ids with the first half of each row masked as prompt,
+     * timed after one warm-up step.
+     */
+    private void trainSteps(LlamaModel m, Random rnd, java.util.Map<String, Object> result) {
+        if (!method.equals("lora")) throw new Main.BadInput("bench train: only --method lora is available");
+        long[] ids = new long[batch * seqLen], labels = new long[batch * seqLen];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = rnd.nextInt(m.config.vocabSize());
+            labels[i] = i % seqLen < seqLen / 2 ? -100 : ids[i];
+        }
+        long predicted = 0;
+        for (int i = 0; i < ids.length; i++) if (i % seqLen > 0 && labels[i] != -100) predicted++;
+        var cfg = new dev.tune4j.peft.LoraConfig(r, alpha, 0.0, java.util.List.of("all-linear"), false);
+        try (var lora = dev.tune4j.peft.LoraAdapter.create(m, cfg, 0, "bench");
+             var opt = new dev.tune4j.train.AdamW(lora.parameters().stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), 0.9, 0.999, 1e-8)) {
+            lora.train(true);
+            double seconds = 0;
+            for (int s = 0; s <= steps; s++) {
+                long t0 = System.nanoTime();
+                try (PointerScope scope = new PointerScope()) {
+                    var b = dev.tune4j.model.Batch.of(m.compute.placeIndex(Tensors.longs(ids, batch, seqLen)));
+                    dev.tune4j.train.Backprop.run(m, b, labels, predicted, checkpointing, 1024);
+                }
+                dev.tune4j.train.GradClip.clip(lora.parameters(), 1.0);
+                opt.step(1e-4);
+                opt.zeroGrad();
+                if (s > 0) seconds += (System.nanoTime() - t0) / 1e9;
+                if (!json && s > 0) System.err.printf("step %d/%d: %.1f tokens/s%n", s, steps, (double) batch * seqLen * s / seconds);
+            }
+            result.put("method", "lora");
+            result.put("r", r);
+            result.put("trainable", lora.trainableParameterCount());
+            result.put("batch_size", batch);
+            result.put("seq_len", seqLen);
+            result.put("steps", steps);
+            result.put("gradient_checkpointing", checkpointing);
+            result.put("tokens_per_s", round((double) batch * seqLen * steps / seconds));
+        }
     }
 
     private static double round(double v) {
