@@ -1,17 +1,22 @@
 package dev.tune4j.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.data.*;
 import dev.tune4j.generate.GenerationConfig;
 import dev.tune4j.generate.Generator;
 import dev.tune4j.hf.Llama2cImport;
+import dev.tune4j.hf.ModelConfig;
 import dev.tune4j.hf.ModelFolder;
-import dev.tune4j.model.CausalLmLoss;
 import dev.tune4j.model.LlamaModel;
+import dev.tune4j.peft.LoraAdapter;
+import dev.tune4j.recipes.LoraSft;
+import dev.tune4j.recipes.Pretrain;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.tensor.Memory;
-import dev.tune4j.tensor.Tensors;
 import dev.tune4j.text.Tokenizer;
-import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.NoGradGuard;
+import dev.tune4j.train.Batches;
+import dev.tune4j.train.Evaluation;
+import dev.tune4j.train.TrainConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -19,58 +24,132 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.List;
-import java.util.Objects;
+import java.util.*;
 import java.util.concurrent.Callable;
 
 /**
- * The whole foundation path on the embedded stories260K (karpathy, MIT): llama2.c import → Hugging Face folder →
- * load with validation → greedy and sampled stories → next-token loss of a story → forward and generation throughput.
- * Needs no network and no ../shared.
+ * The whole path on data and a model the project makes itself, with no network and no ../shared:
+ * 1. llama2.c import of the embedded stories260K (its tokenizer is reused; its greedy story checks the model code);
+ * 2. pretraining a small Llama from scratch on generated stories (cached for reruns);
+ * 3. LoRA SFT on a generated instruction set, with validation loss and exact match on held-out questions before and after,
+ *    sample answers, and the PEFT adapter saved.
  */
-@Command(name = "demo", mixinStandardHelpOptions = true, description = "Run the built-in end-to-end demo on the embedded stories260K model.")
+@Command(name = "demo", mixinStandardHelpOptions = true, description = "Run the built-in end-to-end demo: pretrain a small model, LoRA-fine-tune it, compare.")
 final class DemoCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = ".tune4j/demo", description = "work folder (default ${DEFAULT-VALUE})")
     Path out;
+
+    @Option(names = "--fresh", description = "pretrain the base again even if a cached one exists")
+    boolean fresh;
+
+    @Option(names = "--pretrain-steps", defaultValue = "300", description = "pretraining steps (default ${DEFAULT-VALUE})")
+    int pretrainSteps;
+
+    /** The base model the demo pretrains: 4 layers of width 128, the stories260K tokenizer's 512 tokens. */
+    static ModelConfig baseConfig() {
+        return new ModelConfig(ModelConfig.Arch.LLAMA, 512, 128, 344, 4, 4, 2, 32, 1e-5, 10_000, ModelConfig.RopeScaling.NONE,
+                256, true, false, false, false, 0, 1, List.of(2), null, "float32");
+    }
+
+    static String prompt(String question) {
+        return "### Instruction:\n" + question + "\n\n### Response:\n";
+    }
 
     @Override
     public Integer call() throws Exception {
         long start = System.nanoTime();
         Files.createDirectories(out);
-        Path bin = extract("stories260K.bin"), tok = extract("tok512.bin");
-        Path hf = out.resolve("stories260K-hf");
-        System.out.println("1. convert llama2.c → Hugging Face folder " + hf);
-        Llama2cImport.convert(bin, tok, hf);
+        var json = new ObjectMapper();
 
-        try (ModelFolder f = ModelFolder.open(hf); LlamaModel m = LlamaModel.load(f, Compute.auto()); Tokenizer t = Tokenizer.load(hf)) {
-            System.out.printf("2. loaded %s: %,d parameters, %d layers, %s%n", f.config().arch().className, m.parameterCount(), f.config().numLayers(), m.compute.describe());
-
-            System.out.println("3. greedy story from BOS (karpathy's doc: \"Once upon a time, there was a little girl named Lily...\"):");
-            long t0 = System.nanoTime();
-            var greedy = Generator.generate(m, new long[]{1}, GenerationConfig.greedy(120).withEos(List.of(2)), x -> t.decode(x, true), null);
-            double genS = (System.nanoTime() - t0) / 1e9;
-            System.out.println("   " + greedy.text().strip());
-
-            var sampling = new GenerationConfig(120, 0.8, 0, 0.9, 1.0, 42, List.of(2), List.of());
-            long[] prompt = t.encode("Once upon a time, a little dog", true);
-            var sampled = Generator.generate(m, prompt, sampling, null, null);
-            long[] all = java.util.stream.LongStream.concat(java.util.Arrays.stream(prompt), java.util.Arrays.stream(sampled.tokens())).toArray();
-            System.out.println("4. sampled (temperature 0.8, top-p 0.9, seed 42) from \"Once upon a time, a little dog\":");
-            System.out.println("   " + t.decode(all, true).strip());
-
-            String story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
-            long[] ids = t.encode(story, true);
-            double loss;
-            try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
-                var x = m.compute.placeIndex(Tensors.longs(ids, 1, ids.length));
-                loss = CausalLmLoss.sum(m.logits(x, null, null), x).mean();
-            }
-            System.out.printf("5. next-token loss on a %d-token story: %.4f nats/token (perplexity %.2f)%n", ids.length, loss, Math.exp(loss));
-            System.out.printf("6. generation: %.0f tokens/s; peak resident memory %.0f MiB; whole demo %.1f s%n",
-                    greedy.tokens().length / genS, Memory.mib(Memory.peakResidentBytes()), (System.nanoTime() - start) / 1e9);
-            System.out.println("   next: ./tune4j inspect " + hf + "   ./tune4j generate --model " + hf + " --prompt \"Once upon a time\"");
+        // 1. llama2.c import: a real pretrained model, converted, must tell karpathy's story
+        Path stories = out.resolve("stories260K-hf");
+        Llama2cImport.convert(extract("stories260K.bin"), extract("tok512.bin"), stories);
+        try (ModelFolder f = ModelFolder.open(stories); LlamaModel m = LlamaModel.load(f, Compute.auto()); Tokenizer t = Tokenizer.load(stories)) {
+            var r = Generator.generate(m, new long[]{1}, GenerationConfig.greedy(24), x -> t.decode(x, true), null);
+            System.out.println("1. llama2.c import of stories260K → " + stories + "\n   greedy: " + r.text().strip() + " …");
         }
+
+        // 2. pretrain a base model from scratch on generated stories (cached)
+        Path base = out.resolve("base");
+        String stamp = "steps=" + pretrainSteps + " config=" + baseConfig();
+        Path stampFile = out.resolve("base.stamp");
+        try (Tokenizer tok = Tokenizer.load(stories)) {
+            if (fresh || !Files.exists(base.resolve("model.safetensors")) || !Files.exists(stampFile) || !Files.readString(stampFile).equals(stamp)) {
+                Path corpus = out.resolve("corpus.txt");
+                Files.writeString(corpus, Synthetic.stories(4000, 1));
+                var dc = new DataConfig(corpus, Format.TEXT, Encoder.PromptStyle.ALPACA, 128, 0.02, null, null, 0, false, 1);
+                Dataset ds = Dataset.load(dc, tok, 2);
+                System.out.println("2. pretraining a base model from scratch on " + ds.train.size() + " generated stories (" + corpus + ")");
+                Pretrain.run(new Pretrain.Settings(baseConfig(), stories, pretrainSteps, 16, 128, 3e-3, 1), ds.train, ds.val, base, System.out);
+                Files.writeString(stampFile, stamp);
+            } else System.out.println("2. base model cached in " + base + " (--fresh pretrains again)");
+        }
+
+        // 3. instruction data: every name × animal question; a fifth is held out for the before/after comparison
+        var qa = Synthetic.animalQuestions(3);
+        int holdout = qa.size() / 5;
+        var heldOut = qa.subList(0, holdout);
+        Path sft = out.resolve("animals.json");
+        var rows = new ArrayList<Map<String, String>>();
+        for (String[] p : qa.subList(holdout, qa.size())) rows.add(Map.of("instruction", p[0], "input", "", "output", p[1]));
+        Files.writeString(sft, json.writeValueAsString(rows));
+        Path heldOutFile = out.resolve("animals-heldout.json");
+        var heldRows = new ArrayList<Map<String, String>>();
+        for (String[] p : heldOut) heldRows.add(Map.of("instruction", p[0], "input", "", "output", p[1]));
+        Files.writeString(heldOutFile, json.writeValueAsString(heldRows));
+
+        Path run = out.resolve("lora-run");
+        var before = evaluate(base, null, heldOut, heldOutFile);
+        System.out.printf("3. LoRA SFT on %d instructions (%s); %d questions held out%n", rows.size(), sft, heldOut.size());
+        var cfgMap = new LinkedHashMap<String, String>();
+        cfgMap.put("model", base.toString());
+        cfgMap.put("data", sft.toString());
+        cfgMap.put("out", run.toString());
+        cfgMap.put("prompt-style", "alpaca");
+        cfgMap.put("epochs", "3");
+        cfgMap.put("batch-size", "16");
+        cfgMap.put("lr", "2e-3");
+        cfgMap.put("max-seq-len", "96");
+        cfgMap.put("val-ratio", "0.1");
+        cfgMap.put("seed", "1");
+        var summary = LoraSft.run(TrainConfig.fromMap(cfgMap, "demo"), System.out);
+        var after = evaluate(base, summary.adapter(), heldOut, heldOutFile);
+
+        System.out.println();
+        System.out.println("   before vs after LoRA, on the held-out questions:");
+        System.out.printf("   %-28s %10s %10s%n", "", "base", "+ LoRA");
+        System.out.printf("   %-28s %10.4f %10.4f%n", "validation loss (nats/token)", before.loss(), after.loss());
+        System.out.printf("   %-28s %9.1f%% %9.1f%%%n", "exact match", 100 * before.exact(), 100 * after.exact());
+        for (int i = 0; i < 3; i++) {
+            System.out.println("   Q: " + heldOut.get(i)[0]);
+            System.out.println("      base:   " + before.samples().get(i));
+            System.out.println("      + LoRA: " + after.samples().get(i));
+        }
+        System.out.printf("%nadapter (PEFT format): %s; whole demo %.1f s, peak memory %.0f MiB%n", summary.adapter(),
+                (System.nanoTime() - start) / 1e9, Memory.mib(Memory.peakResidentBytes()));
+        System.out.println("next: ./tune4j generate --model " + base + " --adapter " + summary.adapter()
+                + " --prompt $'### Instruction:\\nSam sees a dog. What does the dog say?\\n\\n### Response:\\n'");
         return 0;
+    }
+
+    record Score(double loss, double exact, List<String> samples) {}
+
+    /** Mean loss on the held-out answers and exact match of greedy answers, with or without the adapter. */
+    private Score evaluate(Path base, Path adapter, List<String[]> heldOut, Path heldOutFile) throws Exception {
+        try (ModelFolder f = ModelFolder.open(base); LlamaModel m = LlamaModel.load(f, Compute.auto()); Tokenizer t = Tokenizer.load(base);
+             LoraAdapter lora = adapter == null ? null : LoraAdapter.load(adapter, m)) {
+            var ds = Dataset.load(new DataConfig(heldOutFile, Format.ALPACA, Encoder.PromptStyle.ALPACA, 96, 0, null, null, 0, false, 0), t, 2);
+            double loss = Evaluation.run(m, new Batches(ds.train, 16, 96, false, 2, 0)).loss();
+            int right = 0;
+            var samples = new ArrayList<String>();
+            for (String[] q : heldOut) {
+                var r = Generator.generate(m, t.encode(prompt(q[0]), true), GenerationConfig.greedy(16).withEos(List.of(2)), x -> t.decode(x, true), null);
+                String answer = r.text().strip();
+                if (answer.equals(q[1])) right++;
+                if (samples.size() < 3) samples.add(answer.replace("\n", " ⏎ "));
+            }
+            return new Score(loss, (double) right / heldOut.size(), samples);
+        }
     }
 
     private Path extract(String name) throws Exception {

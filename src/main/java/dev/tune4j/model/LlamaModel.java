@@ -205,6 +205,39 @@ public final class LlamaModel implements AutoCloseable {
         return m;
     }
 
+    /** Makes every weight trainable (full fine-tuning, pretraining): requires_grad on all of them. */
+    public void trainAll() {
+        for (Tensor t : namedTensors().values()) t.set_requires_grad(true);
+    }
+
+    /**
+     * Writes a Hugging Face folder transformers loads as-is: config.json, generation_config.json and model.safetensors (or
+     * shards of at most {@code maxShardBytes} plus the index), in {@code dtype} (F32 or BF16). Built beside {@code dir},
+     * then renamed into place.
+     */
+    public void save(java.nio.file.Path dir, dev.tune4j.hf.DType dtype, long maxShardBytes) throws java.io.IOException {
+        var tmp = dev.tune4j.hf.AtomicFiles.tempDirBeside(dir);
+        try {
+            var blobs = new LinkedHashMap<String, dev.tune4j.hf.TensorBlob>();
+            for (var e : namedTensors().entrySet())
+                blobs.put(e.getKey(), dev.tune4j.hf.TensorBlob.ofFloats(dtype, Tensors.toFloats(e.getValue()), e.getValue().sizes().vec().get()));
+            dev.tune4j.hf.SafetensorsWriter.writeSharded(tmp, "model", blobs, maxShardBytes);
+            var json = new com.fasterxml.jackson.databind.ObjectMapper().enable(com.fasterxml.jackson.databind.SerializationFeature.INDENT_OUTPUT);
+            var cfg = new LinkedHashMap<>(config.toJson());
+            cfg.put("torch_dtype", dtype == dev.tune4j.hf.DType.BF16 ? "bfloat16" : "float32");
+            dev.tune4j.hf.AtomicFiles.write(tmp.resolve("config.json"), out -> out.write(json.writeValueAsBytes(cfg)));
+            var gen = new LinkedHashMap<String, Object>();
+            gen.put("_from_model_config", true);
+            if (config.bosTokenId() != null) gen.put("bos_token_id", config.bosTokenId());
+            if (!config.eosTokenIds().isEmpty()) gen.put("eos_token_id", config.eosTokenIds().size() == 1 ? config.eosTokenIds().getFirst() : config.eosTokenIds());
+            gen.put("transformers_version", "4.44.2");
+            dev.tune4j.hf.AtomicFiles.write(tmp.resolve("generation_config.json"), out -> out.write(json.writeValueAsBytes(gen)));
+            dev.tune4j.hf.AtomicFiles.publishDir(tmp, dir);
+        } finally {
+            dev.tune4j.hf.AtomicFiles.deleteTree(tmp);
+        }
+    }
+
     private static void putLinear(Map<String, Tensor> m, String name, Linear l) {
         m.put(name + ".weight", l.weight);
         if (l.bias != null) m.put(name + ".bias", l.bias);

@@ -9,7 +9,7 @@ import dev.tune4j.tensor.Compute;
 import dev.tune4j.tensor.Memory;
 import dev.tune4j.text.Tokenizer;
 import dev.tune4j.train.*;
-import me.tongfei.progressbar.*;
+import me.tongfei.progressbar.ProgressBar;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.global.torch;
 
@@ -78,8 +78,7 @@ public final class LoraSft {
                     lora.train(true);
                     // ---- loop ----
                     try (Metrics metrics = new Metrics(c.out().resolve("metrics.jsonl"), resumeFrom != null);
-                         ProgressBar bar = new ProgressBarBuilder().setTaskName("lora").setInitialMax(totalSteps).setStyle(ProgressBarStyle.ASCII)
-                                 .setConsumer(new ConsoleProgressBarConsumer(System.err)).setUpdateIntervalMillis(500).build()) {
+                         ProgressBar bar = StepProgress.create("lora", totalSteps)) {
                         bar.stepTo(step);
                         while (step < totalSteps) {
                             step++;

@@ -211,10 +211,18 @@ class CliTest {
     }
 
     @Test
-    void demoRunsOnTheEmbeddedModel() {
-        Run r = run("demo", "--out", tmp.resolve("demo").toString());
+    void demoPretrainsFineTunesAndCompares() {
+        Run r = run("demo", "--out", tmp.resolve("demo").toString(), "--pretrain-steps", "30");
         assertThat(r.code()).as(r.err()).isZero();
-        assertThat(r.out()).contains("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.");
-        assertThat(tmp.resolve("demo/stories260K-hf/model.safetensors")).exists();
+        assertThat(r.out()).contains("greedy: Once upon a time, there was a little girl named Lily");
+        assertThat(r.out()).contains("pretraining LlamaForCausalLM from scratch").contains("exact match").contains("validation loss");
+        assertThat(tmp.resolve("demo/lora-run/adapter/adapter_model.safetensors")).exists();
+        assertThat(tmp.resolve("demo/base/model.safetensors")).exists();
+        // the table row: validation loss before and after; LoRA must lower it
+        var m = java.util.regex.Pattern.compile("validation loss \\(nats/token\\)\\s+([0-9.]+)\\s+([0-9.]+)").matcher(r.out());
+        assertThat(m.find()).isTrue();
+        assertThat(Double.parseDouble(m.group(2))).isLessThan(Double.parseDouble(m.group(1)));
+        Run again = run("demo", "--out", tmp.resolve("demo").toString(), "--pretrain-steps", "30");
+        assertThat(again.out()).contains("base model cached");
     }
 }
