@@ -50,7 +50,7 @@ public record TrainConfig(
                 v.str("format", null), v.str("prompt-style", null), v.integer("max-seq-len", 512), v.dbl("val-ratio", 0.1),
                 v.path("val-file"), v.path("mix-file"), v.dbl("mix-ratio", 0), v.bool("skip-bad-rows", false), v.bool("packing", false),
                 v.dbl("lr", 2e-4), v.integer("epochs", 1), v.integer("max-steps", -1), v.integer("batch-size", 4), v.integer("grad-accum", 1),
-                v.str("scheduler", "linear"), v.dbl("warmup-ratio", 0), v.integer("warmup-steps", 0), v.dbl("weight-decay", 0),
+                v.str("scheduler", "linear").replace('-', '_'), v.dbl("warmup-ratio", 0), v.integer("warmup-steps", 0), v.dbl("weight-decay", 0),
                 v.dbl("max-grad-norm", 1.0), v.integer("seed", 42), v.bool("gradient-checkpointing", false), v.integer("loss-chunk", 1024),
                 v.integer("eval-steps", 0), v.integer("save-steps", 0), v.integer("keep-best", 1), v.integer("keep-last", 1),
                 v.integer("early-stopping-patience", 0), v.integer("logging-steps", 1), v.str("resume", null));
