@@ -220,7 +220,7 @@ public final class LlamaModel implements AutoCloseable {
         try {
             var blobs = new LinkedHashMap<String, dev.tune4j.hf.TensorBlob>();
             for (var e : namedTensors().entrySet())
-                blobs.put(e.getKey(), dev.tune4j.hf.TensorBlob.ofFloats(dtype, Tensors.toFloats(e.getValue()), e.getValue().sizes().vec().get()));
+                blobs.put(e.getKey(), dev.tune4j.hf.TensorBlob.ofFloats(dtype, Tensors.toFloats(e.getValue()), Tensors.shape(e.getValue())));
             dev.tune4j.hf.SafetensorsWriter.writeSharded(tmp, "model", blobs, maxShardBytes);
             var json = new com.fasterxml.jackson.databind.ObjectMapper().enable(com.fasterxml.jackson.databind.SerializationFeature.INDENT_OUTPUT);
             var cfg = new LinkedHashMap<>(config.toJson());

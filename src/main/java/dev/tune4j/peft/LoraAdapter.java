@@ -145,7 +145,7 @@ public final class LoraAdapter implements AutoCloseable {
         Path tmp = AtomicFiles.tempDirBeside(dir);
         try {
             var blobs = new LinkedHashMap<String, TensorBlob>();
-            namedParameters().forEach((k, v) -> blobs.put(k, TensorBlob.ofFloats(Tensors.toFloats(v), v.sizes().vec().get())));
+            namedParameters().forEach((k, v) -> blobs.put(k, TensorBlob.ofFloats(Tensors.toFloats(v), Tensors.shape(v))));
             SafetensorsWriter.write(tmp.resolve("adapter_model.safetensors"), blobs, SafetensorsWriter.PT_METADATA);
             AtomicFiles.writeString(tmp.resolve("adapter_config.json"), PythonJson.dumps(peftConfig()));
             AtomicFiles.writeString(tmp.resolve("README.md"), "---\nbase_model: " + baseModel + "\nlibrary_name: peft\n---\n\n"

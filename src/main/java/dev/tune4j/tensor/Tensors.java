@@ -36,6 +36,26 @@ public final class Tensors {
         return Tensor.create(v, shape);
     }
 
+    /** The shape of a tensor as a Java array (the temporary size wrappers are freed here, not left to the GC). */
+    public static long[] shape(Tensor t) {
+        try (PointerScope s = new PointerScope()) {
+            return t.sizes().vec().get();
+        }
+    }
+
+    /**
+     * For tests and tripwires: lets the GC finish freeing native wrappers that other code (tests, libraries) left to it,
+     * so a following {@link #liveNativeObjects()} baseline counts only what is really alive.
+     */
+    public static void settleGarbage() throws InterruptedException {
+        long before;
+        do {
+            before = Pointer.totalCount();
+            System.gc();
+            Thread.sleep(50);
+        } while (Pointer.totalCount() < before);
+    }
+
     public static Scalar scalar(double v) {
         return new Scalar(v);
     }

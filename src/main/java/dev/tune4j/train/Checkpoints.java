@@ -66,7 +66,7 @@ public final class Checkpoints {
     }
 
     private static TensorBlob blob(Tensor t) {
-        return TensorBlob.ofFloats(Tensors.toFloats(t), t.sizes().vec().get());
+        return TensorBlob.ofFloats(Tensors.toFloats(t), Tensors.shape(t));
     }
 
     /** Restores trainable tensors and optimizer state in place; returns the saved state. */
@@ -90,7 +90,7 @@ public final class Checkpoints {
     }
 
     private static void copyInto(Safetensors st, String name, Tensor target) {
-        long[] shape = target.sizes().vec().get();
+        long[] shape = Tensors.shape(target);
         if (!Arrays.equals(st.info(name).shape(), shape))
             throw new HfFormatException(st.file(), "tensor '" + name + "': expected shape " + Arrays.toString(shape) + ", found " + Arrays.toString(st.info(name).shape()));
         target.copy_(Tensors.floats(st.floats(name), shape));
