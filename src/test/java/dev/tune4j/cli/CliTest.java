@@ -2,14 +2,13 @@ package dev.tune4j.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.CliRun;
 import dev.tune4j.Golden;
 import dev.tune4j.hf.*;
 import dev.tune4j.text.Tokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,26 +24,13 @@ class CliTest {
 
     static final ObjectMapper JSON = new ObjectMapper();
 
-    record Run(int code, String out, String err) {}
-
-    static synchronized Run run(String... args) {
-        PrintStream oldOut = System.out, oldErr = System.err;
-        var out = new ByteArrayOutputStream();
-        var err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int code = Main.run(args);
-            return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
+    static CliRun run(String... args) {
+        return CliRun.of(args);
     }
 
     Path convertStories() {
         Path out = tmp.resolve("stories-hf");
-        Run r = run("convert", "llama2c", "--model", Golden.asset("stories260K/stories260K.bin").toString(),
+        CliRun r = run("convert", "llama2c", "--model", Golden.asset("stories260K/stories260K.bin").toString(),
                 "--tokenizer", Golden.asset("stories260K/tok512.bin").toString(), "--out", out.toString());
         assertThat(r.code()).as(r.err()).isZero();
         return out;
@@ -78,7 +64,7 @@ class CliTest {
             assertThat(tok.decode(Golden.longs(gen.get("generated_ids")), true)).isEqualTo(gen.get("decoded").asText());
         }
         JsonNode gen = JSON.readTree(Golden.golden("stories260K/generate.json").toFile());
-        Run r = run("generate", "--model", out.toString(), "--prompt-ids", "[1]", "--max-new-tokens", "60", "--ignore-eos", "--ids");
+        CliRun r = run("generate", "--model", out.toString(), "--prompt-ids", "[1]", "--max-new-tokens", "60", "--ignore-eos", "--ids");
         assertThat(r.code()).as(r.err()).isZero();
         String[] lines = r.out().strip().split("\n");
         assertThat(JSON.readTree(lines[lines.length - 1])).isEqualTo(gen.get("generated_ids"));
@@ -88,7 +74,7 @@ class CliTest {
     @Test
     void generateFromTextStopsAtStopString() {
         Path out = convertStories();
-        Run r = run("generate", "--model", out.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--stop", "Lily");
+        CliRun r = run("generate", "--model", out.toString(), "--prompt", "Once upon a time", "--max-new-tokens", "40", "--stop", "Lily");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).isEqualTo(", there was a little girl named \n");
         assertThat(r.err()).contains("STOP_STRING");
@@ -105,7 +91,7 @@ class CliTest {
         var oldIn = System.in;
         try {
             System.setIn(new java.io.ByteArrayInputStream("Once upon a time\n/reset\nLily\n/exit\n".getBytes(StandardCharsets.UTF_8)));
-            Run r = run("chat", "--model", out.toString(), "--max-new-tokens", "12");
+            CliRun r = run("chat", "--model", out.toString(), "--max-new-tokens", "12");
             assertThat(r.code()).as(r.err()).isZero();
             // greedy from "Once upon a time" continues karpathy's story; after /reset the second turn starts fresh
             assertThat(r.out()).contains(", there was a little girl named Lily");
@@ -114,7 +100,7 @@ class CliTest {
         } finally {
             System.setIn(oldIn);
         }
-        Run none = run("chat", "--model", Golden.golden("stories260K/hf").toString());
+        CliRun none = run("chat", "--model", Golden.golden("stories260K/hf").toString());
         assertThat(none.code()).isEqualTo(2);
         assertThat(none.err()).contains("tokenizer.json");
     }
@@ -125,7 +111,7 @@ class CliTest {
         JsonNode c = golden.get("cases").get(3);
         Path msgs = tmp.resolve("m.json");
         Files.writeString(msgs, c.get("messages").toString());
-        Run r = run("template", "--model", Golden.asset("tokenizer-qwen3-hf").toString(), "--messages", msgs.toString(), "--add-generation-prompt");
+        CliRun r = run("template", "--model", Golden.asset("tokenizer-qwen3-hf").toString(), "--messages", msgs.toString(), "--add-generation-prompt");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).isEqualTo(c.get("rendered").asText());
     }
@@ -153,7 +139,7 @@ class CliTest {
         Path input = tmp.resolve("in.safetensors");
         SafetensorsWriter.write(input, Map.of("input_ids", TensorBlob.ofLongs(in, 2, t), "attention_mask", TensorBlob.ofLongs(mask, 2, t)), Map.of());
         Path outFile = tmp.resolve("logits.safetensors");
-        Run r = run("logits", "--model", Golden.golden("models/llama-untied").toString(), "--input", input.toString(), "--out", outFile.toString());
+        CliRun r = run("logits", "--model", Golden.golden("models/llama-untied").toString(), "--input", input.toString(), "--out", outFile.toString());
         assertThat(r.code()).as(r.err()).isZero();
         try (Safetensors o = Safetensors.open(outFile)) {
             assertThat(o.info("logits").shape()).containsExactly(2, t, v);
@@ -161,13 +147,13 @@ class CliTest {
             assertClose("row 0", Arrays.copyOf(got, t * v), Arrays.copyOf(wantLogits, t * v), 1e-4);
             assertClose("left-padded row 1", Arrays.copyOfRange(got, (t + pad) * v, 2 * t * v), Arrays.copyOf(wantLogits, (t - pad) * v), 1e-4);
         }
-        Run json = run("logits", "--model", Golden.golden("models/llama-untied").toString(), "--input", "[1, 2, 3]", "--out", tmp.resolve("j.safetensors").toString());
+        CliRun json = run("logits", "--model", Golden.golden("models/llama-untied").toString(), "--input", "[1, 2, 3]", "--out", tmp.resolve("j.safetensors").toString());
         assertThat(json.code()).as(json.err()).isZero();
     }
 
     @Test
     void inspectCountsParametersPerModuleType() {
-        Run r = run("inspect", Golden.golden("models/qwen2-untied").toString());
+        CliRun r = run("inspect", Golden.golden("models/qwen2-untied").toString());
         assertThat(r.code()).as(r.err()).isZero();
         // 2 layers: q/k/v biases 64+32+32 per layer; total = embed 256·64 + lm_head 256·64 + layers + norm
         long perLayer = 64 * 64 + 2 * 32 * 64 + 64 * 64 + 64 + 32 + 32 + 3 * 64 * 128 + 2 * 64;
@@ -179,7 +165,7 @@ class CliTest {
     @Test
     void badInputsExitWithCode2AndANamedError() throws Exception {
         Path notAModel = Files.createDirectories(tmp.resolve("empty"));
-        Run r = run("inspect", notAModel.toString());
+        CliRun r = run("inspect", notAModel.toString());
         assertThat(r.code()).isEqualTo(2);
         assertThat(r.err()).contains("no config.json").contains(notAModel.toString());
 
@@ -204,7 +190,7 @@ class CliTest {
     @Test
     void everyCommandHasHelp() {
         for (String c : List.of("demo", "inspect", "generate", "chat", "template", "convert", "logits", "bench")) {
-            Run r = run(c, "--help");
+            CliRun r = run(c, "--help");
             assertThat(r.code()).as(c).isZero();
             assertThat(r.out()).as(c).contains("Usage:");
         }
@@ -212,7 +198,7 @@ class CliTest {
 
     @Test
     void demoPretrainsFineTunesAndCompares() {
-        Run r = run("demo", "--out", tmp.resolve("demo").toString(), "--pretrain-steps", "30");
+        CliRun r = run("demo", "--out", tmp.resolve("demo").toString(), "--pretrain-steps", "30");
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).contains("greedy: Once upon a time, there was a little girl named Lily");
         assertThat(r.out()).contains("pretraining LlamaForCausalLM from scratch").contains("exact match").contains("validation loss");
@@ -222,7 +208,7 @@ class CliTest {
         var m = java.util.regex.Pattern.compile("validation loss \\(nats/token\\)\\s+([0-9.]+)\\s+([0-9.]+)").matcher(r.out());
         assertThat(m.find()).isTrue();
         assertThat(Double.parseDouble(m.group(2))).isLessThan(Double.parseDouble(m.group(1)));
-        Run again = run("demo", "--out", tmp.resolve("demo").toString(), "--pretrain-steps", "30");
+        CliRun again = run("demo", "--out", tmp.resolve("demo").toString(), "--pretrain-steps", "30");
         assertThat(again.out()).contains("base model cached");
     }
 }

@@ -2,6 +2,7 @@ package dev.tune4j.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.CliRun;
 import dev.tune4j.EmbeddedModel;
 import dev.tune4j.cli.Main;
 import dev.tune4j.hf.Safetensors;
@@ -10,8 +11,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -48,20 +47,8 @@ class TrainingTest {
         return f;
     }
 
-    record Run(int code, String out, String err) {}
-
-    static synchronized Run cli(String... args) {
-        PrintStream o = System.out, e = System.err;
-        var out = new ByteArrayOutputStream();
-        var err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            return new Run(Main.run(args), out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(o);
-            System.setErr(e);
-        }
+    static CliRun cli(String... args) {
+        return CliRun.of(args);
     }
 
     List<String> base(Path data, Path out) {
@@ -74,7 +61,7 @@ class TrainingTest {
         Path out = tmp.resolve("run");
         var args = base(task(96), out);
         args.addAll(List.of("--epochs", "3", "--packing"));
-        Run r = cli(args.toArray(String[]::new));
+        CliRun r = cli(args.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(r.out()).contains("validation before training");
         List<JsonNode> lines = new ArrayList<>();
@@ -90,11 +77,11 @@ class TrainingTest {
             assertThat(a.tensors()).hasSize(5 * 7 * 2);
             assertThat(a.tensors().stream().map(TensorInfo::name)).allMatch(n -> n.startsWith("base_model.model.model.layers."));
         }
-        Run gen = cli("generate", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
+        CliRun gen = cli("generate", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
                 "--prompt", "### Instruction:\nWhat colour does Tom like?\n\n### Response:\n", "--max-new-tokens", "8");
         assertThat(gen.code()).as(gen.err()).isZero();
         assertThat(gen.out()).contains("Tom likes"); // the answer format is learned (the tiny model may still miss the colour)
-        Run before = cli("generate", "--model", model.toString(), "--prompt", "### Instruction:\nWhat colour does Tom like?\n\n### Response:\n", "--max-new-tokens", "8");
+        CliRun before = cli("generate", "--model", model.toString(), "--prompt", "### Instruction:\nWhat colour does Tom like?\n\n### Response:\n", "--max-new-tokens", "8");
         assertThat(before.out()).doesNotContain("Tom likes");
     }
 
@@ -103,7 +90,7 @@ class TrainingTest {
         Path out = tmp.resolve("yaml-run");
         Path yaml = tmp.resolve("run.yaml");
         Files.writeString(yaml, "model: " + model + "\ndata: " + task(24) + "\nout: " + out + "\nr: 4\nlora-alpha: 8\nmax-steps: 3\nbatch-size: 4\ntarget-modules: [q_proj, v_proj]\n");
-        Run r = cli("train", "--config", yaml.toString(), "--r", "2");
+        CliRun r = cli("train", "--config", yaml.toString(), "--r", "2");
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         JsonNode cfg = JSON.readTree(out.resolve("run_config.json").toFile());
         assertThat(cfg.get("r").asInt()).as("flag overrides the file").isEqualTo(2);
@@ -111,7 +98,7 @@ class TrainingTest {
         JsonNode adapterCfg = JSON.readTree(out.resolve("adapter/adapter_config.json").toFile());
         assertThat(adapterCfg.get("r").asInt()).isEqualTo(2);
         Files.writeString(yaml, "model: x\nbogus-key: 1\n");
-        Run bad = cli("train", "--config", yaml.toString());
+        CliRun bad = cli("train", "--config", yaml.toString());
         assertThat(bad.code()).isEqualTo(2);
         assertThat(bad.err()).contains("unknown key 'bogus-key'").contains("run.yaml");
     }
@@ -145,7 +132,7 @@ class TrainingTest {
         var resumed = base(data, killed);
         resumed.addAll(common);
         resumed.addAll(List.of("--resume", "latest"));
-        Run r = cli(resumed.toArray(String[]::new));
+        CliRun r = cli(resumed.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(r.out()).contains("resumed from");
         try (Safetensors x = Safetensors.open(full.resolve("adapter/adapter_model.safetensors"));
@@ -159,7 +146,7 @@ class TrainingTest {
         Path out = tmp.resolve("nan");
         var args = base(task(64), out);
         args.addAll(List.of("--max-steps", "30", "--save-steps", "1", "--lr", "1e38", "--max-grad-norm", "1e30", "--keep-last", "30"));
-        Run r = cli(args.toArray(String[]::new));
+        CliRun r = cli(args.toArray(String[]::new));
         assertThat(r.code()).isEqualTo(1);
         assertThat(r.err()).contains("loss became NaN").contains("Last good checkpoint").doesNotContain("\tat ");
         try (var s = Files.list(out.resolve("checkpoints"))) {
@@ -174,7 +161,7 @@ class TrainingTest {
         var args = base(task(64), out);
         args.addAll(List.of("--max-steps", "60", "--eval-steps", "2", "--save-steps", "2", "--early-stopping-patience", "2", "--lr", "3e-2",
                 "--keep-best", "1", "--keep-last", "1"));
-        Run r = cli(args.toArray(String[]::new));
+        CliRun r = cli(args.toArray(String[]::new));
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).contains("early stopping at step");
         try (var s = Files.list(out.resolve("checkpoints"))) {
