@@ -5,8 +5,8 @@ import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * y = x Wᵀ + b, with W stored (out, in) as in every HF checkpoint. {@code bias} may be null. An {@link Adapter} (LoRA)
- * adds its own term to the output: y = x Wᵀ + b + adapter(x).
+ * y = x Wᵀ + b, with W stored (out, in) as in every HF checkpoint. {@code bias} may be null. Attached {@link Adapter}s
+ * (LoRA) add their own terms to the output: y = x Wᵀ + b + Σ adapter(x).
  */
 public final class Linear {
     /** A trainable addition to a frozen projection; implemented by the peft package. */
@@ -16,7 +16,7 @@ public final class Linear {
 
     public final Tensor weight; // (out, in)
     public final Tensor bias;   // (out) or null
-    public Adapter adapter;     // null = plain projection
+    public final java.util.List<Adapter> adapters = new java.util.ArrayList<>(1); // empty = plain projection
 
     public Linear(Tensor weight, Tensor bias) {
         this.weight = weight;
@@ -25,7 +25,8 @@ public final class Linear {
 
     public Tensor forward(Tensor x) {
         Tensor y = bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
-        return adapter == null ? y : y.add(adapter.delta(x));
+        for (Adapter a : adapters) y = y.add(a.delta(x));
+        return y;
     }
 
     public long inFeatures() {

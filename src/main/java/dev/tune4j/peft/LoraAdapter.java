@@ -32,7 +32,8 @@ public final class LoraAdapter implements AutoCloseable {
         this.baseModel = baseModel;
         this.model = model;
         this.modules = modules;
-        modules.forEach((name, lora) -> model.linears().get(name).adapter = lora);
+        var linears = model.linears();
+        modules.forEach((name, lora) -> linears.get(name).adapters.add(lora));
     }
 
     /**
@@ -45,7 +46,6 @@ public final class LoraAdapter implements AutoCloseable {
         for (var e : model.linears().entrySet()) {
             if (!cfg.targets(e.getKey())) continue;
             Linear l = e.getValue();
-            if (l.adapter != null) throw new IllegalStateException(e.getKey() + " already has an adapter");
             double bound = 1 / Math.sqrt(l.inFeatures());
             Tensor a = Tensors.escape(() -> model.compute.placeTrainable(torch.empty(cfg.r(), l.inFeatures()).uniform_(-bound, bound, new org.bytedeco.pytorch.GeneratorOptional())));
             Tensor b = Tensors.escape(() -> model.compute.placeTrainable(torch.zeros(l.outFeatures(), cfg.r())));
@@ -234,6 +234,18 @@ public final class LoraAdapter implements AutoCloseable {
         modules.forEach((name, l) -> l.merge(linears.get(name)));
     }
 
+    /** Scales this adapter's contribution (for weighted combinations of several adapters); 1 by default. */
+    public void setWeight(double w) {
+        modules.values().forEach(l -> l.weight = w);
+    }
+
+    /** merge() and then drop the adapter for good: the base weights keep the update (PEFT's merge_and_unload). */
+    public void mergeAndUnload() {
+        merge();
+        modules.values().forEach(LoraLinear::close);
+        modules.clear();
+    }
+
     public void unmerge() {
         modules.values().forEach(LoraLinear::unmerge);
     }
@@ -244,7 +256,7 @@ public final class LoraAdapter implements AutoCloseable {
         var linears = model.linears();
         modules.forEach((name, l) -> {
             if (l.merged()) l.unmerge();
-            linears.get(name).adapter = null;
+            linears.get(name).adapters.remove(l);
             l.close();
         });
         modules.clear();

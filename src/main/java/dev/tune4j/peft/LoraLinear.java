@@ -15,6 +15,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public final Tensor lora_B; // (out, r)
     public final double scaling;
     final double dropout;
+    double weight = 1.0; // a merge of several adapters can weigh each one
     boolean training;
     private Linear mergedInto;
 
@@ -30,28 +31,33 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         var dtype = x.scalar_type().intern();
         Tensor in = training && dropout > 0 ? torch.dropout(x, dropout, true) : x;
         in = in.to(torch.ScalarType.Float);                                                   // A, B are fp32 (bf16 activations on GPU)
-        Tensor y = torch.linear(torch.linear(in, lora_A), lora_B).mul(new Scalar(scaling));   // (…, r) → (…, out)
+        Tensor y = torch.linear(torch.linear(in, lora_A), lora_B).mul(new Scalar(scaling * weight)); // (…, r) → (…, out)
         return y.to(dtype);
     }
 
     /** W ← W + scaling · B@A, in place, and the projection stops calling this adapter until unmerge(). */
     public void merge(Linear base) {
         if (mergedInto != null) throw new IllegalStateException("already merged");
-        if (base.adapter != this) throw new IllegalStateException("merge into the projection this adapter is attached to");
+        if (!base.adapters.contains(this)) throw new IllegalStateException("merge into the projection this adapter is attached to");
         try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
-            base.weight.add_(lora_B.matmul(lora_A).mul(new Scalar(scaling)).to(base.weight.scalar_type().intern()));
+            base.weight.add_(delta().to(base.weight.scalar_type().intern()));
         }
         mergedInto = base;
-        base.adapter = null;
+        base.adapters.remove(this);
     }
 
     public void unmerge() {
         if (mergedInto == null) throw new IllegalStateException("not merged");
         try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
-            mergedInto.weight.sub_(lora_B.matmul(lora_A).mul(new Scalar(scaling)).to(mergedInto.weight.scalar_type().intern()));
+            mergedInto.weight.sub_(delta().to(mergedInto.weight.scalar_type().intern()));
         }
-        mergedInto.adapter = this;
+        mergedInto.adapters.add(this);
         mergedInto = null;
+    }
+
+    /** weight · scaling · B@A in fp32 (out, in): formed only to merge, never while training. */
+    Tensor delta() {
+        return lora_B.matmul(lora_A).mul(new Scalar(scaling * weight));
     }
 
     public boolean merged() {

@@ -1,0 +1,62 @@
+package dev.tune4j.cli;
+
+import dev.tune4j.hf.DType;
+import dev.tune4j.peft.Merge;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/** LoRA adapters folded into the base weights, written as a plain HF folder, verified before it is published. */
+@Command(name = "merge", mixinStandardHelpOptions = true, description = "Merge LoRA adapter(s) into a model and write a verified Hugging Face folder.")
+final class MergeCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "base model folder")
+    Path model;
+
+    @Option(names = "--adapter", required = true, description = "PEFT LoRA adapter folder (repeatable)")
+    List<Path> adapters = new ArrayList<>();
+
+    @Option(names = "--weight", description = "weight of each adapter, in --adapter order (default 1 each)")
+    List<Double> weights = new ArrayList<>();
+
+    @Option(names = "--out", required = true, description = "output folder (written beside, verified, then renamed)")
+    Path out;
+
+    @Option(names = "--dtype", description = "stored dtype: f32, bf16 or f16 (default: the base model's)")
+    String dtype;
+
+    @Option(names = "--max-shard-size", defaultValue = "5GB", description = "shard the weights past this size (default ${DEFAULT-VALUE})")
+    String maxShard;
+
+    @Option(names = "--tolerance", description = "largest |logit difference| / logit scale accepted by the verification (default by dtype: f32 1e-4, f16 1e-2, bf16 5e-2)")
+    Double tolerance;
+
+    @Override
+    public Integer call() throws Exception {
+        DType d = dtype == null ? null : switch (dtype.toLowerCase()) {
+            case "f32", "fp32", "float32" -> DType.F32;
+            case "bf16", "bfloat16" -> DType.BF16;
+            case "f16", "fp16", "float16" -> DType.F16;
+            default -> throw new Main.BadInput("--dtype: expected f32, bf16 or f16, found '" + dtype + "'");
+        };
+        Merge.run(model, adapters, weights, out, d, parseSize(maxShard), tolerance, System.out);
+        return 0;
+    }
+
+    /** "5GB", "150KB", "2000000" → bytes (decimal units, as transformers' max_shard_size). */
+    static long parseSize(String s) {
+        var m = java.util.regex.Pattern.compile("(?i)\\s*([0-9.]+)\\s*(kb|mb|gb|b)?\\s*").matcher(s);
+        if (!m.matches()) throw new Main.BadInput("--max-shard-size: expected a size such as 5GB or 500MB, found '" + s + "'");
+        double v = Double.parseDouble(m.group(1));
+        String u = m.group(2) == null ? "b" : m.group(2).toLowerCase();
+        return (long) (v * switch (u) {
+            case "kb" -> 1e3;
+            case "mb" -> 1e6;
+            case "gb" -> 1e9;
+            default -> 1;
+        });
+    }
+}
