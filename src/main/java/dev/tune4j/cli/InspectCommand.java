@@ -14,11 +14,23 @@ import java.util.concurrent.Callable;
 /** Architecture, parameter counts per module type, dtypes and bytes of a model folder; reads headers only (no libtorch). */
 @Command(name = "inspect", mixinStandardHelpOptions = true, description = "Describe a Hugging Face model folder: architecture, parameters per module type, dtypes, bytes.")
 final class InspectCommand implements Callable<Integer> {
-    @Parameters(paramLabel = "MODEL", description = "model folder (config.json + safetensors)")
+    @Parameters(paramLabel = "MODEL", arity = "0..1", description = "model folder (config.json + safetensors)")
     Path model;
 
+    @picocli.CommandLine.Option(names = "--adapter", description = "a PEFT LoRA adapter folder: print the singular-value spectrum of every update")
+    Path adapter;
+
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
+        if (model == null && adapter == null) throw new Main.BadInput("give a MODEL folder, --adapter DIR, or both");
+        if (adapter != null) {
+            var mods = dev.tune4j.peft.Spectrum.ofFolder(adapter);
+            System.out.println(adapter + ": " + mods.size() + " LoRA modules; spectrum of each update scaling·B·A");
+            System.out.print(dev.tune4j.peft.Spectrum.table(mods));
+            long warnings = mods.stream().filter(m -> m.warning() != null).count();
+            System.out.println(warnings == 0 ? "no warnings" : warnings + " module(s) with warnings");
+            if (model == null) return 0;
+        }
         try (ModelFolder f = ModelFolder.open(model)) {
             f.validate();
             ModelConfig c = f.config();
