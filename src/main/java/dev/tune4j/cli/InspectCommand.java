@@ -24,9 +24,9 @@ final class InspectCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (model == null && adapter == null) throw new Main.BadInput("give a MODEL folder, --adapter DIR, or both");
         if (adapter != null) {
-            var mods = dev.tune4j.peft.Spectrum.ofFolder(adapter);
+            var mods = dev.tune4j.eval.Spectrum.ofFolder(adapter);
             System.out.println(adapter + ": " + mods.size() + " LoRA modules; spectrum of each update scaling·B·A");
-            System.out.print(dev.tune4j.peft.Spectrum.table(mods));
+            System.out.print(dev.tune4j.eval.Spectrum.table(mods));
             long warnings = mods.stream().filter(m -> m.warning() != null).count();
             System.out.println(warnings == 0 ? "no warnings" : warnings + " module(s) with warnings");
             if (model == null) return 0;

@@ -37,6 +37,33 @@ public final class Encoder {
         return template(row, msgs);
     }
 
+    /** What generation-based scoring needs: the prompt as the model sees it, and the answer the record expects. */
+    public record Prompt(long[] ids, String expected) {}
+
+    /**
+     * The record's conversation up to its last assistant turn, rendered as during training (Alpaca layout or the chat
+     * template with the generation prompt), and that turn's text as the expected answer. Raw text has no answer.
+     */
+    public Prompt prompt(Row row, Format format) {
+        List<Format.Message> msgs = format.toMessages(row);
+        if (format == Format.TEXT) throw row.error("raw text has no prompt/answer to score");
+        int last = msgs.size() - 1;
+        while (last >= 0 && !msgs.get(last).role().equals("assistant")) last--;
+        String expected = msgs.get(last).content();
+        var context = msgs.subList(0, last);
+        if (style == PromptStyle.TEMPLATE) {
+            String text = tok.applyChatTemplate(context.stream().map(Format.Message::asMap).toList(), true);
+            return new Prompt(tok.encode(text, false), expected);
+        }
+        Example e = alpaca(row, format, msgs.subList(0, last + 1));
+        int promptLen = 0; // the prompt is everything before the last answer's first supervised token
+        for (int i = e.length() - 1; i >= 0; i--) if (e.labels()[i] != Example.IGNORE && (i == 0 || e.labels()[i - 1] == Example.IGNORE)) {
+            promptLen = i;
+            break;
+        }
+        return new Prompt(java.util.Arrays.copyOf(e.ids(), promptLen), expected);
+    }
+
     private Example text(String text) {
         long[] body = tok.encode(text, true);
         long[] ids = Arrays.copyOf(body, body.length + 1);

@@ -20,7 +20,8 @@ import java.util.*;
  * {@code base_model.model.<module>.lora_A.weight} (r, in) and {@code .lora_B.weight} (out, r).
  */
 public final class LoraAdapter implements AutoCloseable {
-    static final String PREFIX = "base_model.model.";
+    public static final String KEY_PREFIX = "base_model.model.";
+    static final String PREFIX = KEY_PREFIX;
 
     public final LoraConfig config;
     public final String baseModel;

@@ -1,4 +1,4 @@
-package dev.tune4j.peft;
+package dev.tune4j.eval;
 
 import dev.tune4j.CliRun;
 import dev.tune4j.Golden;

@@ -1,5 +1,6 @@
-package dev.tune4j.peft;
+package dev.tune4j.eval;
 
+import dev.tune4j.peft.LoraAdapter;
 import dev.tune4j.tensor.Tensors;
 
 import java.util.ArrayList;
@@ -49,8 +50,8 @@ public final class Spectrum {
             for (var t : st.tensors()) {
                 String n = t.name();
                 if (!n.endsWith(".lora_A.weight")) continue;
-                String module = n.substring(LoraAdapter.PREFIX.length(), n.length() - ".lora_A.weight".length());
-                String bName = LoraAdapter.PREFIX + module + ".lora_B.weight";
+                String module = n.substring(LoraAdapter.KEY_PREFIX.length(), n.length() - ".lora_A.weight".length());
+                String bName = LoraAdapter.KEY_PREFIX + module + ".lora_B.weight";
                 int rank = (int) t.shape()[0];
                 out.add(of(module, st.floats(n), st.floats(bName), rank, scaling));
             }

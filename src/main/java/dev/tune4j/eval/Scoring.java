@@ -1,0 +1,42 @@
+package dev.tune4j.eval;
+
+import dev.tune4j.data.*;
+import dev.tune4j.generate.GenerationConfig;
+import dev.tune4j.generate.Generator;
+import dev.tune4j.model.LlamaModel;
+import dev.tune4j.text.Tokenizer;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+
+/**
+ * Generation-based scores on prompts with known answers: greedy answers compared with the expected text by exact match
+ * (after trimming), containment, and optionally a regular expression the answer must contain a match of.
+ */
+public final class Scoring {
+    private Scoring() {}
+
+    public record Sample(String prompt, String expected, String answer, boolean exact, boolean contains, Boolean regex) {}
+
+    public record Result(int n, double exactMatch, double contains, Double regex, List<Sample> samples) {}
+
+    public static Result run(LlamaModel m, Tokenizer tok, Encoder enc, List<Row> rows, Format format, int maxNewTokens,
+                             List<Integer> eos, Pattern regex) {
+        var samples = new ArrayList<Sample>();
+        int exact = 0, contains = 0, re = 0;
+        for (Row row : rows) {
+            var p = enc.prompt(row, format);
+            var r = Generator.generate(m, p.ids(), GenerationConfig.greedy(maxNewTokens).withEos(eos), x -> tok.decode(x, true), null);
+            String answer = r.text().strip(), expected = p.expected().strip();
+            boolean ex = answer.equals(expected), co = answer.contains(expected);
+            Boolean rx = regex == null ? null : regex.matcher(answer).find();
+            if (ex) exact++;
+            if (co) contains++;
+            if (Boolean.TRUE.equals(rx)) re++;
+            samples.add(new Sample(tok.decode(p.ids(), true), expected, answer, ex, co, rx));
+        }
+        int n = rows.size();
+        return new Result(n, n == 0 ? 0 : (double) exact / n, n == 0 ? 0 : (double) contains / n, regex == null ? null : (double) re / n, samples);
+    }
+}
