@@ -78,6 +78,7 @@ public final class LoraSft {
                     lora.train(true);
                     // ---- loop ----
                     try (Metrics metrics = new Metrics(c.out().resolve("metrics.jsonl"), resumeFrom != null);
+                         TensorBoard tb = new TensorBoard(c.out().resolve("tensorboard"));
                          ProgressBar bar = StepProgress.create("lora", totalSteps)) {
                         bar.stepTo(step);
                         while (step < totalSteps) {
@@ -130,7 +131,11 @@ public final class LoraSft {
                                 } else noImprovement++;
                                 log.printf("%nstep %d: val loss %.4f (best %.4f)%n", step, valLoss, best);
                             }
-                            if (step % c.loggingSteps() == 0 || evalNow) metrics.log(rec);
+                            if (step % c.loggingSteps() == 0 || evalNow) {
+                                metrics.log(rec);
+                                for (String k : new String[]{"loss", "lr", "grad_norm", "tokens_per_s", "val_loss"})
+                                    if (rec.get(k) instanceof Number n) tb.scalar("train/" + k, n.doubleValue(), step);
+                            }
                             boolean stopNow = c.earlyStoppingPatience() > 0 && noImprovement >= c.earlyStoppingPatience();
                             if ((c.saveSteps() > 0 && step % c.saveSteps() == 0) || step == totalSteps || stopNow) {
                                 var state = new Checkpoints.State(step, micro, (double) micro / train.perEpoch(), valLoss, best, noImprovement);

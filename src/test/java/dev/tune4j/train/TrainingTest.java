@@ -72,6 +72,14 @@ class TrainingTest {
         JsonNode lastEval = lines.stream().filter(l -> l.has("val_loss")).reduce((a, b) -> b).orElseThrow();
         assertThat(lastEval.get("val_loss").asDouble()).isLessThan(1.0);
         assertThat(out.resolve("run_config.json")).exists();
+        Path tbFile;
+        try (var s = Files.list(out.resolve("tensorboard"))) {
+            tbFile = s.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
+        }
+        var losses = TensorBoardTest.read(tbFile).stream().filter(e -> e instanceof TensorBoardTest.Scalar sc && sc.tag().equals("train/loss"))
+                .map(e -> (TensorBoardTest.Scalar) e).toList();
+        assertThat(losses).hasSize(lines.size());
+        assertThat((double) losses.getLast().value()).isCloseTo(lastLoss, org.assertj.core.data.Offset.offset(1e-5));
         assertThat(out.resolve("adapter/adapter_config.json")).exists();
         try (Safetensors a = Safetensors.open(out.resolve("adapter/adapter_model.safetensors"))) {
             assertThat(a.tensors()).hasSize(5 * 7 * 2);
