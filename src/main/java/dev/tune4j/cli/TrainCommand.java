@@ -62,6 +62,8 @@ final class TrainCommand {
         HELP.put("early-stopping-patience", "stop after N evaluations without improvement (default 0: off)");
         HELP.put("logging-steps", "write metrics every N steps (default 1)");
         HELP.put("resume", "continue from a checkpoint folder, or 'latest' under --out");
+        HELP.put("general-file", "general text: after training, compare its perplexity with and without the adapter (forgetting check)");
+        HELP.put("forgetting-threshold", "flag a relative perplexity increase above this (default 0.1)");
     }
 
     static CommandLine build() {

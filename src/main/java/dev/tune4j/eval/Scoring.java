@@ -21,6 +21,23 @@ public final class Scoring {
 
     public record Result(int n, double exactMatch, double contains, Double regex, List<Sample> samples) {}
 
+    /** Greedy answers to the prompts of tokenized examples (prompt = tokens before the first supervised one). */
+    public static List<Sample> samples(LlamaModel m, Tokenizer tok, List<Example> examples, int n, int maxNewTokens, List<Integer> eos) {
+        var out = new ArrayList<Sample>();
+        for (Example e : examples.subList(0, Math.min(n, examples.size()))) {
+            int start = 0;
+            while (start < e.length() && e.labels()[start] == Example.IGNORE) start++;
+            if (start == 0 || start == e.length()) continue; // raw text: no prompt to answer
+            long[] prompt = java.util.Arrays.copyOf(e.ids(), start);
+            long[] answerIds = java.util.Arrays.stream(e.labels(), start, e.length()).filter(x -> x != Example.IGNORE).toArray();
+            String expected = tok.decode(answerIds, true).strip();
+            var r = Generator.generate(m, prompt, GenerationConfig.greedy(maxNewTokens).withEos(eos), x -> tok.decode(x, true), null);
+            String answer = r.text().strip();
+            out.add(new Sample(tok.decode(prompt, true), expected, answer, answer.equals(expected), answer.contains(expected), null));
+        }
+        return out;
+    }
+
     public static Result run(LlamaModel m, Tokenizer tok, Encoder enc, List<Row> rows, Format format, int maxNewTokens,
                              List<Integer> eos, Pattern regex) {
         var samples = new ArrayList<Sample>();

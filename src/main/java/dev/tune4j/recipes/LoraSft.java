@@ -154,6 +154,7 @@ public final class LoraSft {
                     lora.save(adapterDir);
                     double seconds = (System.nanoTime() - t0) / 1e9;
                     var summary = new Summary(step, lastLoss, best, firstVal, seconds, Memory.peakResidentBytes(), adapterDir, stoppedEarly, lora.trainableParameterCount());
+                    RunReport.write(c, model, tok, lora, ds, summary, eos, log);
                     log.printf("done: %d steps in %.1f s; last train loss %.4f; best val loss %s; peak memory %.0f MiB; adapter in %s%n",
                             step, seconds, lastLoss, Double.isNaN(best) ? "-" : String.format("%.4f", best), Memory.mib(summary.peakRssBytes()), adapterDir);
                     return summary;

@@ -19,14 +19,16 @@ public record TrainConfig(
         double lr, int epochs, int maxSteps, int batchSize, int gradAccum, String scheduler, double warmupRatio, int warmupSteps,
         double weightDecay, double maxGradNorm, long seed, boolean gradientCheckpointing, int lossChunk,
         // evaluation, checkpoints, logging
-        int evalSteps, int saveSteps, int keepBest, int keepLast, int earlyStoppingPatience, int loggingSteps, String resume) {
+        int evalSteps, int saveSteps, int keepBest, int keepLast, int earlyStoppingPatience, int loggingSteps, String resume,
+        // after training
+        Path generalFile, double forgettingThreshold) {
 
     /** Every key a file or flag may set, in the order help lists them. */
     public static final List<String> KEYS = List.of("model", "data", "out", "method", "r", "lora-alpha", "lora-dropout", "target-modules",
             "use-rslora", "format", "prompt-style", "max-seq-len", "val-ratio", "val-file", "mix-file", "mix-ratio", "skip-bad-rows", "packing",
             "lr", "epochs", "max-steps", "batch-size", "grad-accum", "scheduler", "warmup-ratio", "warmup-steps", "weight-decay",
             "max-grad-norm", "seed", "gradient-checkpointing", "loss-chunk", "eval-steps", "save-steps", "keep-best", "keep-last",
-            "early-stopping-patience", "logging-steps", "resume");
+            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold");
 
     public TrainConfig {
         if (!Set.of("lora", "full").contains(method)) throw new IllegalArgumentException("method: expected lora or full, found '" + method + "'");
@@ -53,7 +55,8 @@ public record TrainConfig(
                 v.str("scheduler", "linear").replace('-', '_'), v.dbl("warmup-ratio", 0), v.integer("warmup-steps", 0), v.dbl("weight-decay", 0),
                 v.dbl("max-grad-norm", 1.0), v.integer("seed", 42), v.bool("gradient-checkpointing", false), v.integer("loss-chunk", 1024),
                 v.integer("eval-steps", 0), v.integer("save-steps", 0), v.integer("keep-best", 1), v.integer("keep-last", 1),
-                v.integer("early-stopping-patience", 0), v.integer("logging-steps", 1), v.str("resume", null));
+                v.integer("early-stopping-patience", 0), v.integer("logging-steps", 1), v.str("resume", null),
+                v.path("general-file"), v.dbl("forgetting-threshold", 0.1));
     }
 
     /** The resolved configuration as key → value (for run_config.json and the start-of-run printout). */
@@ -62,7 +65,7 @@ public record TrainConfig(
         Object[] values = {model, data, out, method, r, loraAlpha, loraDropout, String.join(",", targetModules), useRslora, format, promptStyle,
                 maxSeqLen, valRatio, valFile, mixFile, mixRatio, skipBadRows, packing, lr, epochs, maxSteps, batchSize, gradAccum, scheduler,
                 warmupRatio, warmupSteps, weightDecay, maxGradNorm, seed, gradientCheckpointing, lossChunk, evalSteps, saveSteps, keepBest,
-                keepLast, earlyStoppingPatience, loggingSteps, resume};
+                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold};
         for (int i = 0; i < KEYS.size(); i++) m.put(KEYS.get(i), values[i] instanceof Path p ? p.toString() : values[i]);
         return m;
     }
