@@ -1,0 +1,47 @@
+package dev.tune4j.cli;
+
+import dev.tune4j.hf.Gguf;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** Exports to other runtimes' formats. */
+@Command(name = "export", mixinStandardHelpOptions = true, description = "Export a model to other formats.", subcommands = ExportCommand.GgufExport.class)
+final class ExportCommand implements Runnable {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    @Command(name = "gguf", mixinStandardHelpOptions = true, description = "Write a llama.cpp GGUF file (F32, F16 or Q8_0) with the tokenizer; re-read and validated.")
+    static final class GgufExport implements Callable<Integer> {
+        @Option(names = "--model", required = true, description = "model folder (merge adapters first with tune4j merge)")
+        Path model;
+
+        @Option(names = "--out", required = true, description = "output .gguf file")
+        Path out;
+
+        @Option(names = "--dtype", defaultValue = "f16", description = "f32, f16 or q8_0 (default ${DEFAULT-VALUE}); norms stay f32")
+        String dtype;
+
+        @Override
+        public Integer call() throws Exception {
+            Gguf.Type t = switch (dtype.toLowerCase()) {
+                case "f32" -> Gguf.Type.F32;
+                case "f16" -> Gguf.Type.F16;
+                case "q8_0", "q8" -> Gguf.Type.Q8_0;
+                default -> throw new Main.BadInput("--dtype: expected f32, f16 or q8_0, found '" + dtype + "'");
+            };
+            Gguf.export(model, out, t);
+            var g = Gguf.read(out);
+            System.out.printf("wrote %s: GGUF v%d, %d tensors, %d metadata keys, %s (validated by re-reading)%n", out, g.version(), g.tensors().size(), g.metadata().size(),
+                    dev.tune4j.cli.InspectCommand.bytes(g.size()));
+            return 0;
+        }
+    }
+}
