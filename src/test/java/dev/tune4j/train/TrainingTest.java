@@ -60,7 +60,9 @@ class TrainingTest {
     void loraSftLearnsAndWritesARunFolder() throws Exception {
         Path out = tmp.resolve("run");
         var args = base(task(96), out);
-        args.addAll(List.of("--epochs", "3", "--packing"));
+        Path general = tmp.resolve("general.txt");
+        Files.writeString(general, "Once upon a time, there was a little girl named Lily. She loved to play outside.\n\nTom had a red ball.\n");
+        args.addAll(List.of("--epochs", "3", "--packing", "--general-file", general.toString()));
         CliRun r = cli(args.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(r.out()).contains("validation before training");
@@ -72,6 +74,15 @@ class TrainingTest {
         JsonNode lastEval = lines.stream().filter(l -> l.has("val_loss")).reduce((a, b) -> b).orElseThrow();
         assertThat(lastEval.get("val_loss").asDouble()).isLessThan(1.0);
         assertThat(out.resolve("run_config.json")).exists();
+        // the report and what it is made of
+        String html = Files.readString(out.resolve("report.html"));
+        assertThat(html).contains("<img", "data:image/svg+xml;base64,", "Adapter spectrum", "Forgetting check", "Sample generations", "Configuration");
+        assertThat(JSON.readTree(out.resolve("forgetting.json").toFile()).has("tuned_perplexity")).isTrue();
+        assertThat(JSON.readTree(out.resolve("spectrum.json").toFile())).hasSize(5 * 7);
+        assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("peak_rss_mib").asDouble()).isPositive();
+        Files.delete(out.resolve("report.html"));
+        assertThat(cli("report", out.toString()).code()).isZero();
+        assertThat(out.resolve("report.html")).exists();
         Path tbFile;
         try (var s = Files.list(out.resolve("tensorboard"))) {
             tbFile = s.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
