@@ -54,6 +54,9 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--general", description = "general text for --forgetting (.txt or any text format)")
     Path general;
 
+    @Option(names = "--tuned-model", description = "with --forgetting: a fully fine-tuned model folder to compare with --model (instead of --adapter)")
+    Path tunedModel;
+
     @Option(names = "--threshold", defaultValue = "0.1", description = "flag a relative perplexity increase above this (default ${DEFAULT-VALUE})")
     double threshold;
 
@@ -63,7 +66,8 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (data == null && !forgetting) throw new Main.BadInput("give --data FILE, --forgetting --general FILE, or both");
-        if (forgetting && (general == null || adapter == null)) throw new Main.BadInput("--forgetting needs --general FILE and --adapter DIR");
+        if (forgetting && (general == null || (adapter == null) == (tunedModel == null)))
+            throw new Main.BadInput("--forgetting needs --general FILE and either --adapter DIR or --tuned-model DIR");
         var result = new LinkedHashMap<String, Object>();
         result.put("model", model.toString());
         result.put("adapter", adapter == null ? null : adapter.toString());
@@ -73,9 +77,18 @@ final class EvalCommand implements Callable<Integer> {
             LoraAdapter lora = null;
             try {
                 if (forgetting) {
-                    LoraAdapter[] holder = new LoraAdapter[1];
-                    Forgetting f = Perplexity.forgetting(lm.model(), tok, general, maxSeqLen, eos, threshold, () -> holder[0] = LoraAdapter.load(adapter, lm.model()));
-                    lora = holder[0];
+                    Forgetting f;
+                    if (tunedModel != null) {
+                        var base = Perplexity.of(lm.model(), tok, general, Format.TEXT, Encoder.PromptStyle.ALPACA, maxSeqLen, 4, eos);
+                        try (LoadedModel tuned = LoadedModel.open(tunedModel)) {
+                            var t = Perplexity.of(tuned.model(), tok, general, Format.TEXT, Encoder.PromptStyle.ALPACA, maxSeqLen, 4, eos);
+                            f = new Forgetting(base.perplexity(), t.perplexity(), threshold, base.tokens());
+                        }
+                    } else {
+                        LoraAdapter[] holder = new LoraAdapter[1];
+                        f = Perplexity.forgetting(lm.model(), tok, general, maxSeqLen, eos, threshold, () -> holder[0] = LoraAdapter.load(adapter, lm.model()));
+                        lora = holder[0];
+                    }
                     result.put("forgetting", new LinkedHashMap<>(java.util.Map.of("base_perplexity", f.basePerplexity(), "tuned_perplexity", f.tunedPerplexity(),
                             "relative_increase", f.relativeIncrease(), "threshold", f.threshold(), "flagged", f.flagged(), "tokens", f.tokens())));
                     if (!json) System.out.println(f.summary());

@@ -58,6 +58,12 @@ class EvalTest {
         CliRun r = CliRun.of("eval", "--model", model.toString(), "--adapter", harmful.toString(), "--forgetting", "--general", general.toString());
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out()).contains("FORGETTING");
+        // a full fine-tune compared as a second model folder: the same model scores an increase of exactly 0
+        CliRun same = CliRun.of("eval", "--model", model.toString(), "--tuned-model", model.toString(), "--forgetting", "--general", general.toString(), "--json");
+        assertThat(same.code()).as(same.err()).isZero();
+        var fj = JSON.readTree(same.out().strip().lines().reduce((a, b) -> b).orElseThrow()).get("forgetting");
+        assertThat(fj.get("relative_increase").asDouble()).isEqualTo(0.0);
+        assertThat(fj.get("flagged").asBoolean()).isFalse();
         CliRun missing = CliRun.of("eval", "--model", model.toString(), "--forgetting");
         assertThat(missing.code()).isEqualTo(2);
         assertThat(missing.err()).contains("--general");
