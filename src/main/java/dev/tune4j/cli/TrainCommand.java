@@ -27,7 +27,7 @@ final class TrainCommand {
         HELP.put("model", "base model folder (HF: config.json, safetensors, tokenizer files)");
         HELP.put("data", "training data: .json array, .jsonl or .txt (alpaca, chat, sharegpt, prompt/completion or text)");
         HELP.put("out", "run folder: run_config.json, metrics.jsonl, checkpoints/, adapter/");
-        HELP.put("method", "lora (default) or full");
+        HELP.put("method", "lora (default) or qlora (4-bit base; gradient checkpointing on by default)");
         HELP.put("r", "LoRA rank (default 16)");
         HELP.put("lora-alpha", "LoRA alpha; scale alpha/r (default 32)");
         HELP.put("lora-dropout", "dropout on the LoRA input (default 0.05)");
@@ -64,6 +64,9 @@ final class TrainCommand {
         HELP.put("resume", "continue from a checkpoint folder, or 'latest' under --out");
         HELP.put("general-file", "general text: after training, compare its perplexity with and without the adapter (forgetting check)");
         HELP.put("forgetting-threshold", "flag a relative perplexity increase above this (default 0.1)");
+        HELP.put("quant", "qlora: nf4 (default) or fp4");
+        HELP.put("double-quant", "qlora: quantize the absmax values too (default true)");
+        HELP.put("blocksize", "qlora: elements per quantization block, a power of two in 32..4096 (default 64)");
     }
 
     static CommandLine build() {
@@ -74,7 +77,7 @@ final class TrainCommand {
         spec.usageMessage().description("Fine-tune a model (LoRA SFT) from flags or a YAML/JSON run file; flags override the file.");
         spec.addOption(OptionSpec.builder("--config").paramLabel("FILE").type(Path.class).description("YAML or JSON run file whose keys are the flag names below").build());
         for (String k : TrainConfig.KEYS) {
-            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing").contains(k);
+            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing", "double-quant").contains(k);
             spec.addOption(OptionSpec.builder("--" + k).type(String.class).arity(flag ? "0..1" : "1").fallbackValue("true")
                     .paramLabel(flag ? "BOOL" : "VALUE").description(HELP.get(k)).build());
         }
@@ -91,7 +94,7 @@ final class TrainCommand {
         }
         for (String k : TrainConfig.KEYS) if (p.hasMatchedOption("--" + k)) values.put(k, p.matchedOptionValue("--" + k, ""));
         TrainConfig cfg = TrainConfig.fromMap(values, source);
-        if (!cfg.method().equals("lora")) throw new Main.BadInput("method '" + cfg.method() + "' is not available from the CLI yet: use lora");
+        if (cfg.method().equals("full")) throw new Main.BadInput("method 'full' is not available from the CLI yet: use lora or qlora");
         try {
             LoraSft.run(cfg, System.out);
         } catch (IOException e) {

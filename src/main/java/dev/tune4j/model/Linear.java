@@ -14,7 +14,20 @@ public final class Linear {
         Tensor delta(Tensor x); // (…, in) → (…, out)
     }
 
-    public final Tensor weight; // (out, in)
+    /** A frozen weight kept compressed (QLoRA): rebuilt in the compute dtype for each use, never stored dense. */
+    public interface Quantized extends AutoCloseable {
+        Tensor dequantize();  // (out, in), a temporary of the caller's scope
+
+        long[] shape();       // (out, in)
+
+        long bytes();         // what the compressed weight occupies
+
+        @Override
+        void close();
+    }
+
+    public Tensor weight;       // (out, in); null once quantized
+    public Quantized quantized; // non-null for a quantized (frozen) weight
     public final Tensor bias;   // (out) or null
     public final java.util.List<Adapter> adapters = new java.util.ArrayList<>(1); // empty = plain projection
 
@@ -24,21 +37,30 @@ public final class Linear {
     }
 
     public Tensor forward(Tensor x) {
-        Tensor y = bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
+        Tensor w = quantized != null ? quantized.dequantize() : weight;
+        Tensor y = bias == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(bias));
         for (Adapter a : adapters) y = y.add(a.delta(x));
         return y;
     }
 
     public long inFeatures() {
-        return weight.size(1);
+        return quantized != null ? quantized.shape()[1] : weight.size(1);
     }
 
     public long outFeatures() {
-        return weight.size(0);
+        return quantized != null ? quantized.shape()[0] : weight.size(0);
+    }
+
+    /** Replaces the dense weight by a compressed one and frees the dense tensor. */
+    public void quantize(Quantized q) {
+        if (weight != null) weight.close();
+        weight = null;
+        quantized = q;
     }
 
     void close() {
-        weight.close();
+        if (weight != null) weight.close();
+        if (quantized != null) quantized.close();
         if (bias != null) bias.close();
     }
 }

@@ -216,6 +216,8 @@ public final class LlamaModel implements AutoCloseable {
      * then renamed into place.
      */
     public void save(java.nio.file.Path dir, dev.tune4j.hf.DType dtype, long maxShardBytes) throws java.io.IOException {
+        if (linears().values().stream().anyMatch(l -> l.quantized != null))
+            throw new IllegalStateException("this model holds quantized weights: save the original weights (or dequantize) instead");
         var tmp = dev.tune4j.hf.AtomicFiles.tempDirBeside(dir);
         try {
             var blobs = new LinkedHashMap<String, dev.tune4j.hf.TensorBlob>();
@@ -239,7 +241,7 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     private static void putLinear(Map<String, Tensor> m, String name, Linear l) {
-        m.put(name + ".weight", l.weight);
+        if (l.weight != null) m.put(name + ".weight", l.weight); // a quantized weight has no dense tensor
         if (l.bias != null) m.put(name + ".bias", l.bias);
     }
 

@@ -39,6 +39,8 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public void merge(Linear base) {
         if (mergedInto != null) throw new IllegalStateException("already merged");
         if (!base.adapters.contains(this)) throw new IllegalStateException("merge into the projection this adapter is attached to");
+        if (base.quantized != null)
+            throw new IllegalStateException("refusing to merge into 4-bit weights: the update would be rounded away; merge into the original (unquantized) base");
         try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
             base.weight.add_(delta().to(base.weight.scalar_type().intern()));
         }

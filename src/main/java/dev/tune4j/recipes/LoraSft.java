@@ -5,6 +5,7 @@ import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.peft.LoraAdapter;
 import dev.tune4j.peft.LoraConfig;
+import dev.tune4j.quant.Quantizer;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.tensor.Memory;
 import dev.tune4j.text.Tokenizer;
@@ -44,6 +45,12 @@ public final class LoraSft {
              LlamaModel model = LlamaModel.load(folder, Compute.auto());
              Tokenizer tok = Tokenizer.load(c.model())) {
             long eos = RunSetup.eosId(tok, model.config), pad = RunSetup.padId(tok, model.config, eos);
+            if (c.method().equals("qlora")) {
+                Quantizer.checkBlocksize(c.blocksize());
+                var sizes = QLora.quantize(model, c.quant(), c.blocksize(), c.doubleQuant());
+                log.printf("qlora: %d projections in %s%s (block %d): %.1f MiB → %.1f MiB (%.3f of fp32)%n", sizes.tensors(), c.quant(),
+                        c.doubleQuant() ? " + double quantization" : "", c.blocksize(), sizes.denseBytes() / 1048576.0, sizes.quantizedBytes() / 1048576.0, sizes.ratio());
+            }
             Dataset ds = RunSetup.dataset(c, tok, eos, log);
             var loraCfg = new LoraConfig(c.r(), c.loraAlpha(), c.loraDropout(), c.targetModules(), c.useRslora());
             try (LoraAdapter lora = LoraAdapter.create(model, loraCfg, c.seed(), c.model().toAbsolutePath().toString())) {

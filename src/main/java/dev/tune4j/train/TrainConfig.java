@@ -21,17 +21,20 @@ public record TrainConfig(
         // evaluation, checkpoints, logging
         int evalSteps, int saveSteps, int keepBest, int keepLast, int earlyStoppingPatience, int loggingSteps, String resume,
         // after training
-        Path generalFile, double forgettingThreshold) {
+        Path generalFile, double forgettingThreshold,
+        // QLoRA
+        String quant, boolean doubleQuant, int blocksize) {
 
     /** Every key a file or flag may set, in the order help lists them. */
     public static final List<String> KEYS = List.of("model", "data", "out", "method", "r", "lora-alpha", "lora-dropout", "target-modules",
             "use-rslora", "format", "prompt-style", "max-seq-len", "val-ratio", "val-file", "mix-file", "mix-ratio", "skip-bad-rows", "packing",
             "lr", "epochs", "max-steps", "batch-size", "grad-accum", "scheduler", "warmup-ratio", "warmup-steps", "weight-decay",
             "max-grad-norm", "seed", "gradient-checkpointing", "loss-chunk", "eval-steps", "save-steps", "keep-best", "keep-last",
-            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold");
+            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold", "quant", "double-quant", "blocksize");
 
     public TrainConfig {
-        if (!Set.of("lora", "full").contains(method)) throw new IllegalArgumentException("method: expected lora or full, found '" + method + "'");
+        if (!Set.of("lora", "qlora", "full").contains(method)) throw new IllegalArgumentException("method: expected lora, qlora or full, found '" + method + "'");
+        if (!Set.of("nf4", "fp4").contains(quant)) throw new IllegalArgumentException("quant: expected nf4 or fp4, found '" + quant + "'");
         if (batchSize < 1 || gradAccum < 1) throw new IllegalArgumentException("batch-size and grad-accum must be >= 1");
         if (epochs < 1 && maxSteps < 1) throw new IllegalArgumentException("need epochs >= 1 or max-steps >= 1");
         if (!(lr > 0)) throw new IllegalArgumentException("lr must be positive, found " + lr);
@@ -53,10 +56,11 @@ public record TrainConfig(
                 v.path("val-file"), v.path("mix-file"), v.dbl("mix-ratio", 0), v.bool("skip-bad-rows", false), v.bool("packing", false),
                 v.dbl("lr", 2e-4), v.integer("epochs", 1), v.integer("max-steps", -1), v.integer("batch-size", 4), v.integer("grad-accum", 1),
                 v.str("scheduler", "linear").replace('-', '_'), v.dbl("warmup-ratio", 0), v.integer("warmup-steps", 0), v.dbl("weight-decay", 0),
-                v.dbl("max-grad-norm", 1.0), v.integer("seed", 42), v.bool("gradient-checkpointing", false), v.integer("loss-chunk", 1024),
+                v.dbl("max-grad-norm", 1.0), v.integer("seed", 42), v.bool("gradient-checkpointing", "qlora".equals(m.get("method"))), v.integer("loss-chunk", 1024),
                 v.integer("eval-steps", 0), v.integer("save-steps", 0), v.integer("keep-best", 1), v.integer("keep-last", 1),
                 v.integer("early-stopping-patience", 0), v.integer("logging-steps", 1), v.str("resume", null),
-                v.path("general-file"), v.dbl("forgetting-threshold", 0.1));
+                v.path("general-file"), v.dbl("forgetting-threshold", 0.1),
+                v.str("quant", "nf4"), v.bool("double-quant", true), v.integer("blocksize", 64));
     }
 
     /** The resolved configuration as key → value (for run_config.json and the start-of-run printout). */
@@ -65,7 +69,7 @@ public record TrainConfig(
         Object[] values = {model, data, out, method, r, loraAlpha, loraDropout, String.join(",", targetModules), useRslora, format, promptStyle,
                 maxSeqLen, valRatio, valFile, mixFile, mixRatio, skipBadRows, packing, lr, epochs, maxSteps, batchSize, gradAccum, scheduler,
                 warmupRatio, warmupSteps, weightDecay, maxGradNorm, seed, gradientCheckpointing, lossChunk, evalSteps, saveSteps, keepBest,
-                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold};
+                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold, quant, doubleQuant, blocksize};
         for (int i = 0; i < KEYS.size(); i++) m.put(KEYS.get(i), values[i] instanceof Path p ? p.toString() : values[i]);
         return m;
     }
