@@ -43,7 +43,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--steps", defaultValue = "10", description = "forward passes timed after one warm-up (default ${DEFAULT-VALUE})")
     int steps;
 
-    @Option(names = "--method", defaultValue = "lora", description = "train: lora (default)")
+    @Option(names = "--method", defaultValue = "lora", description = "train: lora (default) or qlora (NF4 + double quantization, block 64)")
     String method;
 
     @Option(names = "--r", defaultValue = "16", description = "train: LoRA rank (default ${DEFAULT-VALUE})")
@@ -115,7 +115,11 @@ final class BenchCommand implements Callable<Integer> {
      * timed after one warm-up step.
      */
     private void trainSteps(LlamaModel m, Random rnd, java.util.Map<String, Object> result) {
-        if (!method.equals("lora")) throw new Main.BadInput("bench train: only --method lora is available");
+        if (!method.equals("lora") && !method.equals("qlora")) throw new Main.BadInput("bench train: --method lora or qlora");
+        if (method.equals("qlora")) {
+            var sizes = dev.tune4j.train.QLora.quantize(m, "nf4", 64, true);
+            result.put("base_linear_bytes_ratio", Math.round(sizes.ratio() * 10000) / 10000.0);
+        }
         long[] ids = new long[batch * seqLen], labels = new long[batch * seqLen];
         for (int i = 0; i < ids.length; i++) {
             ids[i] = rnd.nextInt(m.config.vocabSize());
@@ -140,7 +144,7 @@ final class BenchCommand implements Callable<Integer> {
                 if (s > 0) seconds += (System.nanoTime() - t0) / 1e9;
                 if (!json && s > 0) System.err.printf("step %d/%d: %.1f tokens/s%n", s, steps, (double) batch * seqLen * s / seconds);
             }
-            result.put("method", "lora");
+            result.put("method", method);
             result.put("r", r);
             result.put("trainable", lora.trainableParameterCount());
             result.put("batch_size", batch);
