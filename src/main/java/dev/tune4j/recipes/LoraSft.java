@@ -64,7 +64,8 @@ public final class LoraSft {
                 int warmup = c.warmupSteps() > 0 ? c.warmupSteps() : LrSchedule.warmupFromRatio(c.warmupRatio(), (int) totalSteps);
                 var schedule = LrSchedule.of(c.scheduler(), c.lr(), warmup, (int) totalSteps);
                 var ckpt = new Checkpoints(c.out(), c.keepBest(), c.keepLast());
-                try (AdamW opt = new AdamW(params.values().stream().map(p -> new AdamW.Param(p, c.weightDecay())).toList(), 0.9, 0.999, 1e-8)) {
+                var groups = params.values().stream().map(p -> new AdamW.Param(p, c.weightDecay())).toList();
+                try (Optimizer opt = c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : new AdamW(groups, 0.9, 0.999, 1e-8)) {
                     long step = 0, micro = 0;
                     double best = Double.NaN, firstVal = Double.NaN, lastLoss = Double.NaN;
                     int noImprovement = 0;

@@ -71,6 +71,17 @@ public final class Tensors {
         }
     }
 
+    /** A uint8 tensor's bytes (row-major). */
+    public static byte[] toBytes(Tensor t) {
+        try (PointerScope s = new PointerScope()) {
+            Tensor c = t.to(new org.bytedeco.pytorch.Device(torch.DeviceType.CPU), torch.ScalarType.Byte).contiguous();
+            byte[] out = new byte[Math.toIntExact(c.numel())];
+            java.nio.ByteBuffer b = c.createBuffer();
+            b.get(out);
+            return out;
+        }
+    }
+
     public static long[] toLongs(Tensor t) {
         try (PointerScope s = new PointerScope()) {
             Tensor c = t.to(new org.bytedeco.pytorch.Device(torch.DeviceType.CPU), torch.ScalarType.Long).contiguous();

@@ -15,7 +15,7 @@ import java.util.List;
  * p ← p·(1 − lr·wd); m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε).
  * State (m, v) is fp32, created once outside any step scope and freed by close().
  */
-public final class AdamW implements AutoCloseable {
+public final class AdamW implements Optimizer {
     /** A parameter and its weight decay (0 for biases and norms, as trainers usually group them). */
     public record Param(Tensor tensor, double weightDecay) {}
 
@@ -65,6 +65,19 @@ public final class AdamW implements AutoCloseable {
 
     public long steps() {
         return step;
+    }
+
+    public void setSteps(long steps) {
+        step = steps;
+    }
+
+    public java.util.LinkedHashMap<String, Tensor> state() {
+        var m = new java.util.LinkedHashMap<String, Tensor>();
+        for (int i = 0; i < params.size(); i++) {
+            m.put("exp_avg." + i, expAvg.get(i));
+            m.put("exp_avg_sq." + i, expAvgSq.get(i));
+        }
+        return m;
     }
 
     public List<Tensor> expAvg() {

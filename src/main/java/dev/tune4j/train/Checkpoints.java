@@ -33,20 +33,15 @@ public final class Checkpoints {
     public record State(long step, long microBatches, double epoch, double valLoss, double bestValLoss, int evalsWithoutImprovement) {}
 
     /** @param extra writes method-specific files (e.g. the PEFT adapter) into the checkpoint folder before it is published */
-    public Path save(State state, Map<String, Tensor> trainable, AdamW opt, IoAction extra) throws IOException {
+    public Path save(State state, Map<String, Tensor> trainable, Optimizer opt, IoAction extra) throws IOException {
         Files.createDirectories(root);
         Path dir = root.resolve("step-" + state.step());
         Path tmp = AtomicFiles.tempDirBeside(dir);
         try {
             var t = new LinkedHashMap<String, TensorBlob>();
+            for (var e : trainable.entrySet()) t.put(e.getKey(), blob(e.getValue()));
             var o = new LinkedHashMap<String, TensorBlob>();
-            int i = 0;
-            for (var e : trainable.entrySet()) {
-                t.put(e.getKey(), blob(e.getValue()));
-                o.put("exp_avg." + e.getKey(), blob(opt.expAvg().get(i)));
-                o.put("exp_avg_sq." + e.getKey(), blob(opt.expAvgSq().get(i)));
-                i++;
-            }
+            for (var e : opt.state().entrySet()) o.put(e.getKey(), blob(e.getValue()));
             o.put("step", TensorBlob.ofLongs(new long[]{opt.steps()}, 1));
             SafetensorsWriter.write(tmp.resolve("trainable.safetensors"), t, SafetensorsWriter.PT_METADATA);
             SafetensorsWriter.write(tmp.resolve("optimizer.safetensors"), o, SafetensorsWriter.PT_METADATA);
@@ -65,35 +60,38 @@ public final class Checkpoints {
         void run(Path dir) throws IOException;
     }
 
+    /** uint8 state (8-bit optimizer codes) as U8, everything else as fp32. */
     private static TensorBlob blob(Tensor t) {
+        if (t.scalar_type().intern() == org.bytedeco.pytorch.global.torch.ScalarType.Byte)
+            return new TensorBlob(DType.U8, Tensors.shape(t), Tensors.toBytes(t));
         return TensorBlob.ofFloats(Tensors.toFloats(t), Tensors.shape(t));
     }
 
     /** Restores trainable tensors and optimizer state in place; returns the saved state. */
-    public static State load(Path dir, Map<String, Tensor> trainable, AdamW opt) throws IOException {
+    public static State load(Path dir, Map<String, Tensor> trainable, Optimizer opt) throws IOException {
         Path stateFile = dir.resolve("trainer_state.json");
         if (!Files.exists(stateFile)) throw new HfFormatException(dir, "not a checkpoint (no trainer_state.json)");
         State state = new ObjectMapper().readValue(stateFile.toFile(), State.class);
         try (Safetensors t = Safetensors.open(dir.resolve("trainable.safetensors"));
              Safetensors o = Safetensors.open(dir.resolve("optimizer.safetensors"));
              PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
-            int i = 0;
-            for (var e : trainable.entrySet()) {
-                copyInto(t, e.getKey(), e.getValue());
-                copyInto(o, "exp_avg." + e.getKey(), opt.expAvg().get(i));
-                copyInto(o, "exp_avg_sq." + e.getKey(), opt.expAvgSq().get(i));
-                i++;
-            }
-            opt.step = o.longs("step")[0];
+            for (var e : trainable.entrySet()) copyInto(t, e.getKey(), e.getValue());
+            for (var e : opt.state().entrySet()) copyInto(o, e.getKey(), e.getValue());
+            opt.setSteps(o.longs("step")[0]);
         }
         return state;
     }
 
     private static void copyInto(Safetensors st, String name, Tensor target) {
         long[] shape = Tensors.shape(target);
+        if (!st.contains(name)) throw new HfFormatException(st.file(), "no tensor '" + name + "' (was the checkpoint written with another --optim?)");
         if (!Arrays.equals(st.info(name).shape(), shape))
             throw new HfFormatException(st.file(), "tensor '" + name + "': expected shape " + Arrays.toString(shape) + ", found " + Arrays.toString(st.info(name).shape()));
-        target.copy_(Tensors.floats(st.floats(name), shape));
+        if (st.info(name).dtype() == DType.U8) {
+            byte[] b = new byte[(int) st.info(name).numel()];
+            st.bytes(name).asByteBuffer().get(b);
+            target.copy_(Tensor.create(b, shape));
+        } else target.copy_(Tensors.floats(st.floats(name), shape));
     }
 
     /** The checkpoint with the highest step, or null. */

@@ -1,0 +1,22 @@
+package dev.tune4j.train;
+
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.LinkedHashMap;
+
+/** What the trainer needs from an optimizer; state() is what a checkpoint stores to resume exactly. */
+public interface Optimizer extends AutoCloseable {
+    void step(double lr);
+
+    void zeroGrad();
+
+    long steps();
+
+    void setSteps(long steps);
+
+    /** Every state tensor by a stable name (fp32 moments, or 8-bit codes and their scales), restored in place by name. */
+    LinkedHashMap<String, Tensor> state();
+
+    @Override
+    void close();
+}
