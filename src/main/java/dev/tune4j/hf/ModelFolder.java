@@ -108,10 +108,18 @@ public final class ModelFolder implements AutoCloseable {
      */
     public void validate() {
         var expected = config.expectedTensors();
+        boolean fourBit = bitsandbytes4bit();
         for (var e : expected.entrySet()) {
             Safetensors st = byName.get(e.getKey());
             if (st == null) throw new HfFormatException(dir, "missing tensor '" + e.getKey() + "' (expected shape " + Arrays.toString(e.getValue()) + ")");
             TensorInfo t = st.info(e.getKey());
+            if (fourBit && isProjectionWeight(e.getKey())) { // packed 4-bit codes: [(out·in + 1) / 2, 1] uint8
+                long n = e.getValue()[0] * e.getValue()[1];
+                if (t.dtype() != DType.U8 || t.numel() != (n + 1) / 2)
+                    throw new HfFormatException(st.file(), "tensor '" + e.getKey() + "': expected " + (n + 1) / 2 + " packed uint8 bytes (4-bit "
+                            + Arrays.toString(e.getValue()) + "), found " + t);
+                continue;
+            }
             if (!Arrays.equals(t.shape(), e.getValue()))
                 throw new HfFormatException(st.file(), "tensor '" + e.getKey() + "': expected shape " + Arrays.toString(e.getValue())
                         + ", found " + Arrays.toString(t.shape()));
@@ -120,9 +128,37 @@ public final class ModelFolder implements AutoCloseable {
         }
         for (String n : byName.keySet()) {
             if (expected.containsKey(n) || n.endsWith("rotary_emb.inv_freq") || (config.tieWordEmbeddings() && n.equals("lm_head.weight"))) continue;
+            if (fourBit && isQuantCompanion(n)) continue;
             throw new HfFormatException(byName.get(n).file(), "unexpected tensor '" + n + "' for " + config.arch().className
                     + " with " + config.numLayers() + " layers");
         }
+    }
+
+    /** Whether config.json says this is a bitsandbytes 4-bit checkpoint (quantization_config, load_in_4bit). */
+    public boolean bitsandbytes4bit() {
+        try {
+            JsonNode q = new ObjectMapper().readTree(dir.resolve("config.json").toFile()).path("quantization_config");
+            return q.path("quant_method").asText().equals("bitsandbytes") && q.path("load_in_4bit").asBoolean(false);
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** The decoder projections (what bitsandbytes quantizes): model.layers.N.{self_attn,mlp}.*_proj.weight. */
+    public static boolean isProjectionWeight(String name) {
+        return name.startsWith("model.layers.") && name.endsWith("_proj.weight");
+    }
+
+    static boolean isQuantCompanion(String n) {
+        return n.endsWith(".absmax") || n.endsWith(".quant_map") || n.endsWith(".nested_absmax") || n.endsWith(".nested_quant_map")
+                || n.contains(".quant_state.bitsandbytes__");
+    }
+
+    /** The safetensors file holding a tensor (for readers of extra entries such as quantization states). */
+    public Safetensors fileOf(String name) {
+        Safetensors st = byName.get(name);
+        if (st == null) throw new HfFormatException(dir, "missing tensor '" + name + "'");
+        return st;
     }
 
     /** Storage dtypes in this folder, with tensor counts (for inspect). */

@@ -56,9 +56,27 @@ public final class PythonJson {
         } else throw new IllegalArgumentException("not JSON-serializable: " + v.getClass());
     }
 
-    static String floatRepr(double d) {
-        if (d == Math.rint(d) && Math.abs(d) < 1e16) return (long) d + ".0";
-        return Double.toString(d);
+    /**
+     * Python's repr(float): the shortest digits that round-trip (as Java's Double.toString since JDK 19), laid out as
+     * Python does: positional for decimal exponents −4 … 15 ("0.0001", "123.0"), else "1.5e-07" / "1e+16".
+     */
+    public static String floatRepr(double d) {
+        if (Double.isNaN(d)) return "nan";
+        if (Double.isInfinite(d)) return d > 0 ? "inf" : "-inf";
+        if (d == 0) return (1 / d < 0) ? "-0.0" : "0.0";
+        var bd = new java.math.BigDecimal(Double.toString(Math.abs(d))).stripTrailingZeros();
+        String digits = bd.unscaledValue().toString();
+        int exp = digits.length() - 1 - bd.scale();
+        String sign = d < 0 ? "-" : "";
+        if (exp >= -4 && exp < 16) {
+            if (exp >= 0) {
+                if (digits.length() <= exp + 1) return sign + digits + "0".repeat(exp + 1 - digits.length()) + ".0";
+                return sign + digits.substring(0, exp + 1) + "." + digits.substring(exp + 1);
+            }
+            return sign + "0." + "0".repeat(-exp - 1) + digits;
+        }
+        String mant = digits.length() == 1 ? digits : digits.charAt(0) + "." + digits.substring(1);
+        return sign + mant + "e" + (exp < 0 ? "-" : "+") + String.format("%02d", Math.abs(exp));
     }
 
     /** ensure_ascii=True, as json.dumps defaults. */

@@ -61,8 +61,17 @@ public final class LlamaModel implements AutoCloseable {
 
     /** As {@link #load(ModelFolder, Compute)}, reporting the stored bytes of each tensor as it is loaded (for progress bars). */
     public static LlamaModel load(ModelFolder folder, Compute compute, java.util.function.LongConsumer onLoaded) {
+        return load(folder, compute, onLoaded, name -> false);
+    }
+
+    /**
+     * As above; tensors named by {@code later} are not read (an empty placeholder stands in) because the caller attaches
+     * them another way, e.g. as 4-bit weights via {@link Linear#quantize}.
+     */
+    public static LlamaModel load(ModelFolder folder, Compute compute, java.util.function.LongConsumer onLoaded, java.util.function.Predicate<String> later) {
         folder.validate();
         return new LlamaModel(folder.config(), compute, name -> {
+            if (later.test(name)) return Tensors.escape(() -> torch.empty(0));
             long[] shape = folder.info(name).shape();
             float[] v = folder.floats(name);
             Tensor t = Tensors.escape(() -> compute.place(Tensors.floats(v, shape)));

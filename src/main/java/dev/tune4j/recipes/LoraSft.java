@@ -42,10 +42,13 @@ public final class LoraSft {
         // ---- setup ----
         RunSetup.writeResolvedConfig(c, log);
         try (ModelFolder folder = ModelFolder.open(c.model());
-             LlamaModel model = LlamaModel.load(folder, Compute.auto());
+             LlamaModel model = folder.bitsandbytes4bit() ? QLora.loadQuantized(folder, Compute.auto()) : LlamaModel.load(folder, Compute.auto());
              Tokenizer tok = Tokenizer.load(c.model())) {
             long eos = RunSetup.eosId(tok, model.config), pad = RunSetup.padId(tok, model.config, eos);
-            if (c.method().equals("qlora")) {
+            if (folder.bitsandbytes4bit() && !c.method().equals("qlora"))
+                throw new IllegalArgumentException(c.model() + " is a 4-bit checkpoint: train it with --method qlora");
+            if (folder.bitsandbytes4bit()) log.println("qlora: loaded the 4-bit checkpoint as stored (no re-quantization)");
+            else if (c.method().equals("qlora")) {
                 Quantizer.checkBlocksize(c.blocksize());
                 var sizes = QLora.quantize(model, c.quant(), c.blocksize(), c.doubleQuant());
                 log.printf("qlora: %d projections in %s%s (block %d): %.1f MiB → %.1f MiB (%.3f of fp32)%n", sizes.tensors(), c.quant(),

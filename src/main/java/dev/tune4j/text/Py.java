@@ -80,16 +80,7 @@ final class Py {
     }
 
     static String floatRepr(double d) {
-        if (Double.isNaN(d)) return "nan";
-        if (Double.isInfinite(d)) return d > 0 ? "inf" : "-inf";
-        if (d == Math.rint(d) && Math.abs(d) < 1e16) return String.valueOf((long) d) + ".0";
-        String s = Double.toString(d); // shortest round-trip, like Python's repr
-        if (s.contains("E")) {
-            String[] p = s.split("E");
-            int exp = Integer.parseInt(p[1]);
-            s = p[0].replaceAll("\\.0$", "") + "e" + (exp < 0 ? "-" : "+") + String.format("%02d", Math.abs(exp));
-        }
-        return s;
+        return dev.tune4j.hf.PythonJson.floatRepr(d);
     }
 
     static boolean equal(Object a, Object b) {

@@ -22,6 +22,41 @@ public final class QLora {
         }
     }
 
+    /** Loads a bitsandbytes 4-bit folder straight into a quantized model: the codes are never expanded to dense weights on load. */
+    public static LlamaModel loadQuantized(dev.tune4j.hf.ModelFolder f, dev.tune4j.tensor.Compute c) {
+        LlamaModel m = LlamaModel.load(f, c, b -> {}, dev.tune4j.hf.ModelFolder::isProjectionWeight);
+        var linears = m.linears();
+        for (var e : linears.entrySet()) {
+            String name = e.getKey() + ".weight";
+            QuantState s = dev.tune4j.quant.BnbFormat.read(f.fileOf(name), name);
+            attach(e.getValue(), s, m);
+        }
+        return m;
+    }
+
+    private static long attach(Linear l, QuantState s, LlamaModel m) {
+        QuantizedWeight w = new QuantizedWeight(s, m.compute);
+        long[] shape = s.shape();
+        l.quantize(new Linear.Quantized() {
+            public Tensor dequantize() {
+                return w.dequantize();
+            }
+
+            public long[] shape() {
+                return shape;
+            }
+
+            public long bytes() {
+                return w.bytes();
+            }
+
+            public void close() {
+                w.close();
+            }
+        });
+        return w.bytes();
+    }
+
     public static Sizes quantize(LlamaModel m, String quantType, int blocksize, boolean doubleQuant) {
         long dense = 0, packed = 0;
         int n = 0;
@@ -29,27 +64,9 @@ public final class QLora {
             if (l.quantized != null) continue;
             long[] shape = Tensors.shape(l.weight);
             QuantState s = Quantizer.quantize(Tensors.toFloats(l.weight), shape, quantType, blocksize, doubleQuant);
-            QuantizedWeight w = new QuantizedWeight(s, m.compute);
             dense += 4L * s.numel();
-            packed += w.bytes();
+            packed += attach(l, s, m);
             n++;
-            l.quantize(new Linear.Quantized() {
-                public Tensor dequantize() {
-                    return w.dequantize();
-                }
-
-                public long[] shape() {
-                    return shape;
-                }
-
-                public long bytes() {
-                    return w.bytes();
-                }
-
-                public void close() {
-                    w.close();
-                }
-            });
         }
         return new Sizes(dense, packed, n);
     }
