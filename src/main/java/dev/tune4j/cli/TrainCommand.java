@@ -65,6 +65,7 @@ final class TrainCommand {
         HELP.put("general-file", "general text: after training, compare its perplexity with and without the adapter (forgetting check)");
         HELP.put("forgetting-threshold", "flag a relative perplexity increase above this (default 0.1)");
         HELP.put("quant", "qlora: nf4 (default) or fp4");
+        HELP.put("optim-offload", "keep optimizer state in host memory and update there (for GPUs; the CPU build runs the same path)");
         HELP.put("optim", "adamw (default, fp32 state) or adamw8bit (bitsandbytes' blockwise 8-bit state, ~2 bytes/param)");
         HELP.put("double-quant", "qlora: quantize the absmax values too (default true)");
         HELP.put("blocksize", "qlora: elements per quantization block, a power of two in 32..4096 (default 64)");
@@ -78,7 +79,7 @@ final class TrainCommand {
         spec.usageMessage().description("Fine-tune a model (LoRA SFT) from flags or a YAML/JSON run file; flags override the file.");
         spec.addOption(OptionSpec.builder("--config").paramLabel("FILE").type(Path.class).description("YAML or JSON run file whose keys are the flag names below").build());
         for (String k : TrainConfig.KEYS) {
-            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing", "double-quant").contains(k);
+            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing", "double-quant", "optim-offload").contains(k);
             spec.addOption(OptionSpec.builder("--" + k).type(String.class).arity(flag ? "0..1" : "1").fallbackValue("true")
                     .paramLabel(flag ? "BOOL" : "VALUE").description(HELP.get(k)).build());
         }

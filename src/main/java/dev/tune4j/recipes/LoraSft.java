@@ -68,7 +68,7 @@ public final class LoraSft {
                 var schedule = LrSchedule.of(c.scheduler(), c.lr(), warmup, (int) totalSteps);
                 var ckpt = new Checkpoints(c.out(), c.keepBest(), c.keepLast());
                 var groups = params.values().stream().map(p -> new AdamW.Param(p, c.weightDecay())).toList();
-                try (Optimizer opt = c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : new AdamW(groups, 0.9, 0.999, 1e-8)) {
+                try (Optimizer opt = c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : new AdamW(groups, 0.9, 0.999, 1e-8, c.optimOffload())) {
                     long step = 0, micro = 0;
                     double best = Double.NaN, firstVal = Double.NaN, lastLoss = Double.NaN;
                     int noImprovement = 0;

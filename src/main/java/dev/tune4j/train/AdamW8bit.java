@@ -16,7 +16,8 @@ import java.util.List;
  * bitsandbytes' AdamW8bit: m stored as uint8 codes of the signed dynamic map, v of the unsigned one, blockwise (256 values
  * per block) with one fp32 absmax per block; each step dequantizes, applies the same update as {@link AdamW}, and
  * requantizes with fresh absmax (nearest code). Tensors under 4,096 elements keep fp32 states, as bitsandbytes does.
- * About 2.03 bytes of state per parameter instead of 8.
+ * About 2.03 bytes of state per parameter instead of 8. The 8-bit state always lives in host memory and each step works on
+ * host copies (offloaded by construction; aliases on the CPU build).
  */
 public final class AdamW8bit implements Optimizer {
     public static final int BLOCK = 256, MIN_8BIT_SIZE = 4096;
@@ -49,7 +50,7 @@ public final class AdamW8bit implements Optimizer {
             mAbs.add(Tensors.escape(() -> torch.zeros(blocks)));
             vAbs.add(Tensors.escape(() -> torch.zeros(blocks)));
         }
-        this.small = new AdamW(smallParams, beta1, beta2, eps);
+        this.small = new AdamW(smallParams, beta1, beta2, eps, true);
         float[] s = Codebooks.dynamicMap(true), u = Codebooks.dynamicMap(false);
         this.signed = Tensors.escape(() -> Tensors.floats(s, 256));
         this.unsigned = Tensors.escape(() -> Tensors.floats(u, 256));
@@ -71,8 +72,9 @@ public final class AdamW8bit implements Optimizer {
         try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
             for (int k = 0; k < bigIndex.size(); k++) {
                 AdamW.Param param = params.get(bigIndex.get(k));
-                Tensor p = param.tensor(), g = p.grad();
-                if (!g.defined()) continue;
+                Tensor device = param.tensor(), grad = device.grad();
+                if (!grad.defined()) continue;
+                Tensor p = AdamW.host(device), g = AdamW.host(grad);
                 long n = p.numel(), blocks = mAbs.get(k).size(0), padded = blocks * BLOCK;
                 Tensor gf = pad(g.reshape(-1).to(torch.ScalarType.Float), padded).view(blocks, BLOCK);       // (blocks, 256)
                 Tensor m = dequant(m8.get(k), mAbs.get(k), signed, blocks).mul(new Scalar(beta1)).add(gf, new Scalar(1 - beta1));
@@ -80,6 +82,7 @@ public final class AdamW8bit implements Optimizer {
                 p.mul_(new Scalar(1 - lr * param.weightDecay()));
                 Tensor update = m.div(v.sqrt().div(new Scalar(bc2Sqrt)).add(new Scalar(eps))).mul(new Scalar(lr / bc1)); // (blocks, 256)
                 p.sub_(update.view(-1).narrow(0, 0, n).view(Tensors.shape(p)).to(p.scalar_type().intern()));
+                device.copy_(p); // a no-op on the CPU build, where p is the parameter itself
                 requant(m, m8.get(k), mAbs.get(k), signedMid);
                 requant(v, v8.get(k), vAbs.get(k), unsignedMid);
             }

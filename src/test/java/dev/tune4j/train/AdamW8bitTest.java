@@ -105,11 +105,12 @@ class AdamW8bitTest {
         var sb = new StringBuilder("[");
         for (int i = 0; i < 64; i++) sb.append(i == 0 ? "" : ",").append("{\"instruction\": \"Name ").append(i % 4).append("\", \"output\": \"Name is ").append(new String[]{"Lily", "Tom", "Sue", "Ben"}[i % 4]).append(".\"}");
         Files.writeString(data, sb.append("]").toString());
-        double[] last = new double[2];
-        String[] optims = {"adamw", "adamw8bit"};
-        for (int k = 0; k < 2; k++) {
-            Path out = tmp.resolve(optims[k]);
+        double[] last = new double[3];
+        String[] optims = {"adamw", "adamw8bit", "adamw"};
+        for (int k = 0; k < 3; k++) {
+            Path out = tmp.resolve(optims[k] + k);
             CliRun r = CliRun.of("train", "--model", model.toString(), "--data", data.toString(), "--out", out.toString(), "--optim", optims[k],
+                    "--optim-offload", k == 2 ? "true" : "false",
                     "--r", "64", "--lora-alpha", "64", "--lora-dropout", "0", "--max-steps", "24", "--batch-size", "8", "--lr", "2e-3", "--max-seq-len", "48", "--val-ratio", "0");
             assertThat(r.code()).as(r.err() + r.out()).isZero();
             var lines = Files.readAllLines(out.resolve("metrics.jsonl"));
@@ -118,5 +119,6 @@ class AdamW8bitTest {
             assertThat(last[k]).isLessThan(first * 0.5);
         }
         assertThat(last[1]).as("8-bit final loss vs fp32 AdamW's").isCloseTo(last[0], offset(Math.max(0.05, 0.25 * last[0])));
+        assertThat(last[2]).as("--optim-offload runs the same arithmetic (host copies are aliases on the CPU build)").isEqualTo(last[0]);
     }
 }

@@ -26,8 +26,9 @@ class GoldenOptimTest {
             assertThat((double) got[i]).as(what + "[" + i + "]").isCloseTo(want[i], offset(rel * Math.max(1e-6, Math.abs(want[i]))));
     }
 
-    @Test
-    void adamwFiveStepsWithTwoWeightDecayGroups() throws Exception {
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+    void adamwFiveStepsWithTwoWeightDecayGroups(boolean offload) throws Exception {
         JsonNode meta = JSON.readTree(Golden.golden("optim/adamw.json").toFile());
         Compute.cpu();
         try (Safetensors g = Safetensors.open(Golden.golden("optim/adamw.safetensors"))) {
@@ -43,7 +44,7 @@ class GoldenOptimTest {
                 }
             }
             JsonNode betas = meta.get("betas");
-            try (AdamW opt = new AdamW(params, betas.get(0).asDouble(), betas.get(1).asDouble(), meta.get("eps").asDouble())) {
+            try (AdamW opt = new AdamW(params, betas.get(0).asDouble(), betas.get(1).asDouble(), meta.get("eps").asDouble(), offload)) {
                 for (int step = 1; step <= meta.get("steps").asInt(); step++) {
                     for (int i = 0; i < params.size(); i++) {
                         String n = "param" + i + ".grad.step" + step;
