@@ -28,8 +28,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         var r = QuantizeFolder.run(model, out, quant, blocksize, doubleQuant, 5_000_000_000L);
-        System.out.printf("wrote %s: %d projections in %s%s, %.1f MiB → %.1f MiB (%.3f of fp32)%n", out, r.tensors(), quant, doubleQuant ? " + double quantization" : "",
-                r.denseBytes() / 1048576.0, r.quantizedBytes() / 1048576.0, (double) r.quantizedBytes() / r.denseBytes());
+        double ratio = (double) r.quantizedBytes() / r.denseBytes();
+        System.out.printf("wrote %s: %d projections in %s%s, %.1f MiB → %.1f MiB (%.3f of fp32, %.3f bits per parameter)%n", out, r.tensors(), quant,
+                doubleQuant ? " + double quantization" : "", r.denseBytes() / 1048576.0, r.quantizedBytes() / 1048576.0, ratio, 32 * ratio);
         return 0;
     }
 }

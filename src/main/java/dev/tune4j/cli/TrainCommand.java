@@ -65,6 +65,7 @@ final class TrainCommand {
         HELP.put("general-file", "general text: after training, compare its perplexity with and without the adapter (forgetting check)");
         HELP.put("forgetting-threshold", "flag a relative perplexity increase above this (default 0.1)");
         HELP.put("quant", "qlora: nf4 (default) or fp4");
+        HELP.put("compute-dtype", "float32 or bfloat16 activations and frozen weights (default: float32 on CPU, bfloat16 on CUDA)");
         HELP.put("optim-offload", "keep optimizer state in host memory and update there (for GPUs; the CPU build runs the same path)");
         HELP.put("optim", "adamw (default, fp32 state) or adamw8bit (bitsandbytes' blockwise 8-bit state, ~2 bytes/param)");
         HELP.put("double-quant", "qlora: quantize the absmax values too (default true)");

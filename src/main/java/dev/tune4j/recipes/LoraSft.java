@@ -41,8 +41,9 @@ public final class LoraSft {
         long t0 = System.nanoTime();
         // ---- setup ----
         RunSetup.writeResolvedConfig(c, log);
+        Compute compute = c.computeDtype() == null ? Compute.auto() : new Compute(Compute.auto().cuda(), c.computeDtype().equals("bfloat16"));
         try (ModelFolder folder = ModelFolder.open(c.model());
-             LlamaModel model = folder.bitsandbytes4bit() ? QLora.loadQuantized(folder, Compute.auto()) : LlamaModel.load(folder, Compute.auto());
+             LlamaModel model = folder.bitsandbytes4bit() ? QLora.loadQuantized(folder, compute) : LlamaModel.load(folder, compute);
              Tokenizer tok = Tokenizer.load(c.model())) {
             long eos = RunSetup.eosId(tok, model.config), pad = RunSetup.padId(tok, model.config, eos);
             if (folder.bitsandbytes4bit() && !c.method().equals("qlora"))

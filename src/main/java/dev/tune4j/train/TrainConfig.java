@@ -23,17 +23,19 @@ public record TrainConfig(
         // after training
         Path generalFile, double forgettingThreshold,
         // QLoRA
-        String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload) {
+        String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype) {
 
     /** Every key a file or flag may set, in the order help lists them. */
     public static final List<String> KEYS = List.of("model", "data", "out", "method", "r", "lora-alpha", "lora-dropout", "target-modules",
             "use-rslora", "format", "prompt-style", "max-seq-len", "val-ratio", "val-file", "mix-file", "mix-ratio", "skip-bad-rows", "packing",
             "lr", "epochs", "max-steps", "batch-size", "grad-accum", "scheduler", "warmup-ratio", "warmup-steps", "weight-decay",
             "max-grad-norm", "seed", "gradient-checkpointing", "loss-chunk", "eval-steps", "save-steps", "keep-best", "keep-last",
-            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold", "quant", "double-quant", "blocksize", "optim", "optim-offload");
+            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold", "quant", "double-quant", "blocksize", "optim", "optim-offload", "compute-dtype");
 
     public TrainConfig {
         if (!Set.of("lora", "qlora", "full").contains(method)) throw new IllegalArgumentException("method: expected lora, qlora or full, found '" + method + "'");
+        if (computeDtype != null && !Set.of("float32", "bfloat16").contains(computeDtype))
+            throw new IllegalArgumentException("compute-dtype: expected float32 or bfloat16, found '" + computeDtype + "'");
         if (!Set.of("adamw", "adamw8bit").contains(optim)) throw new IllegalArgumentException("optim: expected adamw or adamw8bit, found '" + optim + "'");
         if (!Set.of("nf4", "fp4").contains(quant)) throw new IllegalArgumentException("quant: expected nf4 or fp4, found '" + quant + "'");
         if (batchSize < 1 || gradAccum < 1) throw new IllegalArgumentException("batch-size and grad-accum must be >= 1");
@@ -61,7 +63,7 @@ public record TrainConfig(
                 v.integer("eval-steps", 0), v.integer("save-steps", 0), v.integer("keep-best", 1), v.integer("keep-last", 1),
                 v.integer("early-stopping-patience", 0), v.integer("logging-steps", 1), v.str("resume", null),
                 v.path("general-file"), v.dbl("forgetting-threshold", 0.1),
-                v.str("quant", "nf4"), v.bool("double-quant", true), v.integer("blocksize", 64), v.str("optim", "adamw"), v.bool("optim-offload", false));
+                v.str("quant", "nf4"), v.bool("double-quant", true), v.integer("blocksize", 64), v.str("optim", "adamw"), v.bool("optim-offload", false), v.str("compute-dtype", null));
     }
 
     /** The resolved configuration as key → value (for run_config.json and the start-of-run printout). */
@@ -70,7 +72,7 @@ public record TrainConfig(
         Object[] values = {model, data, out, method, r, loraAlpha, loraDropout, String.join(",", targetModules), useRslora, format, promptStyle,
                 maxSeqLen, valRatio, valFile, mixFile, mixRatio, skipBadRows, packing, lr, epochs, maxSteps, batchSize, gradAccum, scheduler,
                 warmupRatio, warmupSteps, weightDecay, maxGradNorm, seed, gradientCheckpointing, lossChunk, evalSteps, saveSteps, keepBest,
-                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold, quant, doubleQuant, blocksize, optim, optimOffload};
+                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold, quant, doubleQuant, blocksize, optim, optimOffload, computeDtype};
         for (int i = 0; i < KEYS.size(); i++) m.put(KEYS.get(i), values[i] instanceof Path p ? p.toString() : values[i]);
         return m;
     }

@@ -91,6 +91,13 @@ class QLoraTest {
              LoraAdapter a = LoraAdapter.load(out.resolve("adapter"), dense)) {
             assertThat(a.modules()).hasSize(35);
         }
+        CliRun bf16 = CliRun.of("train", "--model", model.toString(), "--data", data.toString(), "--out", tmp.resolve("bf16").toString(), "--method", "qlora",
+                "--compute-dtype", "bfloat16", "--max-steps", "3", "--batch-size", "8", "--r", "8", "--max-seq-len", "48", "--optim", "adamw8bit");
+        assertThat(bf16.code()).as(bf16.err() + bf16.out()).isZero();
+        assertThat(Files.readString(tmp.resolve("bf16/run_config.json"))).contains("\"compute-dtype\" : \"bfloat16\"");
+        CliRun badDtype = CliRun.of("train", "--model", model.toString(), "--data", data.toString(), "--out", tmp.resolve("c").toString(), "--compute-dtype", "int8");
+        assertThat(badDtype.code()).isEqualTo(2);
+        assertThat(badDtype.err()).contains("compute-dtype");
         CliRun bad = CliRun.of("train", "--model", model.toString(), "--data", data.toString(), "--out", tmp.resolve("b").toString(), "--method", "qlora", "--blocksize", "48");
         assertThat(bad.code()).isEqualTo(2);
         assertThat(bad.err()).contains("power of two");
