@@ -6,12 +6,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 public final class TensorAssert {
     private TensorAssert() {}
 
-    public static double maxAbsDiff(float[] a, float[] b) {
-        assertThat(a.length).as("element count").isEqualTo(b.length);
-        double m = 0;
-        for (int i = 0; i < a.length; i++) m = Math.max(m, Math.abs((double) a[i] - b[i]));
-        return m;
-    }
 
     public static void assertClose(String what, float[] actual, float[] expected, double tol) {
         assertThat(actual.length).as(what + " element count").isEqualTo(expected.length);

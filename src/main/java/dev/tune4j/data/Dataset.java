@@ -88,9 +88,4 @@ public final class Dataset {
         return String.format("%d records (%s) → %d train + %d validation examples; %d truncated, %d dropped with nothing to learn, %d skipped%s",
                 rows, format.name().toLowerCase(), train.size(), val.size(), truncated, dropped, warnings.size(), mixed > 0 ? ", " + mixed + " mixed-in" : "");
     }
-
-    /** For error messages and reports. */
-    public static String describe(Path p) {
-        return p == null ? "-" : p.toString();
-    }
 }

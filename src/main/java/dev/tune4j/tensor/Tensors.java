@@ -56,9 +56,6 @@ public final class Tensors {
         } while (Pointer.totalCount() < before);
     }
 
-    public static Scalar scalar(double v) {
-        return new Scalar(v);
-    }
 
     /** Copies any tensor to a host fp32 array (row-major). */
     public static float[] toFloats(Tensor t) {

@@ -19,14 +19,12 @@ public final class Tokenizer implements AutoCloseable {
     private final Map<String, Integer> addedTokens;          // special/added token content → id
     private final Map<String, Object> specialTokens;         // bos_token, eos_token, ... as the template sees them
     private final ChatTemplate chatTemplate;                 // null when the folder has none
-    private final boolean addBos;
 
-    private Tokenizer(HuggingFaceTokenizer hf, Map<String, Integer> added, Map<String, Object> special, ChatTemplate t, boolean addBos) {
+    private Tokenizer(HuggingFaceTokenizer hf, Map<String, Integer> added, Map<String, Object> special, ChatTemplate t) {
         this.hf = hf;
         this.addedTokens = added;
         this.specialTokens = special;
         this.chatTemplate = t;
-        this.addBos = addBos;
     }
 
     public static Tokenizer load(Path dir) {
@@ -42,7 +40,6 @@ public final class Tokenizer implements AutoCloseable {
         }
         Map<String, Object> special = new LinkedHashMap<>();
         ChatTemplate template = null;
-        boolean addBos = true;
         Path cfgPath = dir.resolve("tokenizer_config.json");
         if (Files.exists(cfgPath)) {
             JsonNode cfg;
@@ -56,11 +53,10 @@ public final class Tokenizer implements AutoCloseable {
             if (ct.isTextual()) template = ChatTemplate.parse(ct.asText(), cfgPath + " chat_template");
             else if (ct.isArray()) // a list of named templates: use "default"
                 for (JsonNode n : ct) if (n.path("name").asText().equals("default")) template = ChatTemplate.parse(n.path("template").asText(), cfgPath + " chat_template[default]");
-            addBos = cfg.path("add_bos_token").asBoolean(true);
         }
         try {
             var opts = Map.of("addSpecialTokens", "true", "truncation", "false", "padding", "false", "modelMaxLength", "100000000");
-            return new Tokenizer(HuggingFaceTokenizer.newInstance(json, opts), added, special, template, addBos);
+            return new Tokenizer(HuggingFaceTokenizer.newInstance(json, opts), added, special, template);
         } catch (IOException | RuntimeException e) {
             throw new HfFormatException(json, "the tokenizers library refused it: " + e.getMessage(), e);
         }
@@ -133,9 +129,6 @@ public final class Tokenizer implements AutoCloseable {
         return Optional.ofNullable(chatTemplate);
     }
 
-    public boolean addsBos() {
-        return addBos;
-    }
 
     /**
      * The conversation rendered by the folder's chat template, with the special tokens as variables.
