@@ -1,0 +1,65 @@
+package dev.tune4j.plan;
+
+import dev.tune4j.hf.ModelConfig;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Exact parameter counts by component from a config, and the trainable count of LoRA for any rank and target set:
+ * N = V·h·(tied ? 1 : 2) + h + L·[h·(a·d) + 2·h·(k·d) + (a·d)·h + 3·h·I + 2h + biases]; LoRA adds r·(in + out) per module.
+ */
+public final class ParamCount {
+    private ParamCount() {}
+
+    public static final List<String> PROJECTIONS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
+
+    /** Parameters by component: embeddings, attention (incl. biases), mlp, norms, lm_head (0 when tied). */
+    public static Map<String, Long> byComponent(ModelConfig c) {
+        long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize(), layers = c.numLayers();
+        long attn = h * q + 2 * h * kv + q * h + (c.attentionBias() ? q + 2 * kv : 0) + (c.outputBias() ? h : 0);
+        long mlp = 3 * h * inter + (c.mlpBias() ? 2 * inter + h : 0);
+        var m = new LinkedHashMap<String, Long>();
+        m.put("embeddings", (long) c.vocabSize() * h);
+        m.put("attention", layers * attn);
+        m.put("mlp", layers * mlp);
+        m.put("norms", layers * 2 * h + h);
+        m.put("lm_head", c.tieWordEmbeddings() ? 0L : (long) c.vocabSize() * h);
+        return m;
+    }
+
+    public static long total(ModelConfig c) {
+        return byComponent(c).values().stream().mapToLong(Long::longValue).sum();
+    }
+
+    /** Everything but the embedding and an untied lm_head. */
+    public static long nonEmbedding(ModelConfig c) {
+        var m = byComponent(c);
+        return total(c) - m.get("embeddings") - m.get("lm_head");
+    }
+
+    /** (in, out) of a projection. */
+    static long[] shape(ModelConfig c, String proj) {
+        long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize();
+        return switch (proj) {
+            case "q_proj" -> new long[]{h, q};
+            case "k_proj", "v_proj" -> new long[]{h, kv};
+            case "o_proj" -> new long[]{q, h};
+            case "gate_proj", "up_proj" -> new long[]{h, inter};
+            case "down_proj" -> new long[]{inter, h};
+            default -> throw new IllegalArgumentException("unknown projection '" + proj + "': expected one of " + PROJECTIONS + " or all-linear");
+        };
+    }
+
+    /** LoRA's trainable parameters: r·(in + out) for each targeted projection in every layer ("all-linear" = all seven). */
+    public static long lora(ModelConfig c, int r, List<String> targets) {
+        List<String> mods = targets.size() == 1 && targets.getFirst().equals("all-linear") ? PROJECTIONS : targets;
+        long n = 0;
+        for (String t : mods) {
+            long[] s = shape(c, t);
+            n += (long) r * (s[0] + s[1]);
+        }
+        return n * c.numLayers();
+    }
+}
