@@ -3,7 +3,12 @@ tune4j_find_jdk() {
   local cand v
   for cand in "${JAVA_HOME:-}" /usr/lib/jvm/*25* /usr/lib/jvm/*-25-* /opt/java/*25* "$HOME"/.sdkman/candidates/java/25*; do
     [ -n "$cand" ] && [ -x "$cand/bin/java" ] || continue
-    v=$("$cand/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+    # the JDK's release file names its version without starting a JVM; ask java itself only when it is missing
+    if [ -f "$cand/release" ]; then
+      v=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$cand/release" | head -n1)
+    else
+      v=$("$cand/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+    fi
     if [ "$v" = "25" ]; then
       export JAVA_HOME="$cand"
       export PATH="$JAVA_HOME/bin:$PATH"
