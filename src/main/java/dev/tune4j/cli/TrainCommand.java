@@ -27,7 +27,7 @@ final class TrainCommand {
         HELP.put("model", "base model folder (HF: config.json, safetensors, tokenizer files)");
         HELP.put("data", "training data: .json array, .jsonl or .txt (alpaca, chat, sharegpt, prompt/completion or text)");
         HELP.put("out", "run folder: run_config.json, metrics.jsonl, checkpoints/, adapter/");
-        HELP.put("method", "lora (default) or qlora (4-bit base; gradient checkpointing on by default)");
+        HELP.put("method", "lora (default), qlora (4-bit base; gradient checkpointing on by default) or full (every weight; the result is a model folder)");
         HELP.put("r", "LoRA rank (default 16)");
         HELP.put("lora-alpha", "LoRA alpha; scale alpha/r (default 32)");
         HELP.put("lora-dropout", "dropout on the LoRA input (default 0.05)");
@@ -97,9 +97,9 @@ final class TrainCommand {
         }
         for (String k : TrainConfig.KEYS) if (p.hasMatchedOption("--" + k)) values.put(k, p.matchedOptionValue("--" + k, ""));
         TrainConfig cfg = TrainConfig.fromMap(values, source);
-        if (cfg.method().equals("full")) throw new Main.BadInput("method 'full' is not available from the CLI yet: use lora or qlora");
         try {
-            LoraSft.run(cfg, System.out);
+            if (cfg.method().equals("full")) dev.tune4j.recipes.FullSft.run(cfg, System.out);
+            else LoraSft.run(cfg, System.out);
         } catch (IOException e) {
             throw new RuntimeException(e);
         }

@@ -187,4 +187,28 @@ class TrainingTest {
             assertThat(s.count()).as("best + last").isBetween(1L, 2L);
         }
     }
+
+    @Test
+    void fullFineTuningWritesAModelFolderAndResumes() throws Exception {
+        Path data = task(48), out = tmp.resolve("full");
+        var args = base(data, out);
+        args.addAll(List.of("--method", "full", "--lr", "1e-3", "--max-steps", "3", "--save-steps", "3", "--keep-last", "2"));
+        CliRun r = cli(args.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        assertThat(r.out()).contains("all trainable");
+        var more = base(data, out);
+        more.addAll(List.of("--method", "full", "--lr", "1e-3", "--max-steps", "6", "--save-steps", "3", "--keep-last", "2", "--resume", "latest"));
+        CliRun resumed = cli(more.toArray(String[]::new));
+        assertThat(resumed.code()).as(resumed.err() + resumed.out()).isZero();
+        assertThat(resumed.out()).contains("resumed from").contains("at step 3");
+        try (var f = dev.tune4j.hf.ModelFolder.open(out.resolve("model"))) {
+            f.validate();
+            assertThat(f.names()).contains("model.layers.0.mlp.up_proj.weight");
+        }
+        assertThat(out.resolve("model/tokenizer.json")).exists();
+        assertThat(out.resolve("report.html")).exists();
+        var lines = Files.readAllLines(out.resolve("metrics.jsonl"));
+        assertThat(lines).hasSize(6);
+        assertThat(JSON.readTree(lines.getLast()).get("loss").asDouble()).isLessThan(JSON.readTree(lines.getFirst()).get("loss").asDouble());
+    }
 }
