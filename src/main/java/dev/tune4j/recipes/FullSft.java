@@ -75,17 +75,11 @@ public final class FullSft {
                         while (step < totalSteps) {
                             step++;
                             torch.manual_seed(c.seed() * 1_000_003L + step);
-                            long stepStart = System.nanoTime(), tokens = 0, normalizer = 0;
-                            for (int k = 0; k < c.gradAccum(); k++) normalizer += train.predictedAt(micro + k);
-                            double lossSum = 0;
-                            for (int k = 0; k < c.gradAccum(); k++, micro++) {
-                                try (PointerScope s = new PointerScope()) {
-                                    var mb = train.get(micro, model.compute);
-                                    tokens += mb.tokens();
-                                    lossSum += Backprop.run(model, mb.batch(), mb.labels(), Math.max(1, normalizer), c.gradientCheckpointing(), c.lossChunk()).lossSum();
-                                }
-                            }
-                            double loss = lossSum / Math.max(1, normalizer);
+                            long stepStart = System.nanoTime();
+                            var acc = Accumulation.run(model, train, micro, c.gradAccum(), c.gradientCheckpointing(), c.lossChunk());
+                            micro = acc.nextMicro();
+                            long tokens = acc.tokens();
+                            double loss = acc.loss();
                             if (!Double.isFinite(loss)) {
                                 Path last = ckpt.latest();
                                 throw new LoraSft.Diverged("loss became " + loss + " at step " + step + "; stopped without updating the weights. "
@@ -97,13 +91,7 @@ public final class FullSft {
                             opt.zeroGrad();
                             lastLoss = loss;
                             double secs = (System.nanoTime() - stepStart) / 1e9;
-                            var rec = new LinkedHashMap<String, Object>();
-                            rec.put("step", step);
-                            rec.put("epoch", LoraSft.round((double) micro / train.perEpoch(), 4));
-                            rec.put("loss", LoraSft.round(loss, 6));
-                            rec.put("lr", lr);
-                            rec.put("grad_norm", LoraSft.round(gradNorm, 6));
-                            rec.put("tokens_per_s", LoraSft.round(tokens / secs, 1));
+                            var rec = Metrics.step(step, (double) micro / train.perEpoch(), loss, lr, gradNorm, tokens / secs);
                             bar.step();
                             bar.setExtraMessage(String.format(" loss %.4f lr %.2e %.0f tok/s", loss, lr, tokens / secs));
                             boolean epochEnd = micro % train.perEpoch() < c.gradAccum();
@@ -111,16 +99,12 @@ public final class FullSft {
                             double valLoss = Double.NaN;
                             if (evalNow) {
                                 valLoss = Evaluation.run(model, val).loss();
-                                rec.put("val_loss", LoraSft.round(valLoss, 6));
-                                rec.put("val_perplexity", LoraSft.round(Math.exp(valLoss), 4));
+                                rec.put("val_loss", Metrics.round(valLoss, 6));
+                                rec.put("val_perplexity", Metrics.round(Math.exp(valLoss), 4));
                                 if (Double.isNaN(best) || valLoss < best) best = valLoss;
                                 log.printf("%nstep %d: val loss %.4f (best %.4f)%n", step, valLoss, best);
                             }
-                            if (step % c.loggingSteps() == 0 || evalNow) {
-                                metrics.log(rec);
-                                for (String k : new String[]{"loss", "lr", "grad_norm", "tokens_per_s", "val_loss"})
-                                    if (rec.get(k) instanceof Number n) tb.scalar("train/" + k, n.doubleValue(), step);
-                            }
+                            if (step % c.loggingSteps() == 0 || evalNow) metrics.log(rec, tb);
                             if ((c.saveSteps() > 0 && step % c.saveSteps() == 0) || step == totalSteps)
                                 ckpt.save(new Checkpoints.State(step, micro, (double) micro / train.perEpoch(), valLoss, best, 0), params, opt, dir -> {});
                         }

@@ -17,7 +17,6 @@ import org.bytedeco.pytorch.global.torch;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 
 /**
@@ -96,17 +95,11 @@ public final class LoraSft {
                         while (step < totalSteps) {
                             step++;
                             torch.manual_seed(c.seed() * 1_000_003L + step); // dropout masks depend on the step only: exact resume
-                            long stepStart = System.nanoTime(), tokens = 0, normalizer = 0;
-                            for (int k = 0; k < c.gradAccum(); k++) normalizer += train.predictedAt(micro + k);
-                            double lossSum = 0;
-                            for (int k = 0; k < c.gradAccum(); k++, micro++) {
-                                try (PointerScope s = new PointerScope()) {
-                                    var mb = train.get(micro, model.compute);
-                                    tokens += mb.tokens();
-                                    lossSum += Backprop.run(model, mb.batch(), mb.labels(), Math.max(1, normalizer), c.gradientCheckpointing(), c.lossChunk()).lossSum();
-                                }
-                            }
-                            double loss = lossSum / Math.max(1, normalizer);
+                            long stepStart = System.nanoTime();
+                            var acc = Accumulation.run(model, train, micro, c.gradAccum(), c.gradientCheckpointing(), c.lossChunk());
+                            micro = acc.nextMicro();
+                            long tokens = acc.tokens();
+                            double loss = acc.loss();
                             if (!Double.isFinite(loss)) {
                                 Path last = ckpt.latest();
                                 throw new Diverged("loss became " + loss + " at step " + step + "; stopped without updating the weights. "
@@ -118,13 +111,7 @@ public final class LoraSft {
                             opt.zeroGrad();
                             lastLoss = loss;
                             double secs = (System.nanoTime() - stepStart) / 1e9;
-                            var rec = new LinkedHashMap<String, Object>();
-                            rec.put("step", step);
-                            rec.put("epoch", round((double) micro / train.perEpoch(), 4));
-                            rec.put("loss", round(loss, 6));
-                            rec.put("lr", lr);
-                            rec.put("grad_norm", round(gradNorm, 6));
-                            rec.put("tokens_per_s", round(tokens / secs, 1));
+                            var rec = Metrics.step(step, (double) micro / train.perEpoch(), loss, lr, gradNorm, tokens / secs);
                             bar.step();
                             bar.setExtraMessage(String.format(" loss %.4f lr %.2e %.0f tok/s", loss, lr, tokens / secs));
 
@@ -135,19 +122,15 @@ public final class LoraSft {
                                 lora.train(false);
                                 valLoss = Evaluation.run(model, val).loss();
                                 lora.train(true);
-                                rec.put("val_loss", round(valLoss, 6));
-                                rec.put("val_perplexity", round(Math.exp(valLoss), 4));
+                                rec.put("val_loss", Metrics.round(valLoss, 6));
+                                rec.put("val_perplexity", Metrics.round(Math.exp(valLoss), 4));
                                 if (Double.isNaN(best) || valLoss < best) {
                                     best = valLoss;
                                     noImprovement = 0;
                                 } else noImprovement++;
                                 log.printf("%nstep %d: val loss %.4f (best %.4f)%n", step, valLoss, best);
                             }
-                            if (step % c.loggingSteps() == 0 || evalNow) {
-                                metrics.log(rec);
-                                for (String k : new String[]{"loss", "lr", "grad_norm", "tokens_per_s", "val_loss"})
-                                    if (rec.get(k) instanceof Number n) tb.scalar("train/" + k, n.doubleValue(), step);
-                            }
+                            if (step % c.loggingSteps() == 0 || evalNow) metrics.log(rec, tb);
                             boolean stopNow = c.earlyStoppingPatience() > 0 && noImprovement >= c.earlyStoppingPatience();
                             if ((c.saveSteps() > 0 && step % c.saveSteps() == 0) || step == totalSteps || stopNow) {
                                 var state = new Checkpoints.State(step, micro, (double) micro / train.perEpoch(), valLoss, best, noImprovement);
@@ -173,11 +156,6 @@ public final class LoraSft {
                 }
             }
         }
-    }
-
-    static double round(double v, int digits) {
-        double f = Math.pow(10, digits);
-        return Math.round(v * f) / f;
     }
 
 }

@@ -21,6 +21,31 @@ public final class Metrics implements AutoCloseable {
                 append ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
     }
 
+    /** The record every training step logs. */
+    public static Map<String, Object> step(long step, double epoch, double loss, double lr, double gradNorm, double tokensPerSecond) {
+        var rec = new java.util.LinkedHashMap<String, Object>();
+        rec.put("step", step);
+        rec.put("epoch", round(epoch, 4));
+        rec.put("loss", round(loss, 6));
+        rec.put("lr", lr);
+        rec.put("grad_norm", round(gradNorm, 6));
+        rec.put("tokens_per_s", round(tokensPerSecond, 1));
+        return rec;
+    }
+
+    public static double round(double v, int digits) {
+        double f = Math.pow(10, digits);
+        return Math.round(v * f) / f;
+    }
+
+    /** Writes the record to metrics.jsonl and its scalars to TensorBoard. */
+    public void log(Map<String, Object> record, TensorBoard tb) throws IOException {
+        log(record);
+        long step = ((Number) record.get("step")).longValue();
+        for (String k : new String[]{"loss", "lr", "grad_norm", "tokens_per_s", "val_loss"})
+            if (record.get(k) instanceof Number n) tb.scalar("train/" + k, n.doubleValue(), step);
+    }
+
     public void log(Map<String, Object> record) throws IOException {
         out.write(json.writeValueAsString(record));
         out.newLine();
