@@ -27,9 +27,18 @@ public final class Main implements Runnable {
     }
 
     /** Runs a command line and returns its exit code (tests call this instead of main). */
+    /** The planner must answer fast: for {@code plan}, only its command model is built (and libtorch is never touched). */
+    @Command(name = "tune4j", subcommands = PlanCommand.class)
+    static final class PlanOnly implements Runnable {
+        @Override
+        public void run() {
+        }
+    }
+
     public static int run(String... args) {
-        var cl = new CommandLine(new Main());
-        cl.addSubcommand("train", TrainCommand.build());
+        boolean plan = args.length > 0 && args[0].equals("plan");
+        var cl = plan ? new CommandLine(new PlanOnly()) : new CommandLine(new Main());
+        if (!plan) cl.addSubcommand("train", TrainCommand.build());
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
             boolean badInput = e instanceof HfFormatException || e instanceof TemplateException || e instanceof IllegalArgumentException
                     || e instanceof dev.tune4j.data.DataException
