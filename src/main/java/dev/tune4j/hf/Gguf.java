@@ -59,6 +59,8 @@ public final class Gguf {
     public static void export(Path modelDir, Path out, Type type) throws IOException {
         try (ModelFolder f = ModelFolder.open(modelDir)) {
             f.validate();
+            if (f.bitsandbytes4bit())
+                throw new HfFormatException(modelDir, "a bitsandbytes 4-bit checkpoint: export the unquantized model (GGUF has its own quantization: --dtype q8_0)");
             ModelConfig c = f.config();
             String arch = switch (c.arch()) {
                 case QWEN2 -> "qwen2";
@@ -92,6 +94,7 @@ public final class Gguf {
             var tensors = new ArrayList<Object[]>(); // gguf name, hf name, shape
             for (String hf : c.expectedTensors().keySet()) tensors.add(new Object[]{ggufName(hf), hf, c.expectedTensors().get(hf)});
             Path tmp = out.toAbsolutePath().resolveSibling("." + out.getFileName() + ".tmp");
+            try {
             try (var os = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 20))) {
                 var w = new Writer(os);
                 w.u32(MAGIC);
@@ -128,6 +131,9 @@ public final class Gguf {
                 }
             }
             Files.move(tmp, out, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(tmp); // only left when writing failed
+            }
         }
         read(out); // validate what was written
     }

@@ -70,6 +70,9 @@ public final class LlamaModel implements AutoCloseable {
      */
     public static LlamaModel load(ModelFolder folder, Compute compute, java.util.function.LongConsumer onLoaded, java.util.function.Predicate<String> later) {
         folder.validate();
+        if (folder.bitsandbytes4bit() && !later.test("model.layers.0.self_attn.q_proj.weight"))
+            throw new dev.tune4j.hf.HfFormatException(folder.dir(), "a bitsandbytes 4-bit checkpoint: its projections are packed codes, not weights "
+                    + "(tune4j loads it through QLoRA: train --method qlora, generate, chat, eval, logits)");
         return new LlamaModel(folder.config(), compute, name -> {
             if (later.test(name)) return Tensors.escape(() -> torch.empty(0));
             long[] shape = folder.info(name).shape();
@@ -216,7 +219,14 @@ public final class LlamaModel implements AutoCloseable {
 
     /** Makes every weight trainable (full fine-tuning, pretraining): requires_grad on all of them. */
     public void trainAll() {
-        for (Tensor t : namedTensors().values()) t.set_requires_grad(true);
+        requireGrad(true);
+    }
+
+    /** Turns gradients on or off for every weight (the handles set_requires_grad returns are freed here). */
+    public void requireGrad(boolean on) {
+        try (PointerScope s = new PointerScope()) {
+            for (Tensor t : namedTensors().values()) t.set_requires_grad(on);
+        }
     }
 
     /**

@@ -110,7 +110,7 @@ public final class FullSft {
                         }
                     }
                     // ---- save ----
-                    for (Tensor t : all) t.set_requires_grad(false);
+                    model.requireGrad(false);
                     Path modelDir = c.out().resolve("model");
                     model.save(modelDir, DType.F32, 5_000_000_000L);
                     for (String f : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"))

@@ -69,7 +69,7 @@ public final class Pretrain {
                     bar.setExtraMessage(String.format(" loss %.3f", last));
                 }
             }
-            for (Tensor t : params.values()) t.set_requires_grad(false);
+            model.requireGrad(false);
             double valLoss = val.isEmpty() ? Double.NaN : Evaluation.run(model, valBatches).loss();
             // ---- save ----
             model.save(out, DType.F32, Long.MAX_VALUE);

@@ -92,4 +92,21 @@ class BnbFormatTest {
             assertThatThrownBy(() -> BnbFormat.read(st, "w.weight")).hasMessageContaining("power of two");
         }
     }
+
+    @Test
+    void fourBitFoldersLoadThroughQloraEverywhereElseNamedErrors() throws Exception {
+        Path out = tmp.resolve("q4");
+        QuantizeFolder.run(Golden.golden("models/llama-tied"), out, "nf4", 64, true, Long.MAX_VALUE);
+        CliRun gen = CliRun.of("generate", "--model", out.toString(), "--prompt-ids", "[1, 2, 3]", "--max-new-tokens", "3", "--ids");
+        assertThat(gen.code()).as(gen.err()).isZero();
+        try (ModelFolder f = ModelFolder.open(out)) {
+            assertThatThrownBy(() -> LlamaModel.load(f, Compute.cpu())).isInstanceOf(HfFormatException.class).hasMessageContaining("4-bit checkpoint");
+        }
+        CliRun gguf = CliRun.of("export", "gguf", "--model", out.toString(), "--out", tmp.resolve("x.gguf").toString());
+        assertThat(gguf.code()).isEqualTo(2);
+        assertThat(gguf.err()).contains("4-bit checkpoint");
+        try (var files = Files.list(tmp)) {
+            assertThat(files.map(p -> p.getFileName().toString())).noneMatch(n -> n.endsWith(".gguf") || n.endsWith(".tmp"));
+        }
+    }
 }
