@@ -113,7 +113,7 @@ final class DemoCommand implements Callable<Integer> {
         cfgMap.put("val-ratio", "0.1");
         cfgMap.put("seed", "1");
         var summary = LoraSft.run(TrainConfig.fromMap(cfgMap, "demo"), System.out);
-        var after = evaluate(base, summary.adapter(), heldOut, heldOutFile);
+        var after = evaluate(base, summary.output(), heldOut, heldOutFile);
 
         System.out.println();
         System.out.println("   before vs after LoRA, on the held-out questions:");
@@ -125,9 +125,9 @@ final class DemoCommand implements Callable<Integer> {
             System.out.println("      base:   " + before.samples().get(i));
             System.out.println("      + LoRA: " + after.samples().get(i));
         }
-        System.out.printf("%nadapter (PEFT format): %s; whole demo %.1f s, peak memory %.0f MiB%n", summary.adapter(),
+        System.out.printf("%nadapter (PEFT format): %s; whole demo %.1f s, peak memory %.0f MiB%n", summary.output(),
                 (System.nanoTime() - start) / 1e9, Memory.mib(Memory.peakResidentBytes()));
-        System.out.println("next: ./tune4j generate --model " + base + " --adapter " + summary.adapter()
+        System.out.println("next: ./tune4j generate --model " + base + " --adapter " + summary.output()
                 + " --prompt $'### Instruction:\\nSam sees a dog. What does the dog say?\\n\\n### Response:\\n'");
         return 0;
     }

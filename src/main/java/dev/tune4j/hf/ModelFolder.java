@@ -17,10 +17,12 @@ public final class ModelFolder implements AutoCloseable {
     private final ModelConfig config;
     private final List<Safetensors> files = new ArrayList<>();
     private final Map<String, Safetensors> byName = new LinkedHashMap<>();
+    private final boolean fourBit;
 
     private ModelFolder(Path dir, ModelConfig config) {
         this.dir = dir;
         this.config = config;
+        this.fourBit = readFourBit(dir.resolve("config.json"));
     }
 
     public static ModelFolder open(Path dir) {
@@ -136,11 +138,15 @@ public final class ModelFolder implements AutoCloseable {
 
     /** Whether config.json says this is a bitsandbytes 4-bit checkpoint (quantization_config, load_in_4bit). */
     public boolean bitsandbytes4bit() {
+        return fourBit;
+    }
+
+    private static boolean readFourBit(Path configJson) {
         try {
-            JsonNode q = new ObjectMapper().readTree(dir.resolve("config.json").toFile()).path("quantization_config");
+            JsonNode q = new ObjectMapper().readTree(configJson.toFile()).path("quantization_config");
             return q.path("quant_method").asText().equals("bitsandbytes") && q.path("load_in_4bit").asBoolean(false);
         } catch (IOException e) {
-            return false;
+            throw new HfFormatException(configJson, "cannot read: " + e.getMessage(), e);
         }
     }
 

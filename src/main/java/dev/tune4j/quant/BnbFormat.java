@@ -20,8 +20,6 @@ import java.util.*;
 public final class BnbFormat {
     private BnbFormat() {}
 
-    static final List<String> SUFFIXES = List.of(".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map");
-
     /** The tensors that store one quantized weight, keyed as bitsandbytes keys them. */
     public static Map<String, TensorBlob> blobs(String weightName, QuantState s) {
         var m = new LinkedHashMap<String, TensorBlob>();
@@ -67,14 +65,6 @@ public final class BnbFormat {
         return q;
     }
 
-    /** Whether a model folder is a bitsandbytes 4-bit checkpoint. */
-    public static boolean is4bit(Path dir) throws IOException {
-        Path cfg = dir.resolve("config.json");
-        if (!Files.exists(cfg)) return false;
-        JsonNode q = new ObjectMapper().readTree(cfg.toFile()).path("quantization_config");
-        return q.path("quant_method").asText().equals("bitsandbytes") && q.path("load_in_4bit").asBoolean(false);
-    }
-
     /** Reads one quantized weight back; every inconsistency is an error naming the tensor. */
     public static QuantState read(Safetensors st, String weightName) {
         Path f = st.file();
@@ -113,10 +103,5 @@ public final class BnbFormat {
             throw new HfFormatException(f, "tensor '" + weightName + ".nested_absmax': expected " + (blocks + 255) / 256 + " values, found " + absmax2.length);
         return new QuantState(type, bs, shape, packed, null, st.bytes(weightName + ".absmax").toArray(java.lang.foreign.ValueLayout.JAVA_BYTE),
                 absmax2, (float) js.path("nested_offset").asDouble());
-    }
-
-    /** Every tensor name that belongs to a quantized weight's companions (not a model parameter). */
-    public static boolean isCompanion(String name) {
-        return SUFFIXES.stream().anyMatch(name::endsWith) || name.contains(".quant_state.bitsandbytes__");
     }
 }

@@ -12,7 +12,9 @@ import org.bytedeco.pytorch.global.torch;
  * tensor ops when used: codes → table values → × absmax per block → the compute dtype. Nothing dense is kept.
  */
 public final class QuantizedWeight implements AutoCloseable {
-    public final QuantState state;  // shape and type info; its byte arrays are dropped after upload
+    private final long[] shape;
+    private final int blocksize;
+    private final float offset;      // double quantization's mean absmax
     private final Tensor packed, table, absmax, nestedCodes, nestedAbsmax, dyn;
     private final Compute compute;
     private final long bytes;
@@ -20,7 +22,9 @@ public final class QuantizedWeight implements AutoCloseable {
     public QuantizedWeight(QuantState s, Compute c) {
         this.compute = c;
         this.bytes = s.bytes();
-        this.state = new QuantState(s.quantType(), s.blocksize(), s.shape(), new byte[0], null, null, null, s.offset());
+        this.shape = s.shape().clone();
+        this.blocksize = s.blocksize();
+        this.offset = s.offset();
         this.packed = Tensors.escape(() -> c.placeIndex(Tensor.create(s.packed(), s.packed().length)));
         this.table = Tensors.escape(() -> place(Tensors.floats(s.quantType().equals("nf4") ? Codebooks.NF4 : Codebooks.FP4, 16)));
         if (s.nested()) {
@@ -40,17 +44,19 @@ public final class QuantizedWeight implements AutoCloseable {
 
     /** The weight in the compute dtype, shape as stored; a temporary of the caller's scope. */
     public Tensor dequantize() {
-        long n = state.numel(), bs = state.blocksize(), blocks = (n + bs - 1) / bs;
+        long n = 1, bs = blocksize;
+        for (long d : shape) n *= d;
+        long blocks = (n + bs - 1) / bs;
         Tensor p = packed.to(torch.ScalarType.Long).bitwise_and(new Scalar(0xff));                    // ((n+1)/2)
         Tensor codes = torch.stack(new TensorVector(p.bitwise_right_shift(new Scalar(4)), p.bitwise_and(new Scalar(15))), 1).view(-1); // (2·⌈n/2⌉)
         Tensor values = table.index_select(0, codes);                                                 // (2·⌈n/2⌉) fp32
         Tensor scale = absmax != null ? absmax
                 : dyn.index_select(0, nestedCodes.to(torch.ScalarType.Long).bitwise_and(new Scalar(0xff)))
-                .mul(nestedAbsmax.repeat_interleave(QuantState.NESTED_BLOCKSIZE).narrow(0, 0, blocks)).add(new Scalar(state.offset())); // (blocks)
+                .mul(nestedAbsmax.repeat_interleave(QuantState.NESTED_BLOCKSIZE).narrow(0, 0, blocks)).add(new Scalar(offset)); // (blocks)
         long padded = blocks * bs;
         if (values.size(0) < padded) values = torch.cat(new TensorVector(values, torch.zeros(padded - values.size(0)).to(values.device(), torch.ScalarType.Float)), 0);
         Tensor w = values.narrow(0, 0, padded).view(blocks, bs).mul(scale.view(blocks, 1)).view(-1).narrow(0, 0, n);
-        return w.view(state.shape()).to(compute.dtype());
+        return w.view(shape).to(compute.dtype());
     }
 
     public long bytes() {

@@ -26,8 +26,9 @@ import java.util.List;
 public final class LoraSft {
     private LoraSft() {}
 
+    /** @param output the PEFT adapter folder (LoRA/QLoRA) or the model folder (full fine-tuning) */
     public record Summary(long steps, double lastLoss, double bestValLoss, double firstValLoss, double seconds, long peakRssBytes,
-                          Path adapter, boolean stoppedEarly, long trainableParams) {}
+                          Path output, boolean stoppedEarly, long trainableParams) {}
 
     /** Thrown when the loss stops being a number; the last checkpoint written stays untouched. */
     public static final class Diverged extends RuntimeException {

@@ -32,7 +32,7 @@ final class RunReport {
         sum.put("peak_rss_mib", s.peakRssBytes() / 1048576.0);
         sum.put("trainable_parameters", s.trainableParams());
         sum.put("stopped_early", s.stoppedEarly());
-        sum.put("adapter", s.adapter().toString());
+        sum.put("adapter", s.output().toString());
         save(out.resolve("summary.json"), json.writeValueAsBytes(sum));
 
         var spectrum = Spectrum.of(lora);

@@ -129,86 +129,17 @@ final class Py {
         return v.getClass().getSimpleName();
     }
 
-    /**
-     * json.dumps(v, ensure_ascii=False, indent=indent, separators=(item, key), sort_keys=sortKeys); null separators mean
-     * Python's defaults: (", ", ": "), or (",", ": ") with an indent.
-     */
+    /** tojson: json.dumps(v, ensure_ascii=False, …) as transformers' filter calls it; Undefined is not serializable. */
     static String json(Object v, Integer indent, boolean sortKeys, String itemSep, String keySep) {
-        var sb = new StringBuilder();
-        String item = itemSep != null ? itemSep : indent == null ? ", " : ",", key = keySep != null ? keySep : ": ";
-        json(sb, norm(v), indent, sortKeys, 0, item, key);
-        return sb.toString();
+        try {
+            return dev.tune4j.hf.PythonJson.dumps(v, indent, sortKeys, false, itemSep, keySep);
+        } catch (IllegalArgumentException e) {
+            throw new TemplateException("tojson: " + e.getMessage());
+        }
     }
 
     static String json(Object v, Integer indent, boolean sortKeys) {
         return json(v, indent, sortKeys, null, null);
-    }
-
-    private static void json(StringBuilder sb, Object v, Integer indent, boolean sortKeys, int depth, String item, String key) {
-        v = norm(v);
-        if (v == null || v == UNDEFINED) sb.append("null");
-        else if (v instanceof Boolean b) sb.append(b ? "true" : "false");
-        else if (v instanceof Long l) sb.append(l);
-        else if (v instanceof Double d) sb.append(Double.isNaN(d) ? "NaN" : Double.isInfinite(d) ? (d > 0 ? "Infinity" : "-Infinity") : floatRepr(d));
-        else if (v instanceof String s) jsonString(sb, s);
-        else if (v instanceof List<?> l) {
-            if (l.isEmpty()) {
-                sb.append("[]");
-                return;
-            }
-            sb.append('[');
-            for (int i = 0; i < l.size(); i++) {
-                if (i > 0) sb.append(item);
-                newline(sb, indent, depth + 1);
-                json(sb, l.get(i), indent, sortKeys, depth + 1, item, key);
-            }
-            newline(sb, indent, depth);
-            sb.append(']');
-        } else if (v instanceof Map<?, ?> m) {
-            if (m.isEmpty()) {
-                sb.append("{}");
-                return;
-            }
-            sb.append('{');
-            List<Object> keys = new ArrayList<>(m.keySet());
-            if (sortKeys) keys.sort(Comparator.comparing(Py::str));
-            boolean first = true;
-            for (Object k : keys) {
-                if (!first) sb.append(item);
-                first = false;
-                newline(sb, indent, depth + 1);
-                jsonString(sb, str(k));
-                sb.append(key);
-                json(sb, m.get(k), indent, sortKeys, depth + 1, item, key);
-            }
-            newline(sb, indent, depth);
-            sb.append('}');
-        } else jsonString(sb, v.toString());
-    }
-
-    private static void newline(StringBuilder sb, Integer indent, int depth) {
-        if (indent == null) return;
-        sb.append('\n').append(" ".repeat(indent * depth));
-    }
-
-    private static void jsonString(StringBuilder sb, String s) {
-        sb.append('"');
-        for (char c : s.toCharArray()) {
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                case '\b' -> sb.append("\\b");
-                case '\f' -> sb.append("\\f");
-                default -> {
-                    if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
-                    else sb.append(c);
-                }
-            }
-        }
-        sb.append('"');
     }
 
     /** Python's str.strip(chars) family; chars null = whitespace. */
