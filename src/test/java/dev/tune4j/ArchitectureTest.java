@@ -27,12 +27,12 @@ class ArchitectureTest {
             Map.entry("text", new Rule(Set.of("hf"), false, 2_000)),
             Map.entry("generate", new Rule(Set.of("model", "tensor"), true, 500)),
             Map.entry("quant", new Rule(Set.of("hf", "tensor"), true, 600)),
-            Map.entry("plan", new Rule(Set.of("hf"), false, 800)),
+            Map.entry("plan", new Rule(Set.of("hf"), false, 1_100)),
             Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 600)),
             Map.entry("data", new Rule(Set.of("hf", "text"), false, 800)),
             Map.entry("train", new Rule(Set.of("hf", "tensor", "model", "peft", "data", "quant"), true, 1_700)),
             Map.entry("eval", new Rule(Set.of("hf", "tensor", "model", "text", "data", "generate", "peft", "train"), true, 900)),
-            Map.entry("recipes", new Rule(Set.of("hf", "tensor", "model", "text", "peft", "train", "data", "eval", "quant"), true, 1_200)),
+            Map.entry("recipes", new Rule(Set.of("hf", "tensor", "model", "text", "peft", "train", "data", "eval", "quant", "plan"), true, 1_200)),
             Map.entry("cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate", "peft", "train", "data", "recipes", "eval", "quant", "plan"), true, 2_400)));
 
     @Test

@@ -11,12 +11,14 @@ import dev.tune4j.tensor.Memory;
 import dev.tune4j.tensor.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.Callable;
 
@@ -43,7 +45,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--steps", defaultValue = "10", description = "forward passes timed after one warm-up (default ${DEFAULT-VALUE})")
     int steps;
 
-    @Option(names = "--method", defaultValue = "lora", description = "train: lora (default) or qlora (NF4 + double quantization, block 64)")
+    @Option(names = "--method", defaultValue = "lora", description = "train: lora (default), qlora (NF4 + double quantization, block 64) or full (every weight)")
     String method;
 
     @Option(names = "--r", defaultValue = "16", description = "train: LoRA rank (default ${DEFAULT-VALUE})")
@@ -101,7 +103,13 @@ final class BenchCommand implements Callable<Integer> {
                 result.put("new_tokens", r.tokens().length);
                 result.put("tokens_per_s", round(r.tokens().length / seconds));
             }
-            result.put("peak_rss_mib", round(Memory.mib(Memory.peakResidentBytes())));
+            long measured = Memory.peakResidentBytes();
+            result.put("peak_rss_mib", round(Memory.mib(measured)));
+            if (what == What.train) {
+                long predicted = predictedPeak(m.config, compute);
+                result.put("predicted_peak_mib", round(Memory.mib(predicted)));
+                result.put("prediction_error", Math.round(1000.0 * (predicted - measured) / measured) / 1000.0);
+            }
             if (json) System.out.println(new ObjectMapper().writeValueAsString(result));
             else result.forEach((k, v) -> System.out.printf("%-14s %s%n", k, v));
         } finally {
@@ -111,11 +119,11 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /**
-     * LoRA training steps (all-linear, AdamW, clipping) on random ids with the first half of each row masked as prompt,
-     * timed after one warm-up step.
+     * Training steps on random ids with the first half of each row masked as prompt, timed after one warm-up step:
+     * LoRA/QLoRA (all-linear adapters) or full fine-tuning (every weight), AdamW and clipping as in the recipes.
      */
     private void trainSteps(LlamaModel m, Random rnd, java.util.Map<String, Object> result) {
-        if (!method.equals("lora") && !method.equals("qlora")) throw new Main.BadInput("bench train: --method lora or qlora");
+        if (!List.of("lora", "qlora", "full").contains(method)) throw new Main.BadInput("bench train: --method lora, qlora or full, found '" + method + "'");
         if (method.equals("qlora")) {
             var sizes = dev.tune4j.train.QLora.quantize(m, "nf4", 64, true);
             result.put("base_linear_bytes_ratio", Math.round(sizes.ratio() * 10000) / 10000.0);
@@ -127,32 +135,50 @@ final class BenchCommand implements Callable<Integer> {
         }
         long predicted = 0;
         for (int i = 0; i < ids.length; i++) if (i % seqLen > 0 && labels[i] != -100) predicted++;
-        var cfg = new dev.tune4j.peft.LoraConfig(r, alpha, 0.0, java.util.List.of("all-linear"), false);
-        try (var lora = dev.tune4j.peft.LoraAdapter.create(m, cfg, 0, "bench");
-             var opt = new dev.tune4j.train.AdamW(lora.parameters().stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), 0.9, 0.999, 1e-8)) {
-            lora.train(true);
-            double seconds = 0;
-            for (int s = 0; s <= steps; s++) {
-                long t0 = System.nanoTime();
-                try (PointerScope scope = new PointerScope()) {
-                    var b = dev.tune4j.model.Batch.of(m.compute.placeIndex(Tensors.longs(ids, batch, seqLen)));
-                    dev.tune4j.train.Backprop.run(m, b, labels, predicted, checkpointing, 1024);
-                }
-                dev.tune4j.train.GradClip.clip(lora.parameters(), 1.0);
-                opt.step(1e-4);
-                opt.zeroGrad();
-                if (s > 0) seconds += (System.nanoTime() - t0) / 1e9;
-                if (!json && s > 0) System.err.printf("step %d/%d: %.1f tokens/s%n", s, steps, (double) batch * seqLen * s / seconds);
+        var cfg = new dev.tune4j.peft.LoraConfig(r, alpha, 0.0, List.of("all-linear"), false);
+        boolean full = method.equals("full");
+        try (var lora = full ? null : dev.tune4j.peft.LoraAdapter.create(m, cfg, 0, "bench")) {
+            List<Tensor> params;
+            if (full) {
+                m.trainAll();
+                params = List.copyOf(m.namedTensors().values());
+            } else {
+                lora.train(true);
+                params = lora.parameters();
             }
-            result.put("method", method);
-            result.put("r", r);
-            result.put("trainable", lora.trainableParameterCount());
-            result.put("batch_size", batch);
-            result.put("seq_len", seqLen);
-            result.put("steps", steps);
-            result.put("gradient_checkpointing", checkpointing);
-            result.put("tokens_per_s", round((double) batch * seqLen * steps / seconds));
+            long trainable = params.stream().mapToLong(Tensor::numel).sum();
+            try (var opt = new dev.tune4j.train.AdamW(params.stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), 0.9, 0.999, 1e-8)) {
+                double seconds = 0;
+                for (int s = 0; s <= steps; s++) {
+                    long t0 = System.nanoTime();
+                    try (PointerScope scope = new PointerScope()) {
+                        var b = dev.tune4j.model.Batch.of(m.compute.placeIndex(Tensors.longs(ids, batch, seqLen)));
+                        dev.tune4j.train.Backprop.run(m, b, labels, predicted, checkpointing, 1024);
+                    }
+                    dev.tune4j.train.GradClip.clip(params, 1.0);
+                    opt.step(1e-4);
+                    opt.zeroGrad();
+                    if (s > 0) seconds += (System.nanoTime() - t0) / 1e9;
+                    if (!json && s > 0) System.err.printf("step %d/%d: %.1f tokens/s%n", s, steps, (double) batch * seqLen * s / seconds);
+                }
+                result.put("method", method);
+                if (!full) result.put("r", r);
+                result.put("trainable", trainable);
+                result.put("batch_size", batch);
+                result.put("seq_len", seqLen);
+                result.put("steps", steps);
+                result.put("gradient_checkpointing", checkpointing);
+                result.put("tokens_per_s", round((double) batch * seqLen * steps / seconds));
+            }
         }
+    }
+
+    /** The planner's peak for exactly this bench run (labels: the second half of every row, loss chunks of 1024). */
+    private long predictedPeak(dev.tune4j.hf.ModelConfig c, Compute compute) {
+        var s = new dev.tune4j.plan.MemoryPlan.Setup(c, PlanCommand.method(method), dev.tune4j.plan.MemoryPlan.Precision.BF16_MIXED,
+                dev.tune4j.plan.MemoryPlan.Optim.ADAMW, batch, seqLen, checkpointing, 0.5, 1024, r, List.of("all-linear"), true,
+                compute.describe().startsWith("cpu") ? dev.tune4j.plan.MemoryPlan.Runtime.CPU : dev.tune4j.plan.MemoryPlan.Runtime.GPU);
+        return dev.tune4j.plan.MemoryPlan.estimate(s).peak();
     }
 
     private static double round(double v) {

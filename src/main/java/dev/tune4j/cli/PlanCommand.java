@@ -1,21 +1,28 @@
 package dev.tune4j.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.tune4j.data.DataConfig;
+import dev.tune4j.data.Dataset;
+import dev.tune4j.data.Encoder;
+import dev.tune4j.data.Example;
 import dev.tune4j.hf.ModelConfig;
-import dev.tune4j.plan.Catalog;
-import dev.tune4j.plan.ParamCount;
+import dev.tune4j.plan.*;
+import dev.tune4j.text.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
-/** The planner's first part: exact parameter counts by component and LoRA's trainable count, from config.json or the catalog. */
-@Command(name = "plan", mixinStandardHelpOptions = true,
-        description = "Parameter counts for a model and method (memory, time, cost and the decision rules are being added: issue 5).")
+/** The planner: parameters, memory by component, fit per device, time, cost, storage and the seeds' warnings for one run. */
+@Command(name = "plan", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Predict memory, fit, time, cost and storage of a fine-tuning run, with the seeds' warnings (no libtorch).")
 final class PlanCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "a model folder (its config.json) or a catalog name: ${COMPLETION-CANDIDATES}", completionCandidates = Names.class)
     String model;
@@ -23,48 +30,163 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--method", defaultValue = "lora", description = "full, lora or qlora (default ${DEFAULT-VALUE})")
     String method;
 
+    @Option(names = "--gpu", split = ",", description = "devices to fit and price (default: the whole catalog and this machine): ${COMPLETION-CANDIDATES}", completionCandidates = GpuNames.class)
+    List<String> gpus;
+
+    @Option(names = "--data", description = "training data file: tokens are counted with the model's tokenizer exactly as train encodes them")
+    Path data;
+
+    @Option(names = "--tokenizer", description = "folder with tokenizer.json for --data when --model is a catalog name")
+    Path tokenizer;
+
+    @Option(names = "--examples", defaultValue = "10000", description = "examples when no --data is given (default ${DEFAULT-VALUE})")
+    long examples;
+
+    @Option(names = "--tokens-per-example", defaultValue = "512", description = "tokens per example when no --data is given (default ${DEFAULT-VALUE})")
+    int tokensPerExample;
+
+    @Option(names = "--epochs", defaultValue = "3", description = "epochs (default ${DEFAULT-VALUE})")
+    double epochs;
+
+    @Option(names = "--batch-size", defaultValue = "1", description = "micro-batch rows (default ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--seq-len", defaultValue = "2048", description = "tokens per row (default ${DEFAULT-VALUE})")
+    int seq;
+
+    @Option(names = "--precision", defaultValue = "bf16-mixed", description = "GPU: fp32, bf16-mixed (fp32 master + states, 16 B/param) or bf16 (default ${DEFAULT-VALUE}); the CPU build is fp32")
+    String precision;
+
+    @Option(names = "--optim", defaultValue = "adamw", description = "adamw, adamw8bit or offload (fp32 states in host RAM) (default ${DEFAULT-VALUE})")
+    String optim;
+
+    @Option(names = "--gradient-checkpointing", negatable = true, description = "recompute layers in backward (default: on for qlora, off otherwise, as in train)")
+    Boolean checkpointing;
+
+    @Option(names = "--loss-chunk", defaultValue = "1024", description = "rows of logits at once; 0 = full logits as in the HF loss path (default ${DEFAULT-VALUE})")
+    int lossChunk;
+
+    @Option(names = "--labelled-share", defaultValue = "0.5", description = "share of tokens that are targets when no --data is given (default ${DEFAULT-VALUE})")
+    double labelledShare;
+
     @Option(names = "--r", defaultValue = "16", description = "LoRA rank (default ${DEFAULT-VALUE})")
     int r;
+
+    @Option(names = "--lora-alpha", description = "LoRA alpha (checked against r)")
+    Double alpha;
 
     @Option(names = "--target-modules", defaultValue = "all-linear", split = ",", description = "LoRA targets: projection names or all-linear (default ${DEFAULT-VALUE})")
     List<String> targets;
 
+    @Option(names = "--no-double-quant", description = "qlora: fp32 absmax per block (4.5 bits/param instead of 4.127)")
+    boolean noDoubleQuant;
+
+    @Option(names = "--lr", description = "learning rate to check against the seeds' ranges")
+    Double lr;
+
+    @Option(names = "--val-ratio", description = "validation share to check (seeds: 10–20 %)")
+    Double valRatio;
+
+    @Option(names = "--mix-ratio", description = "share of general data mixed in (full fine-tuning's forgetting guard)")
+    Double mixRatio;
+
+    @Option(names = "--continued-pretraining", description = "raw-text next-token training")
+    boolean cpt;
+
+    @Option(names = "--instruct", description = "the base model is instruction-tuned (default: guessed from the name)")
+    Boolean instruct;
+
+    @Option(names = "--mfu", defaultValue = "0.35", description = "model-FLOPs utilization for time estimates (default ${DEFAULT-VALUE})")
+    double mfu;
+
+    @Option(names = "--price", split = ",", description = "override a device's hourly price: NAME=USD (repeatable)")
+    Map<String, Double> prices = new LinkedHashMap<>();
+
+    @Option(names = "--checkpoints", defaultValue = "3", description = "checkpoints kept on disk (default ${DEFAULT-VALUE})")
+    int checkpoints;
+
+    @Option(names = "--variants", defaultValue = "1", description = "deployable variants to store (default ${DEFAULT-VALUE})")
+    int variants;
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
-    static final class Names extends java.util.ArrayList<String> {
+    @Option(names = "--markdown", description = "print markdown tables")
+    boolean markdown;
+
+    static final class Names extends ArrayList<String> {
         Names() {
             super(Catalog.MODELS.keySet());
         }
     }
 
+    static final class GpuNames extends ArrayList<String> {
+        GpuNames() {
+            super(Gpus.names());
+        }
+    }
+
+    static MemoryPlan.Method method(String m) {
+        return switch (m) {
+            case "full" -> MemoryPlan.Method.FULL;
+            case "lora" -> MemoryPlan.Method.LORA;
+            case "qlora" -> MemoryPlan.Method.QLORA;
+            default -> throw new Main.BadInput("--method: expected full, lora or qlora, found '" + m + "'");
+        };
+    }
+
     @Override
     public Integer call() throws Exception {
         Path p = Path.of(model);
-        ModelConfig c = Files.isDirectory(p) ? ModelConfig.load(p.resolve("config.json")) : Catalog.get(model);
-        if (!List.of("full", "lora", "qlora").contains(method)) throw new Main.BadInput("--method: expected full, lora or qlora, found '" + method + "'");
-        var parts = ParamCount.byComponent(c);
-        long total = ParamCount.total(c);
-        long trainable = method.equals("full") ? total : ParamCount.lora(c, r, targets);
-        var out = new LinkedHashMap<String, Object>();
-        out.put("model", model);
-        out.put("architecture", c.arch().className);
-        out.put("parameters", parts);
-        out.put("total", total);
-        out.put("non_embedding", ParamCount.nonEmbedding(c));
-        out.put("method", method);
-        out.put("trainable", trainable);
-        out.put("trainable_share", (double) trainable / total);
-        if (json) {
-            System.out.println(new ObjectMapper().writeValueAsString(out));
-            return 0;
+        boolean folder = Files.isDirectory(p);
+        ModelConfig c = folder ? ModelConfig.load(p.resolve("config.json")) : Catalog.get(model);
+        var m = method(method);
+        var prec = switch (precision) {
+            case "fp32" -> MemoryPlan.Precision.FP32;
+            case "bf16-mixed" -> MemoryPlan.Precision.BF16_MIXED;
+            case "bf16" -> MemoryPlan.Precision.BF16;
+            default -> throw new Main.BadInput("--precision: expected fp32, bf16-mixed or bf16, found '" + precision + "'");
+        };
+        var opt = switch (optim) {
+            case "adamw" -> MemoryPlan.Optim.ADAMW;
+            case "adamw8bit" -> MemoryPlan.Optim.ADAMW8BIT;
+            case "offload" -> MemoryPlan.Optim.OFFLOAD;
+            default -> throw new Main.BadInput("--optim: expected adamw, adamw8bit or offload, found '" + optim + "'");
+        };
+        if (batch < 1 || seq < 1) throw new Main.BadInput("--batch-size and --seq-len must be >= 1");
+        if (mfu <= 0 || mfu > 1) throw new Main.BadInput("--mfu: expected a utilization in (0, 1], found " + mfu);
+        for (String t : targets) if (!t.equals("all-linear") && !ParamCount.PROJECTIONS.contains(t))
+            throw new Main.BadInput("--target-modules: unknown projection '" + t + "': expected " + ParamCount.PROJECTIONS + " or all-linear");
+        List<Gpus.Gpu> devices = new ArrayList<>();
+        for (String g : gpus == null ? Gpus.names() : gpus) devices.add(Gpus.priced(Gpus.get(g), prices));
+        for (String k : prices.keySet()) Gpus.get(k); // a misspelt --price name is an error, not ignored
+
+        long ex = examples, tokens = (long) examples * tokensPerExample;
+        double labelled = labelledShare;
+        String source = "assumed: " + examples + " examples × " + tokensPerExample + " tokens";
+        if (data != null) {
+            Path tokDir = tokenizer != null ? tokenizer : folder ? p : null;
+            if (tokDir == null) throw new Main.BadInput("--data with a catalog model needs --tokenizer DIR (a folder with tokenizer.json) to count tokens");
+            try (Tokenizer tok = Tokenizer.load(tokDir)) {
+                Integer eos = tok.specialId("eos_token");
+                long eosId = eos != null ? eos : c.eosTokenIds().isEmpty() ? 0 : c.eosTokenIds().getFirst();
+                var style = tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
+                Dataset ds = Dataset.load(new DataConfig(data, null, style, seq, 0.0, null, null, 0.0, false, 0), tok, eosId);
+                ex = ds.train.size();
+                tokens = ds.train.stream().mapToLong(Example::length).sum();
+                long sup = ds.train.stream().mapToLong(Example::supervisedTokens).sum();
+                labelled = tokens == 0 ? 0 : (double) sup / tokens;
+                source = "measured with the tokenizer: " + ex + " examples, " + sup + " labelled";
+            }
         }
-        System.out.printf("%s (%s): %d layers, hidden %d, intermediate %d, heads %d/%d, vocab %d%s%n", model, c.arch().className, c.numLayers(), c.hiddenSize(),
-                c.intermediateSize(), c.numHeads(), c.numKvHeads(), c.vocabSize(), c.tieWordEmbeddings() ? ", tied embeddings" : "");
-        parts.forEach((k, v) -> System.out.printf("  %-12s %,18d%n", k, v));
-        System.out.printf("  %-12s %,18d   (non-embedding %,d)%n", "total", total, ParamCount.nonEmbedding(c));
-        System.out.printf("%s: %,d trainable parameters (%.3f%%)%s%n", method, trainable, 100.0 * trainable / total,
-                method.equals("full") ? "" : String.format(" with r=%d on %s", r, String.join(",", targets)));
+        boolean ckpt = checkpointing != null ? checkpointing : m == MemoryPlan.Method.QLORA;
+        var setup = new MemoryPlan.Setup(c, m, prec, opt, batch, seq, ckpt, labelled, lossChunk, r, targets, !noDoubleQuant, MemoryPlan.Runtime.GPU);
+        boolean isInstruct = instruct != null ? instruct : model.toLowerCase().contains("instruct") || model.toLowerCase().contains("chat");
+        var run = new Checks.Run(m, lr, r, alpha, epochs, ex, valRatio, cpt, isInstruct, cpt ? tokens : null, mixRatio,
+                ParamCount.total(c) / 1e9, ckpt, null);
+        var report = PlanReport.build(new PlanReport.Inputs(model, c, setup, devices, ex, tokens, source, epochs, mfu, checkpoints, variants, run));
+        if (json) System.out.println(new ObjectMapper().disable(SerializationFeature.FAIL_ON_EMPTY_BEANS).writeValueAsString(report));
+        else System.out.print(PlanReport.render(report, markdown));
         return 0;
     }
 }

@@ -30,9 +30,10 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public Tensor delta(Tensor x) {
         var dtype = x.scalar_type().intern();
         Tensor in = training && dropout > 0 ? torch.dropout(x, dropout, true) : x;
-        in = in.to(torch.ScalarType.Float);                                                   // A, B are fp32 (bf16 activations on GPU)
+        boolean cast = dtype != torch.ScalarType.Float; // A, B are fp32 (bf16 activations on GPU); no cast call at all on fp32
+        if (cast) in = in.to(torch.ScalarType.Float);
         Tensor y = torch.linear(torch.linear(in, lora_A), lora_B).mul(new Scalar(scaling * weight)); // (…, r) → (…, out)
-        return y.to(dtype);
+        return cast ? y.to(dtype) : y;
     }
 
     /** W ← W + scaling · B@A, in place, and the projection stops calling this adapter until unmerge(). */

@@ -52,11 +52,37 @@ public final class ParamCount {
         };
     }
 
+    /** The projections a target list names ("all-linear" = all seven). */
+    public static List<String> targets(List<String> targets) {
+        return targets.size() == 1 && targets.getFirst().equals("all-linear") ? PROJECTIONS : targets;
+    }
+
+    /** Weights of the seven projections in all layers (what 4-bit quantization compresses; biases excluded). */
+    public static long linear(ModelConfig c) {
+        long n = 0;
+        for (String t : PROJECTIONS) {
+            long[] s = shape(c, t);
+            n += s[0] * s[1];
+        }
+        return n * c.numLayers();
+    }
+
+    /** Elements of the largest projection weight (the dequantization buffer of 4-bit training). */
+    public static long largestLinear(ModelConfig c) {
+        long m = 0;
+        for (String t : PROJECTIONS) m = Math.max(m, shape(c, t)[0] * shape(c, t)[1]);
+        return m;
+    }
+
+    /** Elements of the largest single tensor (the embedding for every catalog model). */
+    public static long largestTensor(ModelConfig c) {
+        return Math.max((long) c.vocabSize() * c.hiddenSize(), largestLinear(c));
+    }
+
     /** LoRA's trainable parameters: r·(in + out) for each targeted projection in every layer ("all-linear" = all seven). */
     public static long lora(ModelConfig c, int r, List<String> targets) {
-        List<String> mods = targets.size() == 1 && targets.getFirst().equals("all-linear") ? PROJECTIONS : targets;
         long n = 0;
-        for (String t : mods) {
+        for (String t : targets(targets)) {
             long[] s = shape(c, t);
             n += (long) r * (s[0] + s[1]);
         }

@@ -44,6 +44,7 @@ public final class FullSft {
                 model.trainAll();
                 var params = model.namedTensors();
                 log.printf("model: %s, %,d parameters, all trainable%n", model.config.arch().className, model.parameterCount());
+                long predicted = RunSetup.predictPeak(c, model.config, ds, "full", !model.compute.cuda(), log);
                 var train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed());
                 var val = new Batches(ds.val, c.batchSize(), c.maxSeqLen(), false, pad, c.seed());
                 long totalSteps = c.maxSteps() > 0 ? c.maxSteps() : (long) Math.ceil((double) c.epochs() * train.perEpoch() / c.gradAccum());
@@ -116,7 +117,7 @@ public final class FullSft {
                     for (String f : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"))
                         if (Files.exists(c.model().resolve(f))) Files.copy(c.model().resolve(f), modelDir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
                     double seconds = (System.nanoTime() - t0) / 1e9;
-                    var summary = new LoraSft.Summary(step, lastLoss, best, firstVal, seconds, Memory.peakResidentBytes(), modelDir, false, model.parameterCount());
+                    var summary = new LoraSft.Summary(step, lastLoss, best, firstVal, seconds, Memory.peakResidentBytes(), modelDir, false, model.parameterCount(), predicted);
                     var sum = new LinkedHashMap<String, Object>();
                     sum.put("method", "full");
                     sum.put("steps", step);
@@ -125,10 +126,12 @@ public final class FullSft {
                     sum.put("best_val_loss", Double.isNaN(best) ? null : best);
                     sum.put("seconds", seconds);
                     sum.put("peak_rss_mib", summary.peakRssBytes() / 1048576.0);
+                    sum.put("predicted_peak_mib", Math.round(predicted / 1048576.0));
                     sum.put("model", modelDir.toString());
                     byte[] json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(sum);
                     AtomicFiles.write(c.out().resolve("summary.json"), o -> o.write(json));
                     log.println("report: " + Report.write(c.out()));
+                    RunSetup.reportPeak(predicted, summary.peakRssBytes(), log);
                     log.printf("done: %d steps in %.1f s; last train loss %.4f; best val loss %s; peak memory %.0f MiB; model in %s%n",
                             step, seconds, lastLoss, Double.isNaN(best) ? "-" : String.format("%.4f", best), Memory.mib(summary.peakRssBytes()), modelDir);
                     return summary;

@@ -28,7 +28,7 @@ public final class LoraSft {
 
     /** @param output the PEFT adapter folder (LoRA/QLoRA) or the model folder (full fine-tuning) */
     public record Summary(long steps, double lastLoss, double bestValLoss, double firstValLoss, double seconds, long peakRssBytes,
-                          Path output, boolean stoppedEarly, long trainableParams) {}
+                          Path output, boolean stoppedEarly, long trainableParams, long predictedPeakBytes) {}
 
     /** Thrown when the loss stops being a number; the last checkpoint written stays untouched. */
     public static final class Diverged extends RuntimeException {
@@ -62,6 +62,7 @@ public final class LoraSft {
                 log.printf("model: %s, %,d parameters (frozen); LoRA r=%d alpha=%s on %d modules: %,d trainable (%.3f%%)%n",
                         model.config.arch().className, model.parameterCount(), c.r(), c.loraAlpha(), lora.modules().size(),
                         lora.trainableParameterCount(), 100.0 * lora.trainableParameterCount() / model.parameterCount());
+                long predicted = RunSetup.predictPeak(c, model.config, ds, c.method(), !model.compute.cuda(), log);
                 var train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed());
                 var val = new Batches(ds.val, c.batchSize(), c.maxSeqLen(), false, pad, c.seed());
                 long totalSteps = c.maxSteps() > 0 ? c.maxSteps() : (long) Math.ceil((double) c.epochs() * train.perEpoch() / c.gradAccum());
@@ -149,8 +150,9 @@ public final class LoraSft {
                     Path adapterDir = c.out().resolve("adapter");
                     lora.save(adapterDir);
                     double seconds = (System.nanoTime() - t0) / 1e9;
-                    var summary = new Summary(step, lastLoss, best, firstVal, seconds, Memory.peakResidentBytes(), adapterDir, stoppedEarly, lora.trainableParameterCount());
+                    var summary = new Summary(step, lastLoss, best, firstVal, seconds, Memory.peakResidentBytes(), adapterDir, stoppedEarly, lora.trainableParameterCount(), predicted);
                     RunReport.write(c, model, tok, lora, ds, summary, eos, log);
+                    RunSetup.reportPeak(predicted, summary.peakRssBytes(), log);
                     log.printf("done: %d steps in %.1f s; last train loss %.4f; best val loss %s; peak memory %.0f MiB; adapter in %s%n",
                             step, seconds, lastLoss, Double.isNaN(best) ? "-" : String.format("%.4f", best), Memory.mib(summary.peakRssBytes()), adapterDir);
                     return summary;

@@ -30,6 +30,7 @@ final class RunReport {
         sum.put("best_val_loss", Double.isNaN(s.bestValLoss()) ? null : s.bestValLoss());
         sum.put("seconds", s.seconds());
         sum.put("peak_rss_mib", s.peakRssBytes() / 1048576.0);
+        sum.put("predicted_peak_mib", Math.round(s.predictedPeakBytes() / 1048576.0));
         sum.put("trainable_parameters", s.trainableParams());
         sum.put("stopped_early", s.stoppedEarly());
         sum.put("adapter", s.output().toString());

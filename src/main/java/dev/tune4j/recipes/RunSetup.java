@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.tune4j.data.*;
 import dev.tune4j.hf.AtomicFiles;
+import dev.tune4j.plan.MemoryPlan;
 import dev.tune4j.text.Tokenizer;
 import dev.tune4j.train.TrainConfig;
 
@@ -56,5 +57,34 @@ final class RunSetup {
         Path p = c.resume().equals("latest") ? ckpt.latest() : Path.of(c.resume());
         if (p == null) throw new IllegalArgumentException("--resume latest: no checkpoint under " + c.out().resolve("checkpoints"));
         return p;
+    }
+
+    /**
+     * The planner's peak for this run (its batch, the longest row it will see, its labelled share, optimizer, runtime),
+     * printed before training starts so the measured peak at the end can be held against it.
+     */
+    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, PrintStream log) {
+        long tokens = ds.train.stream().mapToLong(Example::length).sum(), labelled = ds.train.stream().mapToLong(Example::supervisedTokens).sum();
+        int longest = ds.train.stream().mapToInt(Example::length).max().orElse(c.maxSeqLen());
+        int seq = c.packing() ? c.maxSeqLen() : Math.min(c.maxSeqLen(), longest);
+        var m = switch (method) {
+            case "full" -> MemoryPlan.Method.FULL;
+            case "qlora" -> MemoryPlan.Method.QLORA;
+            default -> MemoryPlan.Method.LORA;
+        };
+        var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
+        var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, c.batchSize(), seq, c.gradientCheckpointing(),
+                tokens == 0 ? 0.5 : (double) labelled / tokens, c.lossChunk(), c.r(), c.targetModules(), c.doubleQuant(),
+                cpu ? MemoryPlan.Runtime.CPU : MemoryPlan.Runtime.GPU);
+        var e = MemoryPlan.estimate(setup);
+        var sb = new StringBuilder();
+        e.parts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(Math.round(v / 1048576.0)).append(" MiB"));
+        log.printf("planner: predicted peak memory %.0f MiB at batch %d × %d tokens (%s)%n", e.peak() / 1048576.0, c.batchSize(), seq, sb);
+        return e.peak();
+    }
+
+    static void reportPeak(long predicted, long measured, PrintStream log) {
+        log.printf("memory: measured peak %.0f MiB, planner predicted %.0f MiB (%+.1f %%)%n", measured / 1048576.0, predicted / 1048576.0,
+                100.0 * (predicted - measured) / measured);
     }
 }

@@ -69,8 +69,8 @@ public final class AdamW8bit implements Optimizer {
         step++;
         small.step(lr);
         double bc1 = 1 - Math.pow(beta1, step), bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
-        try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
-            for (int k = 0; k < bigIndex.size(); k++) {
+        try (NoGradGuard ng = new NoGradGuard()) {
+            for (int k = 0; k < bigIndex.size(); k++) try (PointerScope s = new PointerScope()) { // temporaries die with their parameter's update
                 AdamW.Param param = params.get(bigIndex.get(k));
                 Tensor device = param.tensor(), grad = device.grad();
                 if (!grad.defined()) continue;

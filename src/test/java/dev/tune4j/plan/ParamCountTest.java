@@ -58,11 +58,11 @@ class ParamCountTest {
         var r = dev.tune4j.CliRun.of("plan", "--model", "smollm2-135m", "--method", "lora", "--r", "16", "--json");
         assertThat(r.code()).as(r.err()).isZero();
         var j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out());
-        assertThat(j.get("total").asLong()).isEqualTo(134_515_008L);
-        assertThat(j.get("trainable").asLong()).isEqualTo(4_884_480L);
+        assertThat(j.at("/model/total").asLong()).isEqualTo(134_515_008L);
+        assertThat(j.at("/method/trainable").asLong()).isEqualTo(4_884_480L);
         var folder = dev.tune4j.CliRun.of("plan", "--model", Golden.golden("models/qwen2-tied").toString(), "--method", "full");
         assertThat(folder.code()).as(folder.err()).isZero();
-        assertThat(folder.out()).contains("Qwen2ForCausalLM").contains("full:");
+        assertThat(folder.out()).contains("Qwen2ForCausalLM").contains("full trainable");
         var bad = dev.tune4j.CliRun.of("plan", "--model", "gpt-5");
         assertThat(bad.code()).isEqualTo(2);
         assertThat(bad.err()).contains("unknown model 'gpt-5'").contains("llama-2-7b");

@@ -1,0 +1,162 @@
+package dev.tune4j.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.hf.ModelConfig;
+import dev.tune4j.plan.Catalog;
+import dev.tune4j.plan.Gpus;
+import dev.tune4j.plan.Rules;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/**
+ * Walks the seeds' decision questions: fine-tune at all (seed 003), which path (seed 000), goal and data size (seed 002),
+ * VRAM tier (seed 002, recomputed), and seed 001's recommendation with GPUs and cost per method. Answers come from flags;
+ * with --interactive (or on a terminal with no answers given) the missing ones are asked on stdin.
+ */
+@Command(name = "advise", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Should you fine-tune, and how? The seeds' decision rules with the reason for every branch.")
+final class AdviseCommand implements Callable<Integer> {
+    @Option(names = "--few-shot-works", arity = "1", description = "yes/no: can 2–10 examples in the prompt show the task?")
+    Boolean fewShot;
+    @Option(names = "--external-knowledge", arity = "1", description = "yes/no: is it mainly about looking up documents?")
+    Boolean external;
+    @Option(names = "--changing-facts", arity = "1", description = "yes/no: does the knowledge change daily or weekly?")
+    Boolean changing;
+    @Option(names = "--examples", description = "high-quality training examples (instruction pairs)")
+    Long examples;
+    @Option(names = "--style-or-behavior", arity = "1", description = "yes/no: is it style, behaviour, format or specialised reasoning?")
+    Boolean style;
+    @Option(names = "--success-metric", arity = "1", description = "yes/no: is there evaluation data to measure success?")
+    Boolean metric;
+    @Option(names = "--prompting-exhausted", arity = "1", description = "yes/no: have prompt engineering and few-shot been exhausted?")
+    Boolean exhausted;
+    @Option(names = "--domain-covered", arity = "1", description = "yes/no: does an off-the-shelf model already cover the domain?")
+    Boolean covered;
+    @Option(names = "--domain-tokens", description = "raw domain text, in tokens")
+    Long domainTokens;
+    @Option(names = "--laptop", arity = "1", description = "yes/no: must training fit a laptop?")
+    Boolean laptop;
+    @Option(names = "--separate-license", arity = "1", description = "yes/no: must the base model's license stay separate (share only an adapter)?")
+    Boolean license;
+    @Option(names = "--goal", description = "domain-knowledge, response-quality, output-format, reduce-harm or max-customization")
+    String goal;
+    @Option(names = "--vram-gb", description = "GPU memory in GB (or give --gpu)")
+    Double vram;
+    @Option(names = "--gpu", description = "a catalog device; its memory answers --vram-gb")
+    String gpu;
+    @Option(names = "--model", description = "catalog name or model folder, for seed 001's recommendation")
+    String model;
+    @Option(names = "--objective", defaultValue = "instruction", description = "instruction, domain_knowledge or task_specific (default ${DEFAULT-VALUE})")
+    String objective;
+    @Option(names = "--gpus", defaultValue = "1", description = "A100-80GB-equivalent GPUs available (default ${DEFAULT-VALUE})")
+    int gpus;
+    @Option(names = "--variants", defaultValue = "1", description = "fine-tuned variants needed (default ${DEFAULT-VALUE})")
+    int variants;
+    @Option(names = "--budget", description = "training budget in USD")
+    Double budget;
+    @Option(names = "--tokens-per-example", defaultValue = "512", description = "(default ${DEFAULT-VALUE})")
+    int tokensPerExample;
+    @Option(names = "--price", defaultValue = "1.90", description = "USD per A100-80GB hour (default ${DEFAULT-VALUE})")
+    double price;
+    @Option(names = "--interactive", description = "ask every unanswered question on stdin")
+    boolean interactive;
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
+    private BufferedReader in;
+
+    private Boolean askBool(Boolean v, String question) throws Exception {
+        if (v != null || in == null) return v;
+        String a = ask(question + " [yes/no/skip]");
+        return a == null || a.isBlank() || a.startsWith("s") ? null : a.toLowerCase().startsWith("y");
+    }
+
+    private Long askLong(Long v, String question) throws Exception {
+        if (v != null || in == null) return v;
+        String a = ask(question + " [number/skip]");
+        if (a == null || a.isBlank() || a.startsWith("s")) return null;
+        try {
+            return Long.parseLong(a.replace(",", "").replace("_", "").trim());
+        } catch (NumberFormatException e) {
+            throw new Main.BadInput("expected a number for '" + question + "', found '" + a + "'");
+        }
+    }
+
+    private String ask(String q) throws Exception {
+        System.err.print(q + " ");
+        System.err.flush();
+        return in.readLine();
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        boolean none = fewShot == null && external == null && examples == null && goal == null && vram == null && gpu == null && model == null;
+        if (interactive || (none && System.console() != null)) in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        if (goal != null && !Rules.GOALS.contains(goal)) throw new Main.BadInput("--goal: expected one of " + Rules.GOALS + ", found '" + goal + "'");
+        var out = new LinkedHashMap<String, Object>();
+
+        fewShot = askBool(fewShot, "Can 2–10 examples in the prompt show the model the task?");
+        if (!Boolean.TRUE.equals(fewShot)) external = askBool(external, "Is the task mainly about looking up external documents?");
+        if (!Boolean.TRUE.equals(fewShot) && !Boolean.TRUE.equals(external)) {
+            changing = askBool(changing, "Does the knowledge change daily or weekly?");
+            examples = askLong(examples, "How many high-quality training examples do you have?");
+            style = askBool(style, "Is it about style, behaviour, output format or specialised reasoning?");
+            metric = askBool(metric, "Do you have evaluation data to measure success?");
+            exhausted = askBool(exhausted, "Have prompt engineering and few-shot truly been exhausted?");
+        }
+        var first = Rules.fineTuneAtAll(new Rules.Situation(fewShot, external, examples == null ? null : (int) Math.min(Integer.MAX_VALUE, examples), style, exhausted, changing, metric));
+        out.put("fine_tune_at_all", first);
+        if (first.answer().equals("fine-tune") || first.answer().equals("unknown")) {
+            covered = askBool(covered, "Does an off-the-shelf model already cover your domain?");
+            domainTokens = askLong(domainTokens, "How many tokens of raw domain text do you have?");
+            laptop = askBool(laptop, "Must training fit on a laptop?");
+            license = askBool(license, "Must the base model's license stay separate (ship only an adapter)?");
+            out.put("path", Rules.path(covered, domainTokens, examples, laptop, license));
+            if (goal == null && in != null) {
+                String g = ask("Goal? " + Rules.GOALS + " [or skip]");
+                goal = g == null || g.isBlank() || !Rules.GOALS.contains(g.trim()) ? null : g.trim();
+            }
+            if (goal != null) out.put("goal", Rules.goal(goal));
+            if (examples != null) out.put("dataset_size", Rules.datasetSize(examples));
+            if (gpu != null) vram = Gpus.get(gpu).memoryGb();
+            if (vram == null && in != null) {
+                Long v = askLong(null, "GPU memory in GB?");
+                vram = v == null ? null : v.doubleValue();
+            }
+            if (vram != null) out.put("vram_tier", Rules.vramTier(vram));
+            if (model != null) {
+                Path p = Path.of(model);
+                ModelConfig c = Files.isDirectory(p) ? ModelConfig.load(p.resolve("config.json")) : Catalog.get(model);
+                out.put("recommendation", Rules.recommend(c, gpus, examples == null ? 10_000 : examples, tokensPerExample, objective, variants, budget, price));
+            }
+        }
+        if (json) {
+            System.out.println(new ObjectMapper().writeValueAsString(out));
+            return 0;
+        }
+        for (var e : out.entrySet()) {
+            Object v = e.getValue();
+            String answer = v instanceof Rules.Answer a ? a.answer() : ((Rules.Recommendation) v).method();
+            List<Rules.Reason> reasons = v instanceof Rules.Answer a ? a.reasons() : ((Rules.Recommendation) v).reasons();
+            System.out.printf("%s: %s%n", e.getKey().replace('_', ' '), answer);
+            for (Rules.Reason r : reasons) System.out.println("  " + r);
+            if (v instanceof Rules.Recommendation rec)
+                System.out.printf("  A100-80GB needed: full %s, lora %s, qlora %s; estimated cost: full $%,.2f, lora $%,.2f, qlora $%,.2f%n",
+                        n(rec.fullGpus()), n(rec.loraGpus()), n(rec.qloraGpus()), rec.fullUsd(), rec.loraUsd(), rec.qloraUsd());
+        }
+        return 0;
+    }
+
+    private static String n(int gpus) {
+        return gpus < 0 ? "does not fit" : String.valueOf(gpus);
+    }
+}

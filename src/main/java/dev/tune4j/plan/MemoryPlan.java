@@ -1,0 +1,194 @@
+package dev.tune4j.plan;
+
+import dev.tune4j.hf.ModelConfig;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Peak training memory by component for one run: static state (weights, gradients, master copy, optimizer states,
+ * adapters) plus what a micro-batch adds (activations, logits) plus the runtime. Bytes per parameter follow
+ * ../shared/reference/memory-and-quantization.md §3.1; activations §3.4 adapted to what tune4j's graph keeps; logits §3.5.
+ *
+ * <p>Two runtimes: {@code GPU} is tune4j's CUDA build (bf16 activations, SDPA, CUDA context); {@code CPU} is this
+ * machine's build (fp32 everything, host RAM, JVM + libtorch resident). The CPU constants marked "measured" come from
+ * {@code tune4j bench train} and the forward probe described in docs/planner.md; BENCHMARKS.md records predicted vs measured.
+ */
+public final class MemoryPlan {
+    private MemoryPlan() {}
+
+    public enum Method {FULL, LORA, QLORA}
+
+    /** fp32: 4-byte weights and gradients; bf16-mixed: bf16 weights/gradients + fp32 master (ZeRO's 16 B); bf16: pure bf16. */
+    public enum Precision {FP32, BF16_MIXED, BF16}
+
+    /** adamw: fp32 m, v; adamw8bit: bitsandbytes blockwise 8-bit (2.03 B/param); offload: fp32 states in host memory. */
+    public enum Optim {ADAMW, ADAMW8BIT, OFFLOAD}
+
+    public enum Runtime {GPU, CPU}
+
+    /**
+     * One run's shape.
+     *
+     * @param labelledShare fraction of tokens that are loss targets (completion-only SFT ≈ 0.5; pre-training 1.0)
+     * @param lossChunk     rows of logits alive at once (tune4j's chunked loss); 0 = the full [tokens × V] HF path
+     */
+    public record Setup(ModelConfig model, Method method, Precision precision, Optim optim, int batch, int seq,
+                        boolean checkpointing, double labelledShare, int lossChunk, int r, List<String> targets,
+                        boolean doubleQuant, Runtime runtime) {
+        public Setup withBatch(int b) {
+            return new Setup(model, method, precision, optim, b, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime);
+        }
+
+        public Setup withSeq(int s) {
+            return new Setup(model, method, precision, optim, batch, s, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime);
+        }
+
+        /** Bytes of one activation element: the CPU build computes in fp32, the GPU build in bf16 unless fp32 is asked for. */
+        int actBytes() {
+            return runtime == Runtime.CPU || precision == Precision.FP32 ? 4 : 2;
+        }
+
+        long trainable() {
+            return method == Method.FULL ? ParamCount.total(model) : ParamCount.lora(model, r, targets);
+        }
+    }
+
+    /** Components in bytes, in report order; {@code host} is what an offloaded optimizer keeps in host RAM (GPU runtime). */
+    public record Estimate(Map<String, Long> parts, long peak, long host) {
+        public long part(String name) {
+            return parts.getOrDefault(name, 0L);
+        }
+    }
+
+    /** 4-bit codes + one uint8 absmax per 64 + one fp32 per 64·256 with double quantization; fp32 absmax per 64 without. */
+    public static final double NF4_DQ_BYTES = (4 + 8.0 / 64 + 32.0 / (64 * 256)) / 8, NF4_BYTES = (4 + 32.0 / 64) / 8;
+    public static final double ADAMW8BIT_BYTES = 1 + 1 + 2 * 4.0 / 256;
+    /** CUDA context + kernels resident on the device (reference §3.6: 0.5–1 GB). */
+    public static final long CUDA_CONTEXT = 750_000_000L;
+    /** JVM + libtorch + allocator slack resident before the model (measured: 244–428 MiB over the bench runs; docs/planner.md). */
+    public static final long CPU_RUNTIME = 300L << 20;
+
+    public static Estimate estimate(Setup s) {
+        ModelConfig c = s.model();
+        long n = ParamCount.total(c), linear = ParamCount.linear(c);
+        var parts = new LinkedHashMap<String, Long>();
+        long host = 0;
+        double w = switch (s.runtime() == Runtime.CPU ? Precision.FP32 : s.precision()) {
+            case FP32 -> 4;
+            case BF16_MIXED, BF16 -> 2;
+        };
+        double states = switch (s.optim()) {
+            case ADAMW -> s.precision() == Precision.BF16 && s.method() == Method.FULL ? 4 : 8; // pure bf16 keeps m, v in bf16
+            case ADAMW8BIT -> ADAMW8BIT_BYTES;
+            case OFFLOAD -> 0;
+        };
+        if (s.method() == Method.FULL) {
+            parts.put("weights", (long) (n * w));
+            parts.put("gradients", (long) (n * w));
+            if (s.precision() == Precision.BF16_MIXED && s.runtime() == Runtime.GPU) parts.put("master weights (fp32)", 4 * n);
+            parts.put("optimizer states", (long) (n * states));
+            if (s.optim() == Optim.OFFLOAD) host = 8 * n;
+        } else {
+            long frozen = s.method() == Method.QLORA
+                    ? (long) (linear * (s.doubleQuant() ? NF4_DQ_BYTES : NF4_BYTES) + (n - linear) * w)
+                    : (long) (n * w);
+            parts.put(s.method() == Method.QLORA ? "weights (NF4 linears, rest " + (w == 4 ? "fp32" : "bf16") + ")" : "weights (frozen)", frozen);
+            long lora = s.trainable();
+            parts.put("adapters (fp32 weights + grads + states)", (long) (lora * (8 + states)));
+            if (s.optim() == Optim.OFFLOAD) host = 8 * lora;
+            if (s.method() == Method.QLORA) parts.put("dequantized weight (one at a time)", (long) (ParamCount.largestLinear(c) * w));
+        }
+        if (s.runtime() == Runtime.CPU && s.optim() == Optim.OFFLOAD) { // host memory is the device here
+            parts.merge("optimizer states", host, Long::sum);
+            host = 0;
+        }
+        long tokens = (long) s.batch() * s.seq();
+        parts.put(s.checkpointing() ? "activations (layer inputs + one layer recomputed)" : "activations", tokens * activationBytesPerToken(s));
+        parts.put(s.lossChunk() > 0 ? "logits (labelled rows, chunked)" : "logits (full, fp32 loss path)", logitBytes(s));
+        // the optimizer's per-tensor temporaries appear after activations are freed: only a peak if they are larger
+        long stepTemp = (long) (s.method() == Method.FULL ? ParamCount.largestTensor(c) : 0) * 2 * 4; // sqrt(v) and m / denom
+        long microBatch = parts.get(parts.keySet().stream().filter(k -> k.startsWith("activations")).findFirst().orElseThrow())
+                + parts.get(parts.keySet().stream().filter(k -> k.startsWith("logits")).findFirst().orElseThrow());
+        if (stepTemp > microBatch) parts.put("optimizer step temporaries (above activations)", stepTemp - microBatch);
+        parts.put(s.runtime() == Runtime.CPU ? "runtime (JVM + libtorch)" : "runtime (CUDA context)", s.runtime() == Runtime.CPU ? CPU_RUNTIME : CUDA_CONTEXT);
+        long peak = parts.values().stream().mapToLong(Long::longValue).sum();
+        return new Estimate(parts, peak, host);
+    }
+
+    /**
+     * Bytes one token adds. Per layer tune4j's graph keeps (elements): the two norms' inputs and outputs, q after RoPE,
+     * k and v, the attention output and its reshaped copy, and SwiGLU's gate, up, silu and product: about
+     * 10h + 2·k·d + 5·I (measured on CPU within 12 % for stories260K and SmolLM2-135M). A LoRA layer also keeps, per
+     * adapted projection, its r-wide A output and its out-wide update. With checkpointing only each layer's input stays,
+     * plus one layer recomputed. One more layer's worth is backward's working set; the embedding and final norm add 3h.
+     */
+    static long activationBytesPerToken(Setup s) {
+        ModelConfig c = s.model();
+        long h = c.hiddenSize(), kd = c.kvDim(), inter = c.intermediateSize(), layers = c.numLayers();
+        long perLayer = 10 * h + 2 * kd + 5 * inter;
+        if (s.method() != Method.FULL)
+            for (String t : ParamCount.targets(s.targets())) perLayer += s.r() + ParamCount.shape(c, t)[1];
+        long stored = s.checkpointing() ? layers * h + perLayer : layers * perLayer;
+        return (stored + perLayer + 3 * h) * s.actBytes();
+    }
+
+    /**
+     * Chunked (tune4j): at most lossChunk labelled rows of logits at a time, four fp32 [rows × V] buffers at the peak
+     * (logits, log-softmax, and their gradients). Full (the HF path, §3.5): bf16 logits + fp32 copy + fp32 log-softmax +
+     * fp32 gradient for every token, ≈ 14·V bytes per token.
+     */
+    static long logitBytes(Setup s) {
+        long v = s.model().vocabSize(), tokens = (long) s.batch() * s.seq();
+        if (s.lossChunk() <= 0) return tokens * v * (s.actBytes() + 12);
+        long rows = Math.min(s.lossChunk(), Math.max(1, Math.round(tokens * s.labelledShare())));
+        return rows * v * 16;
+    }
+
+    /** The largest micro-batch (rows of {@code seq} tokens) whose peak fits in {@code bytes}; 0 if not even one. */
+    public static int largestBatch(Setup s, long bytes) {
+        if (estimate(s.withBatch(1)).peak() > bytes) return 0;
+        int lo = 1, hi = 2;
+        while (hi <= 1 << 16 && estimate(s.withBatch(hi)).peak() <= bytes) {
+            lo = hi;
+            hi *= 2;
+        }
+        while (hi - lo > 1) {
+            int mid = (lo + hi) >>> 1;
+            if (estimate(s.withBatch(mid)).peak() <= bytes) lo = mid;
+            else hi = mid;
+        }
+        return lo;
+    }
+
+    /** The longest sequence (multiple of 64, at most the model's context) whose peak at this batch fits; 0 if none. */
+    public static int largestSeq(Setup s, long bytes) {
+        int max = Math.max(64, s.model().maxPositionEmbeddings()), best = 0;
+        int lo = 1, hi = max / 64;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            if (estimate(s.withSeq(mid * 64)).peak() <= bytes) {
+                best = mid * 64;
+                lo = mid + 1;
+            } else hi = mid - 1;
+        }
+        return best;
+    }
+
+    /**
+     * Devices needed when the static state is sharded ZeRO-3 style across n of them (activations, logits and the runtime
+     * stay per device): the smallest n with static/n + rest ≤ device memory; −1 when even unlimited sharding cannot fit.
+     */
+    public static int devicesNeeded(Estimate e, long deviceBytes) {
+        long perDevice = 0, shardable = 0;
+        for (var p : e.parts().entrySet()) {
+            String k = p.getKey();
+            if (k.startsWith("activations") || k.startsWith("logits") || k.startsWith("runtime") || k.startsWith("dequantized")) perDevice += p.getValue();
+            else shardable += p.getValue();
+        }
+        if (perDevice >= deviceBytes) return -1;
+        long room = deviceBytes - perDevice;
+        return (int) Math.max(1, (shardable + room - 1) / room);
+    }
+}

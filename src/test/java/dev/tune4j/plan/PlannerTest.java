@@ -1,0 +1,230 @@
+package dev.tune4j.plan;
+
+import dev.tune4j.plan.MemoryPlan.Method;
+import dev.tune4j.plan.MemoryPlan.Optim;
+import dev.tune4j.plan.MemoryPlan.Precision;
+import dev.tune4j.plan.MemoryPlan.Runtime;
+import dev.tune4j.plan.MemoryPlan.Setup;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+/** The planner's formulas against the reference's worked numbers, and every decision rule's branches. */
+class PlannerTest {
+    static Setup gpu(String model, Method m, Precision p, Optim o, int b, int t, boolean ckpt, int chunk) {
+        return new Setup(Catalog.get(model), m, p, o, b, t, ckpt, 0.5, chunk, 16, List.of("all-linear"), true, Runtime.GPU);
+    }
+
+    static double gb(long bytes) {
+        return bytes / 1e9;
+    }
+
+    @Test
+    void staticMemoryFollowsBytesPerParameter() {
+        var c = Catalog.get("llama-2-7b");
+        long n = ParamCount.total(c);
+        var full = MemoryPlan.estimate(gpu("llama-2-7b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024));
+        assertThat(full.part("weights") + full.part("gradients") + full.part("master weights (fp32)") + full.part("optimizer states")).isEqualTo(16 * n);
+        var fp32 = MemoryPlan.estimate(gpu("llama-2-7b", Method.FULL, Precision.FP32, Optim.ADAMW, 1, 2048, true, 1024));
+        assertThat(fp32.part("weights") + fp32.part("gradients") + fp32.part("optimizer states")).isEqualTo(16 * n);
+        var pure = MemoryPlan.estimate(gpu("llama-2-7b", Method.FULL, Precision.BF16, Optim.ADAMW, 1, 2048, true, 1024));
+        assertThat(pure.part("weights") + pure.part("gradients") + pure.part("optimizer states")).isEqualTo(8 * n);
+        var eight = MemoryPlan.estimate(gpu("llama-2-7b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW8BIT, 1, 2048, true, 1024));
+        assertThat((double) eight.part("optimizer states") / n).isCloseTo(2.03125, within(1e-4));
+        var off = MemoryPlan.estimate(gpu("llama-2-7b", Method.FULL, Precision.BF16_MIXED, Optim.OFFLOAD, 1, 2048, true, 1024));
+        assertThat(off.part("optimizer states")).isZero();
+        assertThat(off.host()).isEqualTo(8 * n);
+        // reference §3.6: Llama-2-7B LoRA base 13.48 GB + adapters 0.64 GB; QLoRA 3.34 NF4 + bf16 embed/head ≈ 3.87
+        var lora = MemoryPlan.estimate(gpu("llama-2-7b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024));
+        assertThat(gb(lora.part("weights (frozen)"))).isCloseTo(13.48, within(0.01));
+        assertThat(gb(lora.part("adapters (fp32 weights + grads + states)"))).isCloseTo(0.64, within(0.01));
+        var q = MemoryPlan.estimate(gpu("llama-2-7b", Method.QLORA, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024));
+        assertThat(gb(q.part("weights (NF4 linears, rest bf16)"))).isCloseTo(3.34 + 0.52, within(0.02));
+        assertThat(MemoryPlan.NF4_DQ_BYTES * 8).isCloseTo(4.127, within(0.001));
+        assertThat(gb((long) (ParamCount.linear(Catalog.get("llama-2-70b")) * MemoryPlan.NF4_DQ_BYTES))).isCloseTo(35.31, within(0.01));
+    }
+
+    @Test
+    void activationsAndLogitsScaleAsDocumented() {
+        var s = gpu("qwen2.5-0.5b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 4, 1024, false, 1024);
+        var a = MemoryPlan.estimate(s);
+        var b2 = MemoryPlan.estimate(s.withBatch(8));
+        assertThat(b2.part("activations")).isEqualTo(2 * a.part("activations"));
+        var ckpt = MemoryPlan.estimate(gpu("qwen2.5-0.5b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 4, 1024, true, 1024));
+        assertThat(ckpt.part("activations (layer inputs + one layer recomputed)")).isLessThan(a.part("activations") / 5);
+        // full HF logits path ≈ 14·V bytes per token: Qwen (V=151,936) at 4096 tokens is ≈ 8.7 GB; the chunked path holds 1024 rows
+        var full = MemoryPlan.estimate(gpu("qwen2.5-0.5b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 4, 1024, false, 0));
+        assertThat(gb(full.part("logits (full, fp32 loss path)"))).isCloseTo(4096L * 151_936 * 14 / 1e9, within(0.01));
+        assertThat(a.part("logits (labelled rows, chunked)")).isEqualTo(1024L * 151_936 * 16);
+        assertThat(MemoryPlan.estimate(s.withSeq(2048)).peak()).isGreaterThan(a.peak());
+    }
+
+    @Test
+    void fitSearchFindsTheLargestBatchAndSequence() {
+        var s = gpu("llama-3.1-8b", Method.QLORA, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024);
+        long mem = Gpus.get("rtx4090").memoryBytes();
+        int b = MemoryPlan.largestBatch(s, mem);
+        assertThat(b).isPositive();
+        assertThat(MemoryPlan.estimate(s.withBatch(b)).peak()).isLessThanOrEqualTo(mem);
+        assertThat(MemoryPlan.estimate(s.withBatch(b + 1)).peak()).isGreaterThan(mem);
+        int t = MemoryPlan.largestSeq(s, mem);
+        assertThat(MemoryPlan.estimate(s.withSeq(t)).peak()).isLessThanOrEqualTo(mem);
+        assertThat(t == 131_072 || MemoryPlan.estimate(s.withSeq(t + 64)).peak() > mem).isTrue();
+        // 70B does not fit one 24 GB card with QLoRA; full fine-tuning of 7B needs several A100-80GB
+        assertThat(MemoryPlan.largestBatch(gpu("llama-2-70b", Method.QLORA, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024), mem)).isZero();
+        var full7 = MemoryPlan.estimate(gpu("llama-2-7b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024));
+        assertThat(MemoryPlan.devicesNeeded(full7, Gpus.get("a100-80gb").memoryBytes())).isEqualTo(2);
+        assertThat(MemoryPlan.devicesNeeded(full7, Gpus.get("h200").memoryBytes())).isEqualTo(1);
+    }
+
+    @Test
+    void flopsMatchTheReferenceTable() {
+        var l7 = Catalog.get("llama-2-7b");
+        assertThat(Cost.flopsPerToken(l7, Method.FULL, 0, 2048) / 1e9).isCloseTo(42.86, within(0.01));
+        assertThat(Cost.flopsPerToken(l7, Method.LORA, ParamCount.lora(l7, 16, List.of("all-linear")), 2048) / 1e9).isCloseTo(29.89, within(0.01));
+        var q = Catalog.get("qwen2.5-0.5b");
+        assertThat(Cost.flopsPerToken(q, Method.FULL, 0, 2048) / 1e9).isCloseTo(3.49, within(0.01));
+        assertThat(Cost.flopsPerToken(Catalog.get("llama-3.1-8b"), Method.FULL, 0, 2048) / 1e9).isCloseTo(48.25, within(0.01));
+        // checkpointing adds one forward of hardware work
+        assertThat(Cost.hardwareFlopsPerToken(l7, Method.FULL, 0, 2048, true) - Cost.flopsPerToken(l7, Method.FULL, 0, 2048))
+                .isCloseTo(2.0 * Cost.matmulParams(l7) + 4.0 * 32 * 4096 * 2048, within(1.0));
+        // 1e9 tokens at 6N on one H100 at 100 % = 6.74e9·6·1e9 / 989.4e12 s
+        assertThat(Cost.hours(1e9, 6e9, 989.4, 1, 1.0)).isCloseTo(6e18 / 989.4e12 / 3600, within(1e-9));
+    }
+
+    @Test
+    void storageForCheckpointsAndVariants() {
+        var l7 = Catalog.get("llama-2-7b");
+        long n = ParamCount.total(l7), lora = ParamCount.lora(l7, 16, List.of("all-linear"));
+        assertThat(Cost.checkpointBytes(l7, Method.FULL, 0, false)).isEqualTo(2 * n);
+        assertThat(Cost.checkpointBytes(l7, Method.LORA, lora, false)).isEqualTo(4 * lora);
+        assertThat(Cost.variantsBytes(l7, Method.FULL, lora, 10)).isEqualTo(20 * n);
+        assertThat(Cost.variantsBytes(l7, Method.LORA, lora, 10)).isEqualTo(2 * n + 40 * lora);
+        // seed 001's storage arithmetic: 280 GB at $0.023/GB-month = $6.44
+        assertThat(280 * Cost.STORAGE_USD_PER_GB_MONTH).isCloseTo(6.44, within(1e-9));
+    }
+
+    @Test
+    void seed003FineTuneQuestionsTakeEveryBranch() {
+        assertThat(Rules.fineTuneAtAll(new Rules.Situation(true, null, null, null, null, null, null)).answer()).isEqualTo("in-context learning");
+        assertThat(Rules.fineTuneAtAll(new Rules.Situation(false, true, null, null, null, null, null)).answer()).isEqualTo("RAG");
+        assertThat(Rules.fineTuneAtAll(new Rules.Situation(false, false, 5000, true, true, true, null)).answer()).isEqualTo("RAG");
+        assertThat(Rules.fineTuneAtAll(new Rules.Situation(false, false, 50, null, null, null, null)).answer()).isEqualTo("in-context learning");
+        assertThat(Rules.fineTuneAtAll(new Rules.Situation(false, false, 300, null, null, null, null)).answer()).isEqualTo("in-context learning or RAG");
+        assertThat(Rules.fineTuneAtAll(new Rules.Situation(false, false, 5000, false, null, null, null)).answer()).isEqualTo("RAG + in-context learning");
+        assertThat(Rules.fineTuneAtAll(new Rules.Situation(false, false, 5000, true, false, null, null)).answer()).isEqualTo("improve prompts first");
+        assertThat(Rules.fineTuneAtAll(new Rules.Situation(false, false, 5000, true, true, null, false)).answer()).isEqualTo("define a metric first");
+        var yes = Rules.fineTuneAtAll(new Rules.Situation(false, false, 5000, true, true, false, true));
+        assertThat(yes.answer()).isEqualTo("fine-tune");
+        assertThat(yes.reasons()).allSatisfy(r -> assertThat(r.source()).startsWith("seed"));
+        var unknown = Rules.fineTuneAtAll(new Rules.Situation(false, false, null, null, null, null, null));
+        assertThat(unknown.answer()).isEqualTo("unknown");
+        assertThat(unknown.reasons().getLast().text()).contains("--examples");
+    }
+
+    @Test
+    void seed000PathsByDataVolume() {
+        assertThat(Rules.path(true, null, null, null, null).answer()).isEqualTo("no fine-tuning");
+        assertThat(Rules.path(false, 200_000_000_000L, null, false, false).answer()).isEqualTo("from scratch");
+        assertThat(Rules.path(false, 5_000_000_000L, null, false, false).answer()).isEqualTo("continued pre-training");
+        assertThat(Rules.path(false, 50_000_000_000L, null, false, false).reasons().getFirst().source()).isEqualTo("tune4j");
+        assertThat(Rules.path(false, 100_000_000L, null, null, null).answer()).isEqualTo("RAG or LoRA on pairs");
+        assertThat(Rules.path(false, null, 50_000L, false, false).answer()).isEqualTo("full SFT or LoRA");
+        assertThat(Rules.path(false, null, 50_000L, true, false).answer()).isEqualTo("LoRA / QLoRA");
+        assertThat(Rules.path(false, null, 50_000L, false, true).answer()).isEqualTo("LoRA");
+        assertThat(Rules.path(false, null, 2_000_000L, false, false).answer()).isEqualTo("full SFT");
+        assertThat(Rules.path(false, null, 5_000L, null, null).answer()).isEqualTo("LoRA / QLoRA");
+        assertThat(Rules.path(false, null, 50L, null, null).answer()).isEqualTo("in-context learning");
+        assertThat(Rules.path(null, null, null, null, null).answer()).isEqualTo("unknown");
+    }
+
+    @Test
+    void seed002TiersGoalsAndDataSizes() {
+        assertThat(Rules.vramTier(6).answer()).startsWith("API");
+        assertThat(Rules.vramTier(12).answer()).isEqualTo("QLoRA on 7–8B models");
+        var t24 = Rules.vramTier(24);
+        assertThat(t24.answer()).isEqualTo("LoRA or QLoRA on any model");
+        assertThat(t24.reasons().getLast().text()).contains("is wrong").contains("35.3 GB");
+        assertThat(Rules.vramTier(80).reasons().getLast().text()).contains("QLoRA llama-2-70b").doesNotContain("wrong");
+        assertThat(Rules.largestFitting(Method.QLORA, 16_000_000_000L)).isNotEqualTo("none");
+        assertThat(Rules.goal("response-quality").answer()).isEqualTo("SFT + DPO");
+        assertThat(Rules.goal("reduce-harm").answer()).isEqualTo("DPO");
+        assertThat(Rules.goal("max-customization").answer()).isEqualTo("full fine-tuning");
+        assertThat(Rules.goal("output-format").answer()).isEqualTo("SFT");
+        assertThat(Rules.goal("domain-knowledge").reasons()).hasSize(2);
+        assertThatThrownBy(() -> Rules.goal("world-peace")).hasMessageContaining("expected one of");
+        assertThat(Rules.datasetSize(50).answer()).isEqualTo("few-shot prompting");
+        assertThat(Rules.datasetSize(300).answer()).contains("overfitting");
+        assertThat(Rules.datasetSize(300).reasons()).anySatisfy(r -> assertThat(r.source()).isEqualTo("seed 003"));
+        assertThat(Rules.datasetSize(5000).answer()).isEqualTo("SFT with LoRA");
+        assertThat(Rules.datasetSize(50_000).answer()).isEqualTo("SFT + DPO, or full fine-tuning");
+    }
+
+    @Test
+    void seed001RecommendationWithRecomputedGpuCounts() {
+        // the seed's own example: 13B, 2 A100s, 200K examples, instruction, 5 variants → lora
+        var r = Rules.recommend(Catalog.get("llama-2-13b"), 2, 200_000, 512, "instruction", 5, 1000.0, 1.90);
+        assertThat(r.method()).isEqualTo("lora");
+        assertThat(r.fullGpus()).isGreaterThan(r.loraGpus());
+        assertThat(r.qloraGpus()).isEqualTo(1);
+        // domain knowledge wants full fine-tuning, but one GPU cannot hold 7B's 16 B/param → qlora
+        var d = Rules.recommend(Catalog.get("llama-2-7b"), 1, 10_000, 512, "domain_knowledge", 1, null, 1.90);
+        assertThat(d.method()).isEqualTo("qlora");
+        assertThat(d.reasons()).anySatisfy(x -> assertThat(x.text()).contains("A100-80GB but 1 are available"));
+        var ok = Rules.recommend(Catalog.get("llama-2-7b"), 8, 10_000, 512, "domain_knowledge", 1, null, 1.90);
+        assertThat(ok.method()).isEqualTo("full_fine_tuning");
+        // a budget below full fine-tuning's cost moves down to a cheaper method
+        var cheap = Rules.recommend(Catalog.get("llama-2-7b"), 8, 1_000_000, 512, "domain_knowledge", 1, ok.fullUsd() * 0 + 1.0, 1.90);
+        assertThat(cheap.reasons()).anySatisfy(x -> assertThat(x.text()).contains("budget"));
+        assertThat(Rules.recommend(Catalog.get("llama-2-7b"), 1, 20_000_000, 512, "task_specific", 1, null, 1.90).reasons().getFirst().text()).contains(">10M");
+        assertThatThrownBy(() -> Rules.recommend(Catalog.get("llama-2-7b"), 1, 1, 1, "vibes", 1, null, 1)).hasMessageContaining("expected instruction");
+    }
+
+    @Test
+    void hyperparameterWarningsNameTheirSeed() {
+        var w = Checks.check(new Checks.Run(Method.LORA, 1e-3, 128, 128.0, 10.0, 300L, 0.05, true, true, 100_000_000L, null, 7.0, false, 0.0));
+        var texts = w.stream().map(Rules.Reason::toString).toList();
+        assertThat(texts).anySatisfy(t -> assertThat(t).startsWith("[seed 001] lr 1.0e-03 is outside LoRA"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).startsWith("[seed 000] r=128 > 64"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).contains("lora_alpha = r"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).contains("under 500"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).contains("10 epochs on 300"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).contains("validation split 5 %"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).contains("instruct model"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).contains("below 1B tokens"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).contains("LoRA on raw domain text"));
+        assertThat(texts).anySatisfy(t -> assertThat(t).contains("no warm-up"));
+        var full = Checks.check(new Checks.Run(Method.FULL, 2e-4, null, null, 3.0, 5000L, 0.1, false, false, null, null, 7.0, false, 0.03));
+        assertThat(full.stream().map(Rules.Reason::text)).anySatisfy(t -> assertThat(t).contains("above full fine-tuning's 1e-5–5e-5"))
+                .anySatisfy(t -> assertThat(t).contains("mix in at least 5 %")).anySatisfy(t -> assertThat(t).contains("gradient checkpointing"));
+        assertThat(Checks.check(new Checks.Run(Method.LORA, 2e-4, 16, 32.0, 3.0, 5000L, 0.1, false, false, null, null, 0.5, false, 0.03))).isEmpty();
+    }
+
+    @Test
+    void reportsRenderForEveryCatalogModelMethodAndDevice() {
+        var devices = Gpus.names().stream().map(Gpus::get).toList();
+        for (var e : Catalog.MODELS.entrySet())
+            for (Method m : Method.values()) {
+                var s = new Setup(e.getValue(), m, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, m == Method.QLORA, 0.5, 1024, 16, List.of("all-linear"), true, Runtime.GPU);
+                var run = new Checks.Run(m, 2e-4, 16, 32.0, 3.0, 10_000L, 0.1, false, false, null, null, ParamCount.total(e.getValue()) / 1e9, false, 0.03);
+                var report = PlanReport.build(new PlanReport.Inputs(e.getKey(), e.getValue(), s, devices, 10_000, 5_120_000, "assumed", 3, 0.35, 3, 5, run));
+                assertThat(((java.util.List<?>) report.get("devices"))).hasSize(devices.size());
+                String text = PlanReport.render(report, false), md = PlanReport.render(report, true);
+                assertThat(text).contains("predicted peak").contains("h100").contains(e.getKey());
+                assertThat(md).contains("| component | bytes |").contains("| predicted peak |");
+            }
+    }
+
+    @Test
+    void devicesAndPrices() {
+        assertThat(Gpus.get("H100").bf16Tflops()).isEqualTo(989.4);
+        assertThat(Gpus.get("apple-m-64gb").memoryGb()).isCloseTo(48, within(1e-9));
+        assertThat(Gpus.get("this-machine").memoryBytes()).isPositive();
+        assertThat(Gpus.priced(Gpus.get("t4"), java.util.Map.of("t4", 0.35)).usdPerHour()).isEqualTo(0.35);
+        assertThatThrownBy(() -> Gpus.get("tpu-v9")).hasMessageContaining("unknown GPU 'tpu-v9'").hasMessageContaining("a100-80gb");
+    }
+}
