@@ -47,7 +47,7 @@ public final class Report {
         h.append(image(chart("learning rate", steps, 2, List.of())));
 
         h.append("<h2>Memory</h2><table><tr><th>planner prediction</th><th>measured peak resident memory</th></tr><tr><td>")
-                .append(summary != null && summary.has("predicted_peak_mib") ? summary.get("predicted_peak_mib").asText() + " MiB" : "— (the planner arrives with issue 5)")
+                .append(summary != null && summary.has("predicted_peak_mib") ? summary.get("predicted_peak_mib").asText() + " MiB" : "—")
                 .append("</td><td>").append(summary == null ? "—" : String.format("%.0f MiB", summary.path("peak_rss_mib").asDouble())).append("</td></tr></table>");
 
         JsonNode spectrum = read(run.resolve("spectrum.json"));

@@ -65,7 +65,8 @@ class TrainingTest {
         args.addAll(List.of("--epochs", "3", "--packing", "--general-file", general.toString()));
         CliRun r = cli(args.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
-        assertThat(r.out()).contains("validation before training");
+        assertThat(r.out()).contains("validation before training").containsPattern("planner: predicted peak memory \\d+ MiB at batch")
+                .containsPattern("memory: measured peak \\d+ MiB, planner predicted \\d+ MiB");
         List<JsonNode> lines = new ArrayList<>();
         for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) lines.add(JSON.readTree(l));
         assertThat(lines.getFirst().fieldNames()).toIterable().contains("step", "loss", "lr", "grad_norm", "tokens_per_s");
@@ -80,6 +81,8 @@ class TrainingTest {
         assertThat(JSON.readTree(out.resolve("forgetting.json").toFile()).has("tuned_perplexity")).isTrue();
         assertThat(JSON.readTree(out.resolve("spectrum.json").toFile())).hasSize(5 * 7);
         assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("peak_rss_mib").asDouble()).isPositive();
+        assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("predicted_peak_mib").asLong()).isPositive();
+        assertThat(Files.readString(out.resolve("report.html"))).doesNotContain("the planner arrives with issue 5");
         Files.delete(out.resolve("report.html"));
         assertThat(cli("report", out.toString()).code()).isZero();
         assertThat(out.resolve("report.html")).exists();
