@@ -84,7 +84,8 @@ final class RunSetup {
     }
 
     static void reportPeak(long predicted, long measured, PrintStream log) {
-        log.printf("memory: measured peak %.0f MiB, planner predicted %.0f MiB (%+.1f %%)%n", measured / 1048576.0, predicted / 1048576.0,
+        // VmHWM is the process's peak: in a process that did other work first (the demo pretrains) it includes that work
+        log.printf("memory: measured peak %.0f MiB (this process), planner predicted %.0f MiB for the training run (%+.1f %%)%n", measured / 1048576.0, predicted / 1048576.0,
                 100.0 * (predicted - measured) / measured);
     }
 }

@@ -66,7 +66,7 @@ class TrainingTest {
         CliRun r = cli(args.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(r.out()).contains("validation before training").containsPattern("planner: predicted peak memory \\d+ MiB at batch")
-                .containsPattern("memory: measured peak \\d+ MiB, planner predicted \\d+ MiB");
+                .containsPattern("memory: measured peak \\d+ MiB \\(this process\\), planner predicted \\d+ MiB");
         List<JsonNode> lines = new ArrayList<>();
         for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) lines.add(JSON.readTree(l));
         assertThat(lines.getFirst().fieldNames()).toIterable().contains("step", "loss", "lr", "grad_norm", "tokens_per_s");
