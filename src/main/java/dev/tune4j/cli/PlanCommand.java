@@ -126,21 +126,12 @@ final class PlanCommand implements Callable<Integer> {
         }
     }
 
-    static MemoryPlan.Method method(String m) {
-        return switch (m) {
-            case "full" -> MemoryPlan.Method.FULL;
-            case "lora" -> MemoryPlan.Method.LORA;
-            case "qlora" -> MemoryPlan.Method.QLORA;
-            default -> throw new Main.BadInput("--method: expected full, lora or qlora, found '" + m + "'");
-        };
-    }
-
     @Override
     public Integer call() throws Exception {
         Path p = Path.of(model);
         boolean folder = Files.isDirectory(p);
         ModelConfig c = folder ? ModelConfig.load(p.resolve("config.json")) : Catalog.get(model);
-        var m = method(method);
+        var m = MemoryPlan.Method.parse(method);
         var prec = switch (precision) {
             case "fp32" -> MemoryPlan.Precision.FP32;
             case "bf16-mixed" -> MemoryPlan.Precision.BF16_MIXED;

@@ -18,7 +18,19 @@ import java.util.Map;
 public final class MemoryPlan {
     private MemoryPlan() {}
 
-    public enum Method {FULL, LORA, QLORA}
+    public enum Method {
+        FULL, LORA, QLORA;
+
+        /** "full", "lora" or "qlora", as train's --method spells them. */
+        public static Method parse(String name) {
+            return switch (name) {
+                case "full" -> FULL;
+                case "lora" -> LORA;
+                case "qlora" -> QLORA;
+                default -> throw new IllegalArgumentException("--method: expected full, lora or qlora, found '" + name + "'");
+            };
+        }
+    }
 
     /** fp32: 4-byte weights and gradients; bf16-mixed: bf16 weights/gradients + fp32 master (ZeRO's 16 B); bf16: pure bf16. */
     public enum Precision {FP32, BF16_MIXED, BF16}
@@ -39,6 +51,10 @@ public final class MemoryPlan {
                         boolean doubleQuant, Runtime runtime) {
         public Setup withBatch(int b) {
             return new Setup(model, method, precision, optim, b, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime);
+        }
+
+        public Setup withRuntime(Runtime r) {
+            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, this.r, targets, doubleQuant, r);
         }
 
         public Setup withSeq(int s) {
@@ -104,14 +120,12 @@ public final class MemoryPlan {
             parts.merge("optimizer states", host, Long::sum);
             host = 0;
         }
-        long tokens = (long) s.batch() * s.seq();
-        parts.put(s.checkpointing() ? "activations (layer inputs + one layer recomputed)" : "activations", tokens * activationBytesPerToken(s));
-        parts.put(s.lossChunk() > 0 ? "logits (labelled rows, chunked)" : "logits (full, fp32 loss path)", logitBytes(s));
+        long activations = (long) s.batch() * s.seq() * activationBytesPerToken(s), logits = logitBytes(s);
+        parts.put(s.checkpointing() ? "activations (layer inputs + one layer recomputed)" : "activations", activations);
+        parts.put(s.lossChunk() > 0 ? "logits (labelled rows, chunked)" : "logits (full, fp32 loss path)", logits);
         // the optimizer's per-tensor temporaries appear after activations are freed: only a peak if they are larger
         long stepTemp = (long) (s.method() == Method.FULL ? ParamCount.largestTensor(c) : 0) * 2 * 4; // sqrt(v) and m / denom
-        long microBatch = parts.get(parts.keySet().stream().filter(k -> k.startsWith("activations")).findFirst().orElseThrow())
-                + parts.get(parts.keySet().stream().filter(k -> k.startsWith("logits")).findFirst().orElseThrow());
-        if (stepTemp > microBatch) parts.put("optimizer step temporaries (above activations)", stepTemp - microBatch);
+        if (stepTemp > activations + logits) parts.put("optimizer step temporaries (above activations)", stepTemp - activations - logits);
         parts.put(s.runtime() == Runtime.CPU ? "runtime (JVM + libtorch)" : "runtime (CUDA context)", s.runtime() == Runtime.CPU ? CPU_RUNTIME : CUDA_CONTEXT);
         long peak = parts.values().stream().mapToLong(Long::longValue).sum();
         return new Estimate(parts, peak, host);

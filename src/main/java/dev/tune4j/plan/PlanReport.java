@@ -86,7 +86,7 @@ public final class PlanReport {
         var devices = new ArrayList<Map<String, Object>>();
         for (Gpus.Gpu g : in.devices()) {
             var d = new LinkedHashMap<String, Object>();
-            var sd = g.kind().equals("host") ? withRuntime(s, MemoryPlan.Runtime.CPU) : s;
+            var sd = g.kind().equals("host") ? s.withRuntime(MemoryPlan.Runtime.CPU) : s;
             var e = sd == s ? est : MemoryPlan.estimate(sd);
             d.put("device", g.name());
             d.put("memory_bytes", g.memoryBytes());
@@ -123,11 +123,6 @@ public final class PlanReport {
         out.put("dataset_advice", advice);
         out.put("warnings", Checks.check(in.run()).stream().map(Rules.Reason::toString).toList());
         return out;
-    }
-
-    static MemoryPlan.Setup withRuntime(MemoryPlan.Setup s, MemoryPlan.Runtime r) {
-        return new MemoryPlan.Setup(s.model(), s.method(), s.precision(), s.optim(), s.batch(), s.seq(), s.checkpointing(), s.labelledShare(),
-                s.lossChunk(), s.r(), s.targets(), s.doubleQuant(), r);
     }
 
     /** JSON has no NaN: unknown numbers are null. */

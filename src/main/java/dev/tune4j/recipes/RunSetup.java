@@ -67,11 +67,7 @@ final class RunSetup {
         long tokens = ds.train.stream().mapToLong(Example::length).sum(), labelled = ds.train.stream().mapToLong(Example::supervisedTokens).sum();
         int longest = ds.train.stream().mapToInt(Example::length).max().orElse(c.maxSeqLen());
         int seq = c.packing() ? c.maxSeqLen() : Math.min(c.maxSeqLen(), longest);
-        var m = switch (method) {
-            case "full" -> MemoryPlan.Method.FULL;
-            case "qlora" -> MemoryPlan.Method.QLORA;
-            default -> MemoryPlan.Method.LORA;
-        };
+        var m = MemoryPlan.Method.parse(method);
         var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
         var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, c.batchSize(), seq, c.gradientCheckpointing(),
                 tokens == 0 ? 0.5 : (double) labelled / tokens, c.lossChunk(), c.r(), c.targetModules(), c.doubleQuant(),
