@@ -26,7 +26,7 @@ class ArchitectureTest {
             Map.entry("model", new Rule(Set.of("hf", "tensor"), true, 1_500)),
             Map.entry("text", new Rule(Set.of("hf"), false, 2_000)),
             Map.entry("generate", new Rule(Set.of("model", "tensor"), true, 500)),
-            Map.entry("quant", new Rule(Set.of("hf", "tensor"), true, 600)),
+            Map.entry("quant", new Rule(Set.of("hf", "tensor", "model"), true, 600)),
             Map.entry("plan", new Rule(Set.of("hf"), false, 1_100)),
             Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 600)),
             Map.entry("data", new Rule(Set.of("hf", "text"), false, 800)),

@@ -125,7 +125,7 @@ final class BenchCommand implements Callable<Integer> {
     private void trainSteps(LlamaModel m, Random rnd, java.util.Map<String, Object> result) {
         if (!List.of("lora", "qlora", "full").contains(method)) throw new Main.BadInput("bench train: --method lora, qlora or full, found '" + method + "'");
         if (method.equals("qlora")) {
-            var sizes = dev.tune4j.train.QLora.quantize(m, "nf4", 64, true);
+            var sizes = dev.tune4j.quant.FourBit.quantize(m, "nf4", 64, true);
             result.put("base_linear_bytes_ratio", Math.round(sizes.ratio() * 10000) / 10000.0);
         }
         long[] ids = new long[batch * seqLen], labels = new long[batch * seqLen];

@@ -1,17 +1,30 @@
 package dev.tune4j.model;
 
+import dev.tune4j.tensor.Tensors;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 
+import java.util.*;
+import java.util.function.Supplier;
+
 /**
- * y = x Wᵀ + b, with W stored (out, in) as in every HF checkpoint. {@code bias} may be null. Attached {@link Adapter}s
- * (LoRA) add their own terms to the output: y = x Wᵀ + b + Σ adapter(x).
+ * y = x Wᵀ + b, with W stored (out, in) as in every HF checkpoint. {@code bias} may be null. Adapters are attached by name
+ * (PEFT's "default" for a single one) and add their own terms: y = x Wᵀ + Σ adapter(x, x Wᵀ, W) + b. Each adapter sees the
+ * input, the base output before bias and the (dequantized) weight, so LoRA adds scale·B(A(x)) and DoRA rescales the base.
+ * One adapter can be switched off by name (the DPO reference is the same model with the policy adapter off), and with
+ * {@link Routing} each row of the batch uses its own adapter or none (serving several adapters in one pass).
  */
 public final class Linear {
-    /** A trainable addition to a frozen projection; implemented by the peft package. */
+    /** An addition to a frozen projection; implemented by the peft package. */
     public interface Adapter {
-        Tensor delta(Tensor x); // (…, in) → (…, out)
+        /**
+         * @param x      (…, in) input rows that use this adapter
+         * @param base   (…, out) x Wᵀ for the same rows, before the bias
+         * @param weight the (dequantized) W (out, in), built on first call within this forward and shared by the adapters
+         * @return (…, out) what to add to the base output
+         */
+        Tensor delta(Tensor x, Tensor base, Supplier<Tensor> weight);
     }
 
     /** A frozen weight kept compressed (QLoRA): rebuilt in the compute dtype for each use, never stored dense. */
@@ -26,21 +39,101 @@ public final class Linear {
         void close();
     }
 
+    /**
+     * Which adapter each row of the next forward passes uses (null entry = the base alone), shared by every projection
+     * of a model. Null rows = no routing: every enabled adapter applies to every row.
+     */
+    public static final class Routing {
+        private String[] rows;
+
+        public void set(String[] rowAdapters) {
+            rows = rowAdapters == null ? null : rowAdapters.clone();
+        }
+
+        public void clear() {
+            rows = null;
+        }
+
+        String[] rows() {
+            return rows;
+        }
+    }
+
     public Tensor weight;       // (out, in); null once quantized
     public Quantized quantized; // non-null for a quantized (frozen) weight
     public final Tensor bias;   // (out) or null
-    public final java.util.List<Adapter> adapters = new java.util.ArrayList<>(1); // empty = plain projection
+    private final Routing routing;
+    private final LinkedHashMap<String, Adapter> adapters = new LinkedHashMap<>(2); // empty = plain projection
+    private final Set<String> disabled = new HashSet<>();
 
     public Linear(Tensor weight, Tensor bias) {
+        this(weight, bias, new Routing());
+    }
+
+    Linear(Tensor weight, Tensor bias, Routing routing) {
         this.weight = weight;
         this.bias = bias;
+        this.routing = routing;
     }
 
     public Tensor forward(Tensor x) {
         Tensor w = quantized != null ? quantized.dequantize() : weight;
-        Tensor y = bias == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(bias));
-        for (Adapter a : adapters) y = y.add(a.delta(x));
+        if (adapters.isEmpty()) return bias == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(bias));
+        Tensor y = withAdapters(x, torch.linear(x, w), w);                                    // (…, out)
+        return bias == null ? y : y.add(bias);
+    }
+
+    private Tensor withAdapters(Tensor x, Tensor base, Tensor w) {
+        Supplier<Tensor> weight = () -> w;
+        String[] rows = routing.rows();
+        Tensor y = base;
+        if (rows == null) {
+            for (var e : adapters.entrySet())
+                if (!disabled.contains(e.getKey())) y = y.add(e.getValue().delta(x, base, weight));
+            return y;
+        }
+        if (rows.length != x.size(0)) throw new IllegalStateException("routing names " + rows.length + " rows, the batch has " + x.size(0));
+        // grouped by adapter: each adapter computes its rows only, and the deltas are scattered back into the output
+        for (var e : adapters.entrySet()) {
+            long[] idx = java.util.stream.IntStream.range(0, rows.length).filter(i -> e.getKey().equals(rows[i])).asLongStream().toArray();
+            if (idx.length == 0 || disabled.contains(e.getKey())) continue;
+            if (idx.length == rows.length) {
+                y = y.add(e.getValue().delta(x, base, weight));
+                continue;
+            }
+            Tensor at = Tensors.longs(idx, idx.length);
+            if (x.is_cuda()) at = at.to(x.device(), torch.ScalarType.Long);
+            Tensor d = e.getValue().delta(x.index_select(0, at), base.index_select(0, at), weight);
+            y = y.index_add(0, at, d);
+        }
         return y;
+    }
+
+    /** Attaches an adapter under a name (an existing one of that name is an error: detach it first). */
+    public void attach(String name, Adapter a) {
+        if (adapters.containsKey(name)) throw new IllegalStateException("an adapter named '" + name + "' is already attached");
+        adapters.put(name, a);
+    }
+
+    /** Removes the named adapter and returns it (null when none has that name). */
+    public Adapter detach(String name) {
+        disabled.remove(name);
+        return adapters.remove(name);
+    }
+
+    /** Turns one adapter off (it stays attached, its weights untouched) or on again. */
+    public void enable(String name, boolean on) {
+        if (!adapters.containsKey(name)) throw new IllegalArgumentException("no adapter named '" + name + "' on this projection");
+        if (on) disabled.remove(name);
+        else disabled.add(name);
+    }
+
+    public boolean enabled(String name) {
+        return adapters.containsKey(name) && !disabled.contains(name);
+    }
+
+    public Map<String, Adapter> adapters() {
+        return Collections.unmodifiableMap(adapters);
     }
 
     public long inFeatures() {
@@ -49,6 +142,11 @@ public final class Linear {
 
     public long outFeatures() {
         return quantized != null ? quantized.shape()[0] : weight.size(0);
+    }
+
+    /** The weight as the forward uses it (dequantized for a 4-bit one): a temporary of the caller's scope when quantized. */
+    public Tensor denseWeight() {
+        return quantized != null ? quantized.dequantize() : weight;
     }
 
     /** Replaces the dense weight by a compressed one and frees the dense tensor. */

@@ -23,6 +23,8 @@ public final class LlamaModel implements AutoCloseable {
     public final List<DecoderLayer> layers;
     public final RmsNorm norm;            // (C)
     public final Tensor lm_head;          // (V, C); the same tensor as embed_tokens when tied
+    /** Per-row adapter choice for the next passes, shared by every projection (see {@link Linear.Routing}). */
+    public final Linear.Routing routing = new Linear.Routing();
     final Rope rope;
 
     private LlamaModel(ModelConfig c, Compute compute, Function<String, Tensor> w) {
@@ -33,7 +35,7 @@ public final class LlamaModel implements AutoCloseable {
         for (int i = 0; i < c.numLayers(); i++) {
             String p = "model.layers." + i + ".";
             Function<String, Linear> linear = n -> new Linear(w.apply(p + n + ".weight"),
-                    hasBias(c, n) ? w.apply(p + n + ".bias") : null);
+                    hasBias(c, n) ? w.apply(p + n + ".bias") : null, routing);
             var attn = new Attention(c, linear.apply("self_attn.q_proj"), linear.apply("self_attn.k_proj"),
                     linear.apply("self_attn.v_proj"), linear.apply("self_attn.o_proj"));
             var mlp = new Mlp(linear.apply("mlp.gate_proj"), linear.apply("mlp.up_proj"), linear.apply("mlp.down_proj"));
@@ -215,6 +217,17 @@ public final class LlamaModel implements AutoCloseable {
             m.put(p + "mlp.down_proj", l.mlp.down_proj);
         }
         return m;
+    }
+
+    /** Switches the adapter of that name off (or on again) in every projection that has it; false when none has it. */
+    public boolean enableAdapter(String name, boolean on) {
+        boolean found = false;
+        for (Linear l : linears().values())
+            if (l.adapters().containsKey(name)) {
+                l.enable(name, on);
+                found = true;
+            }
+        return found;
     }
 
     /** Makes every weight trainable (full fine-tuning, pretraining): requires_grad on all of them. */

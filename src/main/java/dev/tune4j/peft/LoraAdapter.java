@@ -25,16 +25,28 @@ public final class LoraAdapter implements AutoCloseable {
 
     public final LoraConfig config;
     public final String baseModel;
+    /** The name it is attached under on every projection ("default", as PEFT names a single adapter). */
+    public final String name;
     private final LlamaModel model;
     private final LinkedHashMap<String, LoraLinear> modules;
 
-    private LoraAdapter(LoraConfig config, String baseModel, LlamaModel model, LinkedHashMap<String, LoraLinear> modules) {
+    private LoraAdapter(String name, LoraConfig config, String baseModel, LlamaModel model, LinkedHashMap<String, LoraLinear> modules) {
+        this.name = name;
         this.config = config;
         this.baseModel = baseModel;
         this.model = model;
         this.modules = modules;
         var linears = model.linears();
-        modules.forEach((name, lora) -> linears.get(name).adapters.add(lora));
+        modules.forEach((module, lora) -> linears.get(module).attach(name, lora));
+    }
+
+    /** "default", or "default_2", "default_3", … when the model already carries adapters of those names. */
+    static String freeName(LlamaModel model) {
+        var taken = new HashSet<String>();
+        model.linears().values().forEach(l -> taken.addAll(l.adapters().keySet()));
+        String n = "default";
+        for (int i = 2; taken.contains(n); i++) n = "default_" + i;
+        return n;
     }
 
     /**
@@ -42,6 +54,10 @@ public final class LoraAdapter implements AutoCloseable {
      * unchanged until the first update.
      */
     public static LoraAdapter create(LlamaModel model, LoraConfig cfg, long seed, String baseModel) {
+        return create(model, cfg, seed, baseModel, freeName(model));
+    }
+
+    public static LoraAdapter create(LlamaModel model, LoraConfig cfg, long seed, String baseModel, String name) {
         var mods = new LinkedHashMap<String, LoraLinear>();
         torch.manual_seed(seed);
         for (var e : model.linears().entrySet()) {
@@ -50,16 +66,20 @@ public final class LoraAdapter implements AutoCloseable {
             double bound = 1 / Math.sqrt(l.inFeatures());
             Tensor a = Tensors.escape(() -> model.compute.placeTrainable(torch.empty(cfg.r(), l.inFeatures()).uniform_(-bound, bound, new org.bytedeco.pytorch.GeneratorOptional())));
             Tensor b = Tensors.escape(() -> model.compute.placeTrainable(torch.zeros(l.outFeatures(), cfg.r())));
-            mods.put(e.getKey(), new LoraLinear(a, b, cfg.scaling(), cfg.dropout()));
+            mods.put(e.getKey(), new LoraLinear(name, a, b, cfg.scaling(), cfg.dropout()));
         }
         if (mods.isEmpty())
             throw new IllegalArgumentException("target_modules " + cfg.targetModules() + " match no projection of " + model.config.arch().className
                     + " (names look like model.layers.0.self_attn.q_proj)");
-        return new LoraAdapter(cfg, baseModel, model, mods);
+        return new LoraAdapter(name, cfg, baseModel, model, mods);
     }
 
     /** Reads a PEFT LoRA adapter folder and attaches it; every mismatch with the model is an error naming the tensor. */
     public static LoraAdapter load(Path dir, LlamaModel model) {
+        return load(dir, model, freeName(model));
+    }
+
+    public static LoraAdapter load(Path dir, LlamaModel model, String name) {
         Path cfgFile = dir.resolve("adapter_config.json");
         if (!Files.exists(cfgFile)) throw new HfFormatException(dir, "no adapter_config.json (not a PEFT adapter folder)");
         JsonNode c;
@@ -117,11 +137,11 @@ public final class LoraAdapter implements AutoCloseable {
                 float[] av = st.floats(ka), bv = st.floats(kb);
                 Tensor a = Tensors.escape(() -> model.compute.placeTrainable(Tensors.floats(av, sa)));
                 Tensor b = Tensors.escape(() -> model.compute.placeTrainable(Tensors.floats(bv, sb)));
-                mods.put(module, new LoraLinear(a, b, cfg.scaling(), cfg.dropout()));
+                mods.put(module, new LoraLinear(name, a, b, cfg.scaling(), cfg.dropout()));
             }
         }
         if (mods.isEmpty()) throw new HfFormatException(weights, "holds no LoRA tensors");
-        return new LoraAdapter(cfg, base, model, mods);
+        return new LoraAdapter(name, cfg, base, model, mods);
     }
 
     /** When the adapter names a base folder we can find, its config must describe the model we attach to. */
@@ -235,6 +255,12 @@ public final class LoraAdapter implements AutoCloseable {
         modules.forEach((name, l) -> l.merge(linears.get(name)));
     }
 
+    /** Switches this adapter off in every projection (the base alone computes) or on again; its weights are untouched. */
+    public void enable(boolean on) {
+        var linears = model.linears();
+        modules.forEach((module, l) -> { if (!l.merged()) linears.get(module).enable(name, on); });
+    }
+
     /** Scales this adapter's contribution (for weighted combinations of several adapters); 1 by default. */
     public void setWeight(double w) {
         modules.values().forEach(l -> l.weight = w);
@@ -257,7 +283,7 @@ public final class LoraAdapter implements AutoCloseable {
         var linears = model.linears();
         modules.forEach((name, l) -> {
             if (l.merged()) l.unmerge();
-            linears.get(name).adapters.remove(l);
+            linears.get(name).detach(this.name);
             l.close();
         });
         modules.clear();

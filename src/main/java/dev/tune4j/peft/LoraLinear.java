@@ -17,9 +17,11 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     final double dropout;
     double weight = 1.0; // a merge of several adapters can weigh each one
     boolean training;
+    final String name; // the adapter's name on the projection ("default" as in PEFT)
     private Linear mergedInto;
 
-    LoraLinear(Tensor a, Tensor b, double scaling, double dropout) {
+    LoraLinear(String name, Tensor a, Tensor b, double scaling, double dropout) {
+        this.name = name;
         this.lora_A = a;
         this.lora_B = b;
         this.scaling = scaling;
@@ -27,7 +29,11 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     }
 
     @Override
-    public Tensor delta(Tensor x) {
+    public Tensor delta(Tensor x, Tensor base, java.util.function.Supplier<Tensor> weight) {
+        return delta(x);
+    }
+
+    Tensor delta(Tensor x) {
         var dtype = x.scalar_type().intern();
         Tensor in = training && dropout > 0 ? torch.dropout(x, dropout, true) : x;
         boolean cast = dtype != torch.ScalarType.Float; // A, B are fp32 (bf16 activations on GPU); no cast call at all on fp32
@@ -39,14 +45,14 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     /** W ← W + scaling · B@A, in place, and the projection stops calling this adapter until unmerge(). */
     public void merge(Linear base) {
         if (mergedInto != null) throw new IllegalStateException("already merged");
-        if (!base.adapters.contains(this)) throw new IllegalStateException("merge into the projection this adapter is attached to");
+        if (base.adapters().get(name) != this) throw new IllegalStateException("merge into the projection this adapter is attached to");
         if (base.quantized != null)
             throw new IllegalStateException("refusing to merge into 4-bit weights: the update would be rounded away; merge into the original (unquantized) base");
         try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
             base.weight.add_(delta().to(base.weight.scalar_type().intern()));
         }
         mergedInto = base;
-        base.adapters.remove(this);
+        base.detach(name);
     }
 
     public void unmerge() {
@@ -54,7 +60,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
             mergedInto.weight.sub_(delta().to(mergedInto.weight.scalar_type().intern()));
         }
-        mergedInto.adapters.add(this);
+        mergedInto.attach(name, this);
         mergedInto = null;
     }
 

@@ -11,7 +11,7 @@ import org.bytedeco.pytorch.global.torch;
  * A 4-bit weight held as libtorch tensors (packed codes, per-block absmax or its double-quantized form) and rebuilt with
  * tensor ops when used: codes → table values → × absmax per block → the compute dtype. Nothing dense is kept.
  */
-public final class QuantizedWeight implements AutoCloseable {
+public final class QuantizedWeight implements dev.tune4j.model.Linear.Quantized {
     private final long[] shape;
     private final int blocksize;
     private final float offset;      // double quantization's mean absmax
@@ -43,6 +43,7 @@ public final class QuantizedWeight implements AutoCloseable {
     }
 
     /** The weight in the compute dtype, shape as stored; a temporary of the caller's scope. */
+    @Override
     public Tensor dequantize() {
         long n = 1, bs = blocksize;
         for (long d : shape) n *= d;
@@ -59,6 +60,12 @@ public final class QuantizedWeight implements AutoCloseable {
         return w.view(shape).to(compute.dtype());
     }
 
+    @Override
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    @Override
     public long bytes() {
         return bytes;
     }

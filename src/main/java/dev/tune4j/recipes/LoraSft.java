@@ -5,6 +5,7 @@ import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.peft.LoraAdapter;
 import dev.tune4j.peft.LoraConfig;
+import dev.tune4j.quant.FourBit;
 import dev.tune4j.quant.Quantizer;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.tensor.Memory;
@@ -43,7 +44,7 @@ public final class LoraSft {
         RunSetup.writeResolvedConfig(c, log);
         Compute compute = c.computeDtype() == null ? Compute.auto() : new Compute(Compute.auto().cuda(), c.computeDtype().equals("bfloat16"));
         try (ModelFolder folder = ModelFolder.open(c.model());
-             LlamaModel model = folder.bitsandbytes4bit() ? QLora.loadQuantized(folder, compute) : LlamaModel.load(folder, compute);
+             LlamaModel model = folder.bitsandbytes4bit() ? FourBit.load(folder, compute) : LlamaModel.load(folder, compute);
              Tokenizer tok = Tokenizer.load(c.model())) {
             long eos = RunSetup.eosId(tok, model.config), pad = RunSetup.padId(tok, model.config, eos);
             if (folder.bitsandbytes4bit() && !c.method().equals("qlora"))
@@ -51,7 +52,7 @@ public final class LoraSft {
             if (folder.bitsandbytes4bit()) log.println("qlora: loaded the 4-bit checkpoint as stored (no re-quantization)");
             else if (c.method().equals("qlora")) {
                 Quantizer.checkBlocksize(c.blocksize());
-                var sizes = QLora.quantize(model, c.quant(), c.blocksize(), c.doubleQuant());
+                var sizes = FourBit.quantize(model, c.quant(), c.blocksize(), c.doubleQuant());
                 log.printf("qlora: %d projections in %s%s (block %d): %.1f MiB → %.1f MiB (%.3f of fp32)%n", sizes.tensors(), c.quant(),
                         c.doubleQuant() ? " + double quantization" : "", c.blocksize(), sizes.denseBytes() / 1048576.0, sizes.quantizedBytes() / 1048576.0, sizes.ratio());
             }

@@ -6,7 +6,7 @@ import dev.tune4j.hf.*;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.tensor.Tensors;
-import dev.tune4j.train.QLora;
+import dev.tune4j.quant.FourBit;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.junit.jupiter.api.Test;
@@ -49,9 +49,9 @@ class BnbFormatTest {
             assertThat(q.info(name + ".nested_quant_map").numel()).isEqualTo(256);
             assertThat(q.info("model.embed_tokens.weight").dtype()).isEqualTo(DType.F32);
             // loading the stored codes equals quantizing the dense model on the fly, logit for logit
-            try (LlamaModel fromDisk = QLora.loadQuantized(q, Compute.cpu()); LlamaModel onTheFly = LlamaModel.load(src, Compute.cpu());
+            try (LlamaModel fromDisk = FourBit.load(q, Compute.cpu()); LlamaModel onTheFly = LlamaModel.load(src, Compute.cpu());
                  PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
-                QLora.quantize(onTheFly, "nf4", 64, true);
+                FourBit.quantize(onTheFly, "nf4", 64, true);
                 var ids = Tensors.longs(new long[]{3, 17, 99, 4, 250}, 1, 5);
                 assertThat(Tensors.toFloats(fromDisk.logits(ids, null, null))).containsExactly(Tensors.toFloats(onTheFly.logits(ids, null, null)));
             }

@@ -9,7 +9,7 @@ import dev.tune4j.peft.LoraAdapter;
 import dev.tune4j.peft.LoraConfig;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.tensor.Tensors;
-import dev.tune4j.train.QLora;
+
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.junit.jupiter.api.Test;
@@ -49,7 +49,7 @@ class QLoraTest {
     void quantizedModelIsCloseToTheDenseOneAndRefusesMerges() {
         try (LlamaModel dense = LlamaModel.random(ConfigPresets.tiny(), 9, Compute.cpu()); LlamaModel q = LlamaModel.random(ConfigPresets.tiny(), 9, Compute.cpu());
              PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
-            var sizes = QLora.quantize(q, "nf4", 64, true);
+            var sizes = FourBit.quantize(q, "nf4", 64, true);
             assertThat(sizes.tensors()).isEqualTo(4 * 7);
             assertThat(sizes.ratio()).isLessThanOrEqualTo(0.14);
             assertThat(q.linears().values()).allMatch(l -> l.weight == null && l.quantized != null);

@@ -1,0 +1,54 @@
+package dev.tune4j.quant;
+
+import dev.tune4j.hf.ModelFolder;
+import dev.tune4j.model.Linear;
+import dev.tune4j.model.LlamaModel;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.tensor.Tensors;
+
+/**
+ * A model whose decoder projections are 4-bit weights (embeddings, norms and lm_head stay as they are, as
+ * PEFT/bitsandbytes do): loaded from a bitsandbytes checkpoint as stored, or quantized in memory. Each forward rebuilds
+ * a layer's weights from the codes; nothing dense is kept. Generation, evaluation, QLoRA and serving all load through here.
+ */
+public final class FourBit {
+    private FourBit() {}
+
+    /** What quantization saved: dense fp32 bytes of the projections before, compressed bytes after. */
+    public record Sizes(long denseBytes, long quantizedBytes, int tensors) {
+        public double ratio() {
+            return (double) quantizedBytes / denseBytes;
+        }
+    }
+
+    /** Any folder: a bitsandbytes 4-bit one through {@link #load}, a dense one as usual. */
+    public static LlamaModel loadAny(ModelFolder f, Compute c, java.util.function.LongConsumer onLoaded) {
+        return f.bitsandbytes4bit() ? load(f, c) : LlamaModel.load(f, c, onLoaded);
+    }
+
+    /** Loads a bitsandbytes 4-bit folder straight into a quantized model: the codes are never expanded to dense weights on load. */
+    public static LlamaModel load(ModelFolder f, Compute c) {
+        LlamaModel m = LlamaModel.load(f, c, b -> {}, ModelFolder::isProjectionWeight);
+        for (var e : m.linears().entrySet()) {
+            String name = e.getKey() + ".weight";
+            e.getValue().quantize(new QuantizedWeight(BnbFormat.read(f.fileOf(name), name), m.compute));
+        }
+        return m;
+    }
+
+    /** Quantizes every dense projection of a loaded model in place (QLoRA from a dense folder). */
+    public static Sizes quantize(LlamaModel m, String quantType, int blocksize, boolean doubleQuant) {
+        long dense = 0, packed = 0;
+        int n = 0;
+        for (Linear l : m.linears().values()) {
+            if (l.quantized != null) continue;
+            QuantState s = Quantizer.quantize(Tensors.toFloats(l.weight), Tensors.shape(l.weight), quantType, blocksize, doubleQuant);
+            var w = new QuantizedWeight(s, m.compute);
+            l.quantize(w);
+            dense += 4L * s.numel();
+            packed += w.bytes();
+            n++;
+        }
+        return new Sizes(dense, packed, n);
+    }
+}
