@@ -153,7 +153,7 @@ final class BenchCommand implements Callable<Integer> {
                     long t0 = System.nanoTime();
                     try (PointerScope scope = new PointerScope()) {
                         var b = dev.tune4j.model.Batch.of(m.compute.placeIndex(Tensors.longs(ids, batch, seqLen)));
-                        dev.tune4j.train.Backprop.run(m, b, labels, predicted, checkpointing, 1024);
+                        dev.tune4j.train.Backprop.tokenLoss(m, b, labels, predicted, checkpointing, 1024);
                     }
                     dev.tune4j.train.GradClip.clip(params, 1.0);
                     opt.step(1e-4);

@@ -57,7 +57,7 @@ public final class Pretrain {
                     try (PointerScope scope = new PointerScope()) {
                         var mb = batches.get(step - 1, model.compute);
                         tokens += mb.tokens();
-                        lossSum = Backprop.run(model, mb.batch(), mb.labels(), Math.max(1, n), false, 1024).lossSum();
+                        lossSum = Backprop.tokenLoss(model, mb.batch(), mb.labels(), Math.max(1, n), false, 1024).loss();
                     }
                     last = lossSum / Math.max(1, n);
                     if (step == 1) first = last;

@@ -36,6 +36,11 @@ public final class Tensors {
         return Tensor.create(v, shape);
     }
 
+    /** A 1-D float64 tensor (small loss graphs over per-sequence sums). */
+    public static Tensor doubles(double[] v) {
+        return Tensor.create(v, v.length);
+    }
+
     /** The shape of a tensor as a Java array (the temporary size wrappers are freed here, not left to the GC). */
     public static long[] shape(Tensor t) {
         try (PointerScope s = new PointerScope()) {

@@ -21,7 +21,7 @@ public final class Accumulation {
             try (PointerScope s = new PointerScope()) {
                 var mb = train.get(micro, model.compute);
                 tokens += mb.tokens();
-                lossSum += Backprop.run(model, mb.batch(), mb.labels(), Math.max(1, normalizer), checkpoint, lossChunk).lossSum();
+                lossSum += Backprop.tokenLoss(model, mb.batch(), mb.labels(), Math.max(1, normalizer), checkpoint, lossChunk).loss();
             }
         }
         return new Result(lossSum / Math.max(1, normalizer), tokens, micro);

@@ -6,16 +6,14 @@ import dev.tune4j.model.LlamaModel;
 import dev.tune4j.tensor.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.*;
-import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
+import java.util.Map;
 
 /**
- * Forward and backward of one micro-batch for causal-LM training.
- *
- * <p>Logits exist only for positions whose next token is a target, and only {@code chunk} rows at a time: the final
- * hidden states of those positions are detached, each chunk's loss is back-propagated into them (its logits freed right
- * after), and the accumulated gradient then flows once through the trunk. The [tokens × vocab] matrix never exists.
+ * Forward and backward of one micro-batch: the trunk (embeddings → layers → final norm) runs once, the hidden states of
+ * the labelled positions go to the {@link Head} under the {@link Objective}, and the head's gradient flows once back
+ * through the trunk.
  *
  * <p>With {@code checkpoint}, the trunk runs without a graph keeping only each layer's input; backward then recomputes
  * one layer at a time (the layer's activations live only while its gradient is computed).
@@ -23,35 +21,22 @@ import java.util.ArrayList;
 public final class Backprop {
     private Backprop() {}
 
-    /** Sum of token losses in this micro-batch and how many tokens were predicted. */
-    public record Result(double lossSum, long tokens) {}
+    /** The micro-batch's scaled loss, the tokens it predicted, and the objective's metrics. */
+    public record Result(double loss, long tokens, Map<String, Double> metrics) {}
 
-    /**
-     * @param labels     (B, T) host labels, −100 = no loss; position t is predicted from t−1 as in transformers
-     * @param normalizer the number of predicted tokens in the whole optimizer step (all micro-batches): gradients are of
-     *                   sum(loss) / normalizer, so accumulation gives the mean over all tokens, not a mean of means
-     */
-    public static Result run(LlamaModel m, Batch batch, long[] labels, long normalizer, boolean checkpoint, int chunk) {
-        long b = batch.ids().size(0), t = batch.ids().size(1);
-        var rows = new ArrayList<Long>();
-        var targets = new ArrayList<Long>();
-        for (int r = 0; r < b; r++)
-            for (int i = 0; i + 1 < t; i++) {
-                long y = labels[(int) (r * t + i + 1)];
-                if (y != -100) {
-                    rows.add(r * t + i);
-                    targets.add(y);
-                }
-            }
-        if (rows.isEmpty()) return new Result(0, 0);
+    public static Result run(LlamaModel m, Micro mb, Objective obj, double scale, boolean checkpoint, int chunk) {
+        var pos = Head.Positions.of(mb.labels(), mb.completion(), mb.rows(), mb.length());
+        if (pos.size() == 0) return new Result(0, 0, Map.of());
+        obj.prepare(mb);
         try (PointerScope scope = new PointerScope()) {
-            Tensor rowIdx = m.compute.placeIndex(Tensors.longs(rows.stream().mapToLong(Long::longValue).toArray(), rows.size()));
-            Tensor target = m.compute.placeIndex(Tensors.longs(targets.stream().mapToLong(Long::longValue).toArray(), targets.size()));
+            Batch batch = mb.batch();
+            long b = mb.rows(), t = mb.length();
+            Tensor rowIdx = m.compute.placeIndex(Tensors.longs(pos.flat(), pos.size()));
+            Tensor target = m.compute.placeIndex(Tensors.longs(pos.target(), pos.size()));
             if (!checkpoint) {
                 Tensor hidden = m.forward(batch, null, null);                                          // (B, T, C)
                 Tensor h = hidden.reshape(b * t, hidden.size(2)).index_select(0, rowIdx);             // (N, C)
-                double loss = chunkedLoss(m, h, target, normalizer, chunk);
-                return new Result(loss, rows.size());
+                return head(m, mb, obj, scale, pos, h, target, chunk);
             }
             // forward without a graph: keep each layer's input only
             var inputs = new ArrayList<Tensor>();
@@ -68,7 +53,7 @@ public final class Backprop {
             }
             Tensor top = x.detach().set_requires_grad(true);
             Tensor h = m.norm.forward(top).reshape(b * t, x.size(2)).index_select(0, rowIdx);         // (N, C)
-            double loss = chunkedLoss(m, h, target, normalizer, chunk);
+            Result r = head(m, mb, obj, scale, pos, h, target, chunk);
             Tensor grad = top.grad();
             for (int i = m.layers.size() - 1; i >= 0; i--) {
                 DecoderLayer layer = m.layers.get(i);
@@ -80,25 +65,21 @@ public final class Backprop {
             }
             if (m.embed_tokens.requires_grad())
                 m.embed(batch.ids()).backward(grad, new BoolOptional(), false, new TensorArrayRefOptional());
-            return new Result(loss, rows.size());
+            return r;
         }
     }
 
-    /** Σ CE(h·lm_headᵀ, target) / normalizer, back-propagated into h chunk by chunk; returns the loss sum. */
-    private static double chunkedLoss(LlamaModel m, Tensor h, Tensor target, long normalizer, int chunk) {
-        Tensor hd = h.detach().set_requires_grad(true);                                               // (N, C) leaf
-        long n = hd.size(0);
-        double sum = 0;
-        for (long s = 0; s < n; s += chunk) {
-            long len = Math.min(chunk, n - s), start = s;
-            try (PointerScope cs = new PointerScope()) {
-                Tensor logits = m.logits(hd.narrow(0, start, len));                                   // (len, V) fp32
-                Tensor ce = torch.cross_entropy_loss(logits, target.narrow(0, start, len), new TensorOptional(), 2, -100, 0.0); // sum
-                sum += ce.item_double();
-                ce.div(new Scalar((double) normalizer)).backward();
-            }
-        }
-        h.backward(hd.grad(), new BoolOptional(), false, new TensorArrayRefOptional());
-        return sum;
+    private static Result head(LlamaModel m, Micro mb, Objective obj, double scale, Head.Positions pos, Tensor h, Tensor target, int chunk) {
+        Head.Stats stats = obj.needsLogps() ? Head.logps(m, h, target, chunk) : null;
+        var out = obj.apply(mb, pos, stats, scale);
+        double weighted = Head.backward(m, h, target, out.weights(), out.uniform(), chunk);
+        return new Result(Double.isNaN(out.loss()) ? weighted : out.loss(), pos.size(), out.metrics());
+    }
+
+    /** Token cross-entropy on one batch (tests, benchmarks): the loss sum and count, gradients of sum / normalizer. */
+    public static Result tokenLoss(LlamaModel m, Batch batch, long[] labels, long normalizer, boolean checkpoint, int chunk) {
+        var mb = new Micro(batch, labels, null, 0, 0, null);
+        Result r = run(m, mb, TokenLoss.INSTANCE, 1.0 / normalizer, checkpoint, chunk);
+        return new Result(r.loss() * normalizer, r.tokens(), r.metrics());
     }
 }

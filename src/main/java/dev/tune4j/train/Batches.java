@@ -13,7 +13,7 @@ import java.util.*;
  * seed + epoch, then cut into batches. Micro-batch k is a pure function of (seed, k), so a resumed run continues with
  * exactly the data an uninterrupted run would have seen.
  */
-public final class Batches {
+public final class Batches implements MicroSource {
     private final List<Packing.RowData> rows;
     private final int batchSize;
     private final long seed, padId;
@@ -30,19 +30,17 @@ public final class Batches {
                 : examples.stream().map(e -> Packing.padded(e, e.length(), padId)).toList();
     }
 
+    @Override
     public int perEpoch() {
         return (rows.size() + batchSize - 1) / batchSize;
     }
 
-    /** One micro-batch ready for the model: tensors plus host labels. */
-    public record Micro(Batch batch, long[] labels, long tokens, long predicted) {}
-
-    /** Micro-batch number k (0-based over the whole run). Tensors are created in the caller's scope. */
+    @Override
     public Micro get(long k, Compute c) {
         return assemble(rowsAt(k), c);
     }
 
-    /** Tokens micro-batch k will predict, from host data (the accumulation normalizer is known before any forward). */
+    @Override
     public long predictedAt(long k) {
         long n = 0;
         for (var row : rowsAt(k))
@@ -63,11 +61,19 @@ public final class Batches {
         return chosen;
     }
 
-    /** All rows in file order, batched (for evaluation). */
-    public List<List<Packing.RowData>> inOrder() {
-        var out = new ArrayList<List<Packing.RowData>>();
-        for (int i = 0; i < rows.size(); i += batchSize) out.add(rows.subList(i, Math.min(rows.size(), i + batchSize)));
-        return out;
+    @Override
+    public int inOrderCount() {
+        return (rows.size() + batchSize - 1) / batchSize;
+    }
+
+    @Override
+    public Micro inOrder(int i, Compute c) {
+        return assemble(rows.subList(i * batchSize, Math.min(rows.size(), (i + 1) * batchSize)), c);
+    }
+
+    @Override
+    public boolean isEmpty() {
+        return rows.isEmpty();
     }
 
     public Micro assemble(List<Packing.RowData> chosen, Compute c) {
@@ -92,6 +98,6 @@ public final class Batches {
         Batch batch = packed
                 ? Batch.packed(c.placeIndex(Tensors.longs(ids, b, t)), c.placeIndex(Tensors.longs(pos, b, t)), c.placeIndex(Tensors.longs(seg, b, t)))
                 : Batch.padded(c.placeIndex(Tensors.longs(ids, b, t)), c.placeIndex(Tensors.longs(mask, b, t)));
-        return new Micro(batch, labels, tokens, predicted);
+        return new Micro(batch, labels, null, tokens, predicted, null);
     }
 }

@@ -39,7 +39,7 @@ class TrainingMemoryTest {
             }
             Runnable step = () -> {
                 try (PointerScope s = new PointerScope()) {
-                    Backprop.run(m, Batch.of(Tensors.longs(ids, 2, 32)), labels, 48, checkpoint, 16);
+                    Backprop.tokenLoss(m, Batch.of(Tensors.longs(ids, 2, 32)), labels, 48, checkpoint, 16);
                 }
                 GradClip.clip(lora.parameters(), 1.0);
                 opt.step(1e-3);
@@ -54,7 +54,7 @@ class TrainingMemoryTest {
 
             // frozen base: no gradient, no optimizer state
             try (PointerScope s = new PointerScope()) {
-                Backprop.run(m, Batch.of(Tensors.longs(ids, 2, 32)), labels, 48, checkpoint, 16);
+                Backprop.tokenLoss(m, Batch.of(Tensors.longs(ids, 2, 32)), labels, 48, checkpoint, 16);
                 for (Tensor w : m.namedTensors().values()) {
                     assertThat(w.requires_grad()).isFalse();
                     assertThat(w.grad().defined()).isFalse();

@@ -1,0 +1,25 @@
+package dev.tune4j.train;
+
+import dev.tune4j.tensor.Compute;
+
+/**
+ * The micro-batches of a run in a fixed order, as a pure function of (seed, k): a resumed run continues with exactly
+ * the data an uninterrupted run would have seen. {@link Batches} (token data) and {@link PairBatches} (preference data).
+ */
+public interface MicroSource {
+    /** Micro-batches per epoch. */
+    int perEpoch();
+
+    /** Micro-batch number k (0-based over the whole run); tensors are created in the caller's scope. */
+    Micro get(long k, Compute c);
+
+    /** Labels micro-batch k will predict, from host data (the token normalizer is known before any forward). */
+    long predictedAt(long k);
+
+    /** Every row once, in file order (evaluation). */
+    int inOrderCount();
+
+    Micro inOrder(int i, Compute c);
+
+    boolean isEmpty();
+}
