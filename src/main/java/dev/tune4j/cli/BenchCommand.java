@@ -133,32 +133,44 @@ final class BenchCommand implements Callable<Integer> {
             ids[i] = rnd.nextInt(m.config.vocabSize());
             labels[i] = i % seqLen < seqLen / 2 ? -100 : ids[i];
         }
-        long predicted = 0;
-        for (int i = 0; i < ids.length; i++) if (i % seqLen > 0 && labels[i] != -100) predicted++;
+        var data = new dev.tune4j.train.MicroSource() { // the same batch every step (random ids, second half labelled)
+            public int perEpoch() { return 1; }
+            public dev.tune4j.train.Micro get(long k, Compute c) {
+                return new dev.tune4j.train.Micro(dev.tune4j.model.Batch.of(c.placeIndex(Tensors.longs(ids, batch, seqLen))), labels, null, ids.length, predictedAt(k), null);
+            }
+            public long predictedAt(long k) {
+                long n = 0;
+                for (int i = 0; i < ids.length; i++) if (i % seqLen > 0 && labels[i] != -100) n++;
+                return n;
+            }
+            public int inOrderCount() { return 0; }
+            public dev.tune4j.train.Micro inOrder(int i, Compute c) { throw new IllegalStateException(); }
+            public boolean isEmpty() { return false; }
+        };
         var cfg = new dev.tune4j.peft.LoraConfig(r, alpha, 0.0, List.of("all-linear"), false);
         boolean full = method.equals("full");
         try (var lora = full ? null : dev.tune4j.peft.LoraAdapter.create(m, cfg, 0, "bench")) {
-            List<Tensor> params;
+            java.util.LinkedHashMap<String, Tensor> params;
             if (full) {
                 m.trainAll();
-                params = List.copyOf(m.namedTensors().values());
-            } else {
-                lora.train(true);
-                params = lora.parameters();
-            }
-            long trainable = params.stream().mapToLong(Tensor::numel).sum();
-            try (var opt = new dev.tune4j.train.AdamW(params.stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), 0.9, 0.999, 1e-8)) {
+                params = m.namedTensors();
+            } else params = lora.namedParameters();
+            long trainable = params.values().stream().mapToLong(Tensor::numel).sum();
+            var trainables = new dev.tune4j.train.Trainer.Trainable() {
+                public java.util.LinkedHashMap<String, Tensor> parameters() { return params; }
+                public void train(boolean on) { if (lora != null) lora.train(on); }
+                public void saveInto(Path dir) {}
+            };
+            var loop = new dev.tune4j.train.Trainer.Loop(steps + 1, 1, 1.0, dev.tune4j.train.LrSchedule.of("constant", 1e-4, 0, steps + 1), 0, 0, 0, 0, 1, 0,
+                    checkpointing, 1024, 0, null, null, "bench");
+            try (var opt = new dev.tune4j.train.AdamW(params.values().stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), 0.9, 0.999, 1e-8)) {
+                // exactly the step the recipes run: Trainer.step (accumulate → forward/backward → clip → update)
+                var trainer = new dev.tune4j.train.Trainer(m, trainables, dev.tune4j.train.TokenLoss.INSTANCE, data, data, opt, loop);
+                trainables.train(true);
                 double seconds = 0;
                 for (int s = 0; s <= steps; s++) {
-                    long t0 = System.nanoTime();
-                    try (PointerScope scope = new PointerScope()) {
-                        var b = dev.tune4j.model.Batch.of(m.compute.placeIndex(Tensors.longs(ids, batch, seqLen)));
-                        dev.tune4j.train.Backprop.tokenLoss(m, b, labels, predicted, checkpointing, 1024);
-                    }
-                    dev.tune4j.train.GradClip.clip(params, 1.0);
-                    opt.step(1e-4);
-                    opt.zeroGrad();
-                    if (s > 0) seconds += (System.nanoTime() - t0) / 1e9;
+                    var st = trainer.step(s + 1, 0);
+                    if (s > 0) seconds += st.seconds();
                     if (!json && s > 0) System.err.printf("step %d/%d: %.1f tokens/s%n", s, steps, (double) batch * seqLen * s / seconds);
                 }
                 result.put("method", method);

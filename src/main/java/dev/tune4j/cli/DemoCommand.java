@@ -9,7 +9,7 @@ import dev.tune4j.hf.ModelConfig;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.peft.LoraAdapter;
-import dev.tune4j.recipes.LoraSft;
+import dev.tune4j.recipes.Run;
 import dev.tune4j.recipes.Pretrain;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.tensor.Memory;
@@ -112,7 +112,7 @@ final class DemoCommand implements Callable<Integer> {
         cfgMap.put("max-seq-len", "96");
         cfgMap.put("val-ratio", "0.1");
         cfgMap.put("seed", "1");
-        var summary = LoraSft.run(TrainConfig.fromMap(cfgMap, "demo"), System.out);
+        var summary = Run.run(TrainConfig.fromMap(cfgMap, "demo"), System.out);
         var after = evaluate(base, summary.output(), heldOut, heldOutFile);
 
         System.out.println();

@@ -46,7 +46,7 @@ public final class Main implements Runnable {
                     || e instanceof java.nio.file.NoSuchFileException || e instanceof BadInput;
             String msg = e instanceof java.nio.file.NoSuchFileException ? "no such file: " + e.getMessage() : e.getMessage();
             cmd.getErr().println("error: " + (msg == null ? e.toString() : msg));
-            boolean expected = badInput || e instanceof dev.tune4j.recipes.LoraSft.Diverged;
+            boolean expected = badInput || e instanceof dev.tune4j.train.Trainer.Diverged;
             if (!expected || System.getenv("TUNE4J_DEBUG") != null) e.printStackTrace(cmd.getErr());
             return badInput ? BAD_INPUT : 1;
         });

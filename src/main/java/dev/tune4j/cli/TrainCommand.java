@@ -3,7 +3,6 @@ package dev.tune4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import dev.tune4j.recipes.LoraSft;
 import dev.tune4j.train.TrainConfig;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
@@ -70,6 +69,16 @@ final class TrainCommand {
         HELP.put("optim", "adamw (default, fp32 state) or adamw8bit (bitsandbytes' blockwise 8-bit state, ~2 bytes/param)");
         HELP.put("double-quant", "qlora: quantize the absmax values too (default true)");
         HELP.put("blocksize", "qlora: elements per quantization block, a power of two in 32..4096 (default 64)");
+        HELP.put("stage", "sft (default: completions of instruction/chat data), pt (continued pre-training on raw text), dpo, orpo or simpo (preference pairs)");
+        HELP.put("loss-type", "dpo: sigmoid (default), ipo, hinge or robust (TRL's loss_type)");
+        HELP.put("beta", "dpo: β, the strength of the pull toward the reference (default 0.1); simpo: β (default 2.0)");
+        HELP.put("label-smoothing", "dpo: robust's ε; with sigmoid, TRL ≤ 0.28's conservative DPO (default 0)");
+        HELP.put("simpo-gamma", "simpo: the reward margin γ (TRL's simpo_gamma, default 0.5)");
+        HELP.put("cpo-alpha", "simpo: weight of an NLL term on the chosen completions (TRL's cpo_alpha; default 0 = pure SimPO)");
+        HELP.put("orpo-lambda", "orpo: weight λ of the odds-ratio term (TRL's beta for ORPO, default 0.1)");
+        HELP.put("precompute-ref-logps", "dpo: compute the reference log-probs once before training (kept in the run folder; always on for --method full)");
+        HELP.put("adapter", "lora/qlora: start from this PEFT adapter (an SFT adapter; for dpo it is also the frozen reference)");
+        HELP.put("use-dora", "lora/qlora: DoRA (weight-decomposed LoRA, PEFT's use_dora)");
     }
 
     static CommandLine build() {
@@ -77,10 +86,10 @@ final class TrainCommand {
         CommandSpec spec = CommandSpec.wrapWithoutInspection((java.util.concurrent.Callable<Integer>) () -> run(self[0].commandLine().getParseResult()));
         self[0] = spec;
         spec.name("train").mixinStandardHelpOptions(true);
-        spec.usageMessage().description("Fine-tune a model (LoRA SFT) from flags or a YAML/JSON run file; flags override the file.");
+        spec.usageMessage().description("Fine-tune a model (LoRA, QLoRA or full; SFT, continued pre-training, DPO, ORPO or SimPO) from flags or a YAML/JSON run file; flags override the file.");
         spec.addOption(OptionSpec.builder("--config").paramLabel("FILE").type(Path.class).description("YAML or JSON run file whose keys are the flag names below").build());
         for (String k : TrainConfig.KEYS) {
-            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing", "double-quant", "optim-offload").contains(k);
+            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing", "double-quant", "optim-offload", "precompute-ref-logps", "use-dora").contains(k);
             spec.addOption(OptionSpec.builder("--" + k).type(String.class).arity(flag ? "0..1" : "1").fallbackValue("true")
                     .paramLabel(flag ? "BOOL" : "VALUE").description(HELP.get(k)).build());
         }
@@ -98,8 +107,7 @@ final class TrainCommand {
         for (String k : TrainConfig.KEYS) if (p.hasMatchedOption("--" + k)) values.put(k, p.matchedOptionValue("--" + k, ""));
         TrainConfig cfg = TrainConfig.fromMap(values, source);
         try {
-            if (cfg.method().equals("full")) dev.tune4j.recipes.FullSft.run(cfg, System.out);
-            else LoraSft.run(cfg, System.out);
+            dev.tune4j.recipes.Run.run(cfg, System.out);
         } catch (IOException e) {
             throw new RuntimeException(e);
         }

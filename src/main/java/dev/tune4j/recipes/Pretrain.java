@@ -6,16 +6,14 @@ import dev.tune4j.hf.ModelConfig;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.train.*;
-import me.tongfei.progressbar.ProgressBar;
-import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
 
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
 import java.util.List;
 
 /**
@@ -28,7 +26,7 @@ public final class Pretrain {
     /** @param tokenizerDir folder whose tokenizer.json / tokenizer_config.json are copied next to the weights */
     public record Settings(ModelConfig config, Path tokenizerDir, int steps, int batchSize, int seqLen, double lr, long seed) {}
 
-    public record Summary(long steps, double firstLoss, double lastLoss, double valLoss, double seconds, double tokensPerSecond) {}
+    public record Summary(long steps, double firstLoss, double lastLoss, double valLoss, double seconds) {}
 
     public static Summary run(Settings s, List<Example> train, List<Example> val, Path out, PrintStream log) throws IOException {
         long t0 = System.nanoTime();
@@ -44,30 +42,23 @@ public final class Pretrain {
             var schedule = LrSchedule.of("cosine", s.lr(), Math.max(1, s.steps() / 10), s.steps());
             log.printf("pretraining %s from scratch: %,d parameters, %d steps × %d rows × %d tokens%n",
                     s.config().arch().className, model.parameterCount(), s.steps(), s.batchSize(), s.seqLen());
-            double first = Double.NaN, last = Double.NaN;
-            long tokens = 0;
-            // ---- loop ----
-            try (AdamW opt = new AdamW(groups, 0.9, 0.95, 1e-8);
-                 ProgressBar bar = StepProgress.create("pretrain", s.steps())) {
-                List<Tensor> all = List.copyOf(params.values());
-                for (int step = 1; step <= s.steps(); step++) {
-                    torch.manual_seed(s.seed() * 1_000_003L + step);
-                    double lossSum;
-                    long n = batches.predictedAt(step - 1);
-                    try (PointerScope scope = new PointerScope()) {
-                        var mb = batches.get(step - 1, model.compute);
-                        tokens += mb.tokens();
-                        lossSum = Backprop.tokenLoss(model, mb.batch(), mb.labels(), Math.max(1, n), false, 1024).loss();
-                    }
-                    last = lossSum / Math.max(1, n);
-                    if (step == 1) first = last;
-                    if (!Double.isFinite(last)) throw new IllegalStateException("pretraining diverged at step " + step + " (loss " + last + ")");
-                    GradClip.clip(all, 1.0);
-                    opt.step(schedule.lr(step - 1));
-                    opt.zeroGrad();
-                    bar.step();
-                    bar.setExtraMessage(String.format(" loss %.3f", last));
+            Path runDir = out.resolveSibling(out.getFileName() + "-run"); // metrics and the last checkpoint, beside the model folder
+            var loop = new Trainer.Loop(s.steps(), 1, 1.0, schedule, 0, 0, 0, 1, 1, 0, false, 1024, s.seed(), runDir, null, "pretrain");
+            var trainable = new Trainer.Trainable() {
+                public LinkedHashMap<String, Tensor> parameters() {
+                    return params;
                 }
+
+                public void train(boolean on) {
+                }
+
+                public void saveInto(Path dir) {
+                }
+            };
+            // ---- loop ----
+            Trainer.Outcome o;
+            try (AdamW opt = new AdamW(groups, 0.9, 0.95, 1e-8)) {
+                o = new Trainer(model, trainable, TokenLoss.INSTANCE, batches, new Batches(List.of(), 1, 1, false, pad, 0), opt, loop).fit(log);
             }
             model.requireGrad(false);
             double valLoss = val.isEmpty() ? Double.NaN : Evaluation.run(model, valBatches).loss();
@@ -76,8 +67,14 @@ public final class Pretrain {
             for (String f : new String[]{"tokenizer.json", "tokenizer_config.json"})
                 Files.copy(s.tokenizerDir().resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
             double seconds = (System.nanoTime() - t0) / 1e9;
-            log.printf("pretrained in %.1f s (%.0f tokens/s): loss %.3f → %.3f, validation %.3f; saved %s%n", seconds, tokens / seconds, first, last, valLoss, out);
-            return new Summary(s.steps(), first, last, valLoss, seconds, tokens / seconds);
+            double first = firstLoss(runDir);
+            log.printf("pretrained in %.1f s: loss %.3f → %.3f, validation %.3f; saved %s%n", seconds, first, o.lastLoss(), valLoss, out);
+            return new Summary(o.steps(), first, o.lastLoss(), valLoss, seconds);
         }
+    }
+
+    private static double firstLoss(Path runDir) throws IOException {
+        var lines = Files.readAllLines(runDir.resolve("metrics.jsonl"));
+        return lines.isEmpty() ? Double.NaN : new com.fasterxml.jackson.databind.ObjectMapper().readTree(lines.getFirst()).get("loss").asDouble();
     }
 }

@@ -52,13 +52,6 @@ final class RunSetup {
         log.println(sb);
     }
 
-    static Path resolveResume(TrainConfig c, dev.tune4j.train.Checkpoints ckpt) throws IOException {
-        if (c.resume() == null) return null;
-        Path p = c.resume().equals("latest") ? ckpt.latest() : Path.of(c.resume());
-        if (p == null) throw new IllegalArgumentException("--resume latest: no checkpoint under " + c.out().resolve("checkpoints"));
-        return p;
-    }
-
     /**
      * The planner's peak for this run (its batch, the longest row it will see, its labelled share, optimizer, runtime),
      * printed before training starts so the measured peak at the end can be held against it.
@@ -67,15 +60,22 @@ final class RunSetup {
         long tokens = ds.train.stream().mapToLong(Example::length).sum(), labelled = ds.train.stream().mapToLong(Example::supervisedTokens).sum();
         int longest = ds.train.stream().mapToInt(Example::length).max().orElse(c.maxSeqLen());
         int seq = c.packing() ? c.maxSeqLen() : Math.min(c.maxSeqLen(), longest);
+        return predictPeak(c, config, c.batchSize(), seq, tokens == 0 ? 0.5 : (double) labelled / tokens, method, cpu, log);
+    }
+
+    /**
+     * The planner's peak for this run (its rows per micro-batch, the longest row it will see, its labelled share,
+     * optimizer, runtime), printed before training starts so the measured peak at the end can be held against it.
+     */
+    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, PrintStream log) {
         var m = MemoryPlan.Method.parse(method);
         var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
-        var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, c.batchSize(), seq, c.gradientCheckpointing(),
-                tokens == 0 ? 0.5 : (double) labelled / tokens, c.lossChunk(), c.r(), c.targetModules(), c.doubleQuant(),
-                cpu ? MemoryPlan.Runtime.CPU : MemoryPlan.Runtime.GPU);
+        var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, rows, seq, c.gradientCheckpointing(),
+                labelledShare, c.lossChunk(), c.r(), c.targetModules(), c.doubleQuant(), cpu ? MemoryPlan.Runtime.CPU : MemoryPlan.Runtime.GPU);
         var e = MemoryPlan.estimate(setup);
         var sb = new StringBuilder();
         e.parts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(Math.round(v / 1048576.0)).append(" MiB"));
-        log.printf("planner: predicted peak memory %.0f MiB at batch %d × %d tokens (%s)%n", e.peak() / 1048576.0, c.batchSize(), seq, sb);
+        log.printf("planner: predicted peak memory %.0f MiB at batch %d × %d tokens (%s)%n", e.peak() / 1048576.0, rows, seq, sb);
         return e.peak();
     }
 

@@ -18,10 +18,16 @@ public final class PairBatches implements MicroSource {
     private final int batchSize;
     private final long seed, padId;
     private final boolean nllOnChosen;
+    private final int idOffset; // row ids are offset + pair index (train and validation pairs share one id space)
     private int cachedEpoch = -1;
     private List<Integer> order;
 
     public PairBatches(List<PreferencePair> pairs, int batchSize, long padId, long seed, boolean nllOnChosen) {
+        this(pairs, batchSize, padId, seed, nllOnChosen, 0);
+    }
+
+    public PairBatches(List<PreferencePair> pairs, int batchSize, long padId, long seed, boolean nllOnChosen, int idOffset) {
+        this.idOffset = idOffset;
         this.pairs = List.copyOf(pairs);
         this.batchSize = batchSize;
         this.padId = padId;
@@ -85,7 +91,7 @@ public final class PairBatches implements MicroSource {
         for (int r = 0; r < rows; r++) {
             var p = pairs.get(idx[r % b]);
             long[] answer = r < b ? p.chosen() : p.rejected();
-            rowIds[r] = idx[r % b];
+            rowIds[r] = idOffset + idx[r % b];
             int at = r * t;
             for (int i = 0; i < p.prompt().length + answer.length; i++, at++) {
                 boolean isAnswer = i >= p.prompt().length;

@@ -23,14 +23,37 @@ public record TrainConfig(
         // after training
         Path generalFile, double forgettingThreshold,
         // QLoRA
-        String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype) {
+        String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype,
+        // stage and preference training, DoRA, initial adapter
+        String stage, String lossType, double beta, double labelSmoothing, double simpoGamma, double cpoAlpha, double orpoLambda,
+        boolean precomputeRefLogps, Path adapter, boolean useDora) {
+
+    /** sft (default), pt (continued pre-training on raw text), or a preference stage. */
+    public static final List<String> STAGES = List.of("sft", "pt", "dpo", "orpo", "simpo");
+
+    public boolean preference() {
+        return !stage.equals("sft") && !stage.equals("pt");
+    }
 
     /** Every key a file or flag may set, in the order help lists them. */
     public static final List<String> KEYS = List.of("model", "data", "out", "method", "r", "lora-alpha", "lora-dropout", "target-modules",
             "use-rslora", "format", "prompt-style", "max-seq-len", "val-ratio", "val-file", "mix-file", "mix-ratio", "skip-bad-rows", "packing",
             "lr", "epochs", "max-steps", "batch-size", "grad-accum", "scheduler", "warmup-ratio", "warmup-steps", "weight-decay",
             "max-grad-norm", "seed", "gradient-checkpointing", "loss-chunk", "eval-steps", "save-steps", "keep-best", "keep-last",
-            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold", "quant", "double-quant", "blocksize", "optim", "optim-offload", "compute-dtype");
+            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold", "quant", "double-quant", "blocksize", "optim", "optim-offload", "compute-dtype",
+            "stage", "loss-type", "beta", "label-smoothing", "simpo-gamma", "cpo-alpha", "orpo-lambda", "precompute-ref-logps", "adapter", "use-dora");
+
+    /** Keys that apply only to some methods or stages: giving one elsewhere is an error naming it (never silently ignored). */
+    static final Map<String, Set<String>> APPLIES = Map.ofEntries(
+            Map.entry("r", Set.of("lora", "qlora")), Map.entry("lora-alpha", Set.of("lora", "qlora")), Map.entry("lora-dropout", Set.of("lora", "qlora")),
+            Map.entry("target-modules", Set.of("lora", "qlora")), Map.entry("use-rslora", Set.of("lora", "qlora")), Map.entry("use-dora", Set.of("lora", "qlora")),
+            Map.entry("adapter", Set.of("lora", "qlora")),
+            Map.entry("quant", Set.of("qlora")), Map.entry("double-quant", Set.of("qlora")), Map.entry("blocksize", Set.of("qlora")),
+            Map.entry("prompt-style", Set.of("sft", "dpo", "orpo", "simpo")), Map.entry("packing", Set.of("sft", "pt")),
+            Map.entry("mix-file", Set.of("sft", "pt")), Map.entry("mix-ratio", Set.of("sft", "pt")),
+            Map.entry("loss-type", Set.of("dpo")), Map.entry("beta", Set.of("dpo", "simpo")), Map.entry("label-smoothing", Set.of("dpo")),
+            Map.entry("precompute-ref-logps", Set.of("dpo")),
+            Map.entry("simpo-gamma", Set.of("simpo")), Map.entry("cpo-alpha", Set.of("simpo")), Map.entry("orpo-lambda", Set.of("orpo")));
 
     public TrainConfig {
         if (!Set.of("lora", "qlora", "full").contains(method)) throw new IllegalArgumentException("method: expected lora, qlora or full, found '" + method + "'");
@@ -42,6 +65,8 @@ public record TrainConfig(
         if (epochs < 1 && maxSteps < 1) throw new IllegalArgumentException("need epochs >= 1 or max-steps >= 1");
         if (!(lr > 0)) throw new IllegalArgumentException("lr must be positive, found " + lr);
         if (keepBest < 0 || keepLast < 0) throw new IllegalArgumentException("keep-best and keep-last must be >= 0");
+        if (!STAGES.contains(stage)) throw new IllegalArgumentException("stage: expected one of " + STAGES + ", found '" + stage + "'");
+        if (stage.equals("dpo")) dev.tune4j.train.PreferenceLoss.Type.parse(lossType);
         targetModules = List.copyOf(targetModules);
     }
 
@@ -49,6 +74,12 @@ public record TrainConfig(
     public static TrainConfig fromMap(Map<String, String> m, String source) {
         for (String k : m.keySet())
             if (!KEYS.contains(k)) throw new IllegalArgumentException(source + ": unknown key '" + k + "' (keys are the long flag names: " + String.join(", ", KEYS) + ")");
+        String method = m.getOrDefault("method", "lora"), stage = m.getOrDefault("stage", "sft");
+        for (String k : m.keySet()) {
+            Set<String> where = APPLIES.get(k);
+            if (where != null && !where.contains(method) && !where.contains(stage))
+                throw new IllegalArgumentException(source + ": '" + k + "' applies to " + String.join("/", new TreeSet<>(where)) + ", not to method " + method + ", stage " + stage);
+        }
         var v = new Values(m, source);
         if (v.str("model", null) == null || v.str("data", null) == null || v.str("out", null) == null)
             throw new IllegalArgumentException(source + ": model, data and out are required");
@@ -57,13 +88,21 @@ public record TrainConfig(
                 List.of(v.str("target-modules", "all-linear").split("\\s*,\\s*")), v.bool("use-rslora", false),
                 v.str("format", null), v.str("prompt-style", null), v.integer("max-seq-len", 512), v.dbl("val-ratio", 0.1),
                 v.path("val-file"), v.path("mix-file"), v.dbl("mix-ratio", 0), v.bool("skip-bad-rows", false), v.bool("packing", false),
-                v.dbl("lr", 2e-4), v.integer("epochs", 1), v.integer("max-steps", -1), v.integer("batch-size", 4), v.integer("grad-accum", 1),
+                v.dbl("lr", List.of("dpo", "orpo", "simpo").contains(stage) ? 5e-5 : 2e-4), v.integer("epochs", 1), v.integer("max-steps", -1), v.integer("batch-size", 4), v.integer("grad-accum", 1),
                 v.str("scheduler", "linear").replace('-', '_'), v.dbl("warmup-ratio", 0), v.integer("warmup-steps", 0), v.dbl("weight-decay", 0),
                 v.dbl("max-grad-norm", 1.0), v.integer("seed", 42), v.bool("gradient-checkpointing", "qlora".equals(m.get("method"))), v.integer("loss-chunk", 1024),
                 v.integer("eval-steps", 0), v.integer("save-steps", 0), v.integer("keep-best", 1), v.integer("keep-last", 1),
                 v.integer("early-stopping-patience", 0), v.integer("logging-steps", 1), v.str("resume", null),
                 v.path("general-file"), v.dbl("forgetting-threshold", 0.1),
-                v.str("quant", "nf4"), v.bool("double-quant", true), v.integer("blocksize", 64), v.str("optim", "adamw"), v.bool("optim-offload", false), v.str("compute-dtype", null));
+                v.str("quant", "nf4"), v.bool("double-quant", true), v.integer("blocksize", 64), v.str("optim", "adamw"), v.bool("optim-offload", false), v.str("compute-dtype", null),
+                stage, v.str("loss-type", "sigmoid"), v.dbl("beta", stage.equals("simpo") ? 2.0 : 0.1), v.dbl("label-smoothing", 0), v.dbl("simpo-gamma", 0.5),
+                v.dbl("cpo-alpha", 0), v.dbl("orpo-lambda", 0.1), v.bool("precompute-ref-logps", false), v.path("adapter"), v.bool("use-dora", false));
+    }
+
+    /** Whether a key means something for this run's method and stage (those that do not are left out of run_config.json). */
+    public boolean applies(String key) {
+        Set<String> where = APPLIES.get(key);
+        return where == null || where.contains(method) || where.contains(stage);
     }
 
     /** The resolved configuration as key → value (for run_config.json and the start-of-run printout). */
@@ -72,8 +111,10 @@ public record TrainConfig(
         Object[] values = {model, data, out, method, r, loraAlpha, loraDropout, String.join(",", targetModules), useRslora, format, promptStyle,
                 maxSeqLen, valRatio, valFile, mixFile, mixRatio, skipBadRows, packing, lr, epochs, maxSteps, batchSize, gradAccum, scheduler,
                 warmupRatio, warmupSteps, weightDecay, maxGradNorm, seed, gradientCheckpointing, lossChunk, evalSteps, saveSteps, keepBest,
-                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold, quant, doubleQuant, blocksize, optim, optimOffload, computeDtype};
-        for (int i = 0; i < KEYS.size(); i++) m.put(KEYS.get(i), values[i] instanceof Path p ? p.toString() : values[i]);
+                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold, quant, doubleQuant, blocksize, optim, optimOffload, computeDtype,
+                stage, lossType, beta, labelSmoothing, simpoGamma, cpoAlpha, orpoLambda, precomputeRefLogps, adapter, useDora};
+        for (int i = 0; i < KEYS.size(); i++)
+            if (applies(KEYS.get(i))) m.put(KEYS.get(i), values[i] instanceof Path p ? p.toString() : values[i]);
         return m;
     }
 

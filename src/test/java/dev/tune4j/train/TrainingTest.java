@@ -191,15 +191,25 @@ class TrainingTest {
         }
     }
 
+    /** The LoRA keys apply to LoRA only: full fine-tuning is given none of them. */
+    List<String> fullBase(Path data, Path out) {
+        var args = base(data, out);
+        for (String k : List.of("--r", "--lora-alpha")) {
+            int i = args.indexOf(k);
+            args.subList(i, i + 2).clear();
+        }
+        return args;
+    }
+
     @Test
     void fullFineTuningWritesAModelFolderAndResumes() throws Exception {
         Path data = task(48), out = tmp.resolve("full");
-        var args = base(data, out);
+        var args = fullBase(data, out);
         args.addAll(List.of("--method", "full", "--lr", "1e-3", "--max-steps", "3", "--save-steps", "3", "--keep-last", "2"));
         CliRun r = cli(args.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(r.out()).contains("all trainable");
-        var more = base(data, out);
+        var more = fullBase(data, out);
         more.addAll(List.of("--method", "full", "--lr", "1e-3", "--max-steps", "6", "--save-steps", "3", "--keep-last", "2", "--resume", "latest"));
         CliRun resumed = cli(more.toArray(String[]::new));
         assertThat(resumed.code()).as(resumed.err() + resumed.out()).isZero();

@@ -1,0 +1,96 @@
+package dev.tune4j.recipes;
+
+import dev.tune4j.data.*;
+import dev.tune4j.hf.ModelFolder;
+import dev.tune4j.model.LlamaModel;
+import dev.tune4j.peft.LoraAdapter;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.tensor.Memory;
+import dev.tune4j.text.Tokenizer;
+import dev.tune4j.train.*;
+import org.bytedeco.pytorch.Tensor;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.*;
+
+/**
+ * One training run, for every method and stage: setup → {@link Trainer#fit} → save → report. What differs is stated by
+ * a {@link Method} (what is trainable: {@link Adapters} for LoRA/QLoRA/DoRA, {@link Full} for every weight) and the
+ * stage (the data and the objective: token cross-entropy for sft/pt, {@link Preference} for dpo/orpo/simpo).
+ */
+public final class Run {
+    private Run() {}
+
+    /** What a method states: its trainable set (the loop's seam), its reference switch, and what the run leaves behind. */
+    interface Method extends Trainer.Trainable, AutoCloseable {
+        double weightDecay(String name, Tensor p, double decay);
+
+        Path save(Path out) throws IOException;
+
+        void toReference();
+
+        void toPolicy();
+
+        LoraAdapter adapter(); // null for full fine-tuning
+
+        long trainableCount();
+
+        @Override
+        void close();
+    }
+
+    /** @param output the PEFT adapter folder (LoRA/QLoRA) or the model folder (full fine-tuning) */
+    public record Summary(long steps, double lastLoss, double bestValLoss, double firstValLoss, double seconds, long peakRssBytes,
+                          Path output, boolean stoppedEarly, long trainableParams, long predictedPeakBytes, Map<String, Double> lastMetrics) {}
+
+    public static Summary run(TrainConfig c, PrintStream log) throws IOException {
+        long t0 = System.nanoTime();
+        RunSetup.writeResolvedConfig(c, log);
+        Compute compute = c.computeDtype() == null ? Compute.auto() : new Compute(Compute.auto().cuda(), c.computeDtype().equals("bfloat16"));
+        boolean full = c.method().equals("full");
+        try (ModelFolder folder = ModelFolder.open(c.model());
+             LlamaModel model = full ? Full.load(c, folder, compute) : Adapters.load(c, folder, compute, log);
+             Tokenizer tok = Tokenizer.load(c.model());
+             Method method = full ? Full.attach(c, model, log) : Adapters.attach(c, model, log)) {
+            long eos = RunSetup.eosId(tok, model.config), pad = RunSetup.padId(tok, model.config, eos);
+            // ---- the stage: data and objective ----
+            MicroSource train, val;
+            Objective objective;
+            Dataset ds = null;
+            long predicted;
+            if (c.preference()) {
+                throw new IllegalArgumentException("PENDING");
+            } else {
+                ds = RunSetup.dataset(c, tok, eos, log);
+                train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed());
+                val = new Batches(ds.val, c.batchSize(), c.maxSeqLen(), false, pad, c.seed());
+                objective = TokenLoss.INSTANCE;
+                predicted = RunSetup.predictPeak(c, model.config, ds, c.method(), !model.compute.cuda(), log);
+            }
+            Double basePerplexity = RunReport.baseline(c, model, method.adapter(), tok, eos, log); // a full fine-tune has no other moment to see its base
+            // ---- the loop ----
+            long totalSteps = Trainer.totalSteps(c.maxSteps(), c.epochs(), train, c.gradAccum());
+            int warmup = c.warmupSteps() > 0 ? c.warmupSteps() : LrSchedule.warmupFromRatio(c.warmupRatio(), (int) totalSteps);
+            var loop = new Trainer.Loop(totalSteps, c.gradAccum(), c.maxGradNorm(), LrSchedule.of(c.scheduler(), c.lr(), warmup, (int) totalSteps),
+                    c.evalSteps(), c.saveSteps(), c.keepBest(), c.keepLast(), c.loggingSteps(), c.earlyStoppingPatience(),
+                    c.gradientCheckpointing(), c.lossChunk(), c.seed(), c.out(), c.resume(), c.stage() + "/" + c.method());
+            var groups = method.parameters().entrySet().stream().map(e -> new AdamW.Param(e.getValue(), method.weightDecay(e.getKey(), e.getValue(), c.weightDecay()))).toList();
+            try (Optimizer opt = c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : new AdamW(groups, 0.9, 0.999, 1e-8, c.optimOffload())) {
+                var outcome = new Trainer(model, method, objective, train, val, opt, loop).fit(log);
+                // ---- save and report ----
+                Path output = method.save(c.out());
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                var summary = new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), seconds,
+                        Memory.peakResidentBytes(), output, outcome.stoppedEarly(), method.trainableCount(), predicted, outcome.lastMetrics());
+                RunReport.write(c, model, tok, method.adapter(), ds, summary, eos, basePerplexity, log);
+                RunSetup.reportPeak(predicted, summary.peakRssBytes(), log);
+                log.printf("done: %d steps in %.1f s; last train loss %.4f; best val loss %s; peak memory %.0f MiB; %s in %s%n",
+                        outcome.steps(), seconds, outcome.lastLoss(), Double.isNaN(outcome.bestValLoss()) ? "-" : String.format("%.4f", outcome.bestValLoss()),
+                        Memory.mib(summary.peakRssBytes()), full ? "model" : "adapter", output);
+                return summary;
+            }
+        }
+    }
+}
