@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.*;
 
 /** Small steps every recipe's setup shares: special ids, the data set, the run folder's resolved config. */
 final class RunSetup {
@@ -44,12 +45,55 @@ final class RunSetup {
 
     static void writeResolvedConfig(TrainConfig c, PrintStream log) throws IOException {
         Files.createDirectories(c.out());
+        checkResumable(c);
         var mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         byte[] json = mapper.writeValueAsBytes(c.toMap());
         AtomicFiles.write(c.out().resolve("run_config.json"), out -> out.write(json));
         var sb = new StringBuilder("config:");
         c.toMap().forEach((k, v) -> { if (v != null) sb.append(' ').append(k).append('=').append(v); });
         log.println(sb);
+    }
+
+    /** What a resumed run must share with the run it continues: the data order and batches depend on all of it. */
+    static Map<String, Object> fingerprint(TrainConfig c) throws IOException {
+        var f = new LinkedHashMap<String, Object>();
+        for (String k : List.of("method", "stage", "seed", "batch-size", "grad-accum", "max-seq-len", "packing", "val-ratio", "format"))
+            f.put(k, String.valueOf(c.toMap().get(k)));
+        f.put("data sha256", sha256(c.data()));
+        f.put("val-file sha256", c.valFile() == null ? "-" : sha256(c.valFile()));
+        f.put("mix-file sha256", c.mixFile() == null ? "-" : sha256(c.mixFile()));
+        return f;
+    }
+
+    /** A resume that would silently continue a different run (other seed, batch geometry or data) is a named error listing what changed. */
+    private static void checkResumable(TrainConfig c) throws IOException {
+        Path file = c.out().resolve("run_fingerprint.json");
+        var mapper = new ObjectMapper();
+        var now = fingerprint(c);
+        if (c.resume() != null && Files.exists(file)) {
+            var before = mapper.readTree(file.toFile());
+            var diffs = new ArrayList<String>();
+            now.forEach((k, v) -> {
+                String was = before.path(k).asText("-");
+                if (!was.equals(v)) diffs.add(k + ": " + was + " → " + v);
+            });
+            if (!diffs.isEmpty())
+                throw new IllegalArgumentException("--resume: this run differs from the one in " + c.out() + " (" + String.join("; ", diffs)
+                        + "); resume with the same settings, or train into a new --out");
+        }
+        byte[] json = mapper.enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(now);
+        AtomicFiles.write(file, o -> o.write(json));
+    }
+
+    private static String sha256(Path file) throws IOException {
+        try (var in = Files.newInputStream(file)) {
+            var md = java.security.MessageDigest.getInstance("SHA-256");
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
+            return java.util.HexFormat.of().formatHex(md.digest());
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /**

@@ -28,32 +28,98 @@ public record TrainConfig(
         String stage, String lossType, double beta, double labelSmoothing, double simpoGamma, double cpoAlpha, double orpoLambda,
         boolean precomputeRefLogps, Path adapter, boolean useDora) {
 
+
+    /** What kind of value a key takes (and so how a flag parses it). */
+    public enum Kind {PATH, TEXT, INT, NUMBER, BOOL, LIST}
+
+    /**
+     * One configuration key: its name (the long flag, the YAML key and the run_config.json key), kind, default (null =
+     * none; "*" = depends on other keys, as the help says), help, and the methods/stages it applies to (empty = all).
+     */
+    public record Key(String name, Kind kind, String defaultValue, String help, Set<String> appliesTo) {
+        public String describe() {
+            String d = defaultValue == null || defaultValue.equals("*") ? "" : " (default " + defaultValue + ")";
+            String w = appliesTo.isEmpty() ? "" : " [" + String.join(", ", new TreeSet<>(appliesTo)) + "]";
+            return help + d + w;
+        }
+    }
+
+    private static final Set<String> ALL = Set.of(), ADAPTERS = Set.of("lora", "qlora"), QLORA = Set.of("qlora"),
+            TOKENS = Set.of("sft", "pt"), PROMPTED = Set.of("sft", "dpo", "orpo", "simpo"), DPO = Set.of("dpo");
+
+    /** The one table of keys: flags, YAML keys, --help and run_config.json are all generated from it, in this order. */
+    public static final List<Key> TABLE = List.of(
+            new Key("model", Kind.PATH, null, "base model folder (HF: config.json, safetensors, tokenizer files)", ALL),
+            new Key("data", Kind.PATH, null, "training data: .json array, .jsonl or .txt (alpaca, chat, sharegpt, prompt/completion, text; preference pairs for dpo/orpo/simpo)", ALL),
+            new Key("out", Kind.PATH, null, "run folder: run_config.json, metrics.jsonl, checkpoints/, adapter/ or model/", ALL),
+            new Key("method", Kind.TEXT, "lora", "lora, qlora (4-bit base; gradient checkpointing on by default) or full (every weight; the result is a model folder)", ALL),
+            new Key("stage", Kind.TEXT, "sft", "sft (completions of instruction/chat data), pt (continued pre-training on raw text), dpo, orpo or simpo (preference pairs)", ALL),
+            new Key("r", Kind.INT, "16", "LoRA rank", ADAPTERS),
+            new Key("lora-alpha", Kind.NUMBER, "32", "LoRA alpha; scale alpha/r", ADAPTERS),
+            new Key("lora-dropout", Kind.NUMBER, "0.05", "dropout on the LoRA input", ADAPTERS),
+            new Key("target-modules", Kind.LIST, "all-linear", "comma-separated module names, one regex, or all-linear", ADAPTERS),
+            new Key("use-rslora", Kind.BOOL, "false", "scale alpha/sqrt(r)", ADAPTERS),
+            new Key("use-dora", Kind.BOOL, "false", "DoRA (weight-decomposed LoRA, PEFT's use_dora)", ADAPTERS),
+            new Key("adapter", Kind.PATH, null, "start from this PEFT adapter (an SFT adapter; for dpo also the frozen reference)", ADAPTERS),
+            new Key("format", Kind.TEXT, null, "data format (default: detected): alpaca | chat | sharegpt | prompt_completion | text; for pairs see the README", ALL),
+            new Key("prompt-style", Kind.TEXT, "*", "template (the model's chat template; the default when it has one) or alpaca", PROMPTED),
+            new Key("max-seq-len", Kind.INT, "512", "tokens per example, packed row or pair completion (prompt + answer); longer ones are cut", ALL),
+            new Key("val-ratio", Kind.NUMBER, "0.1", "share of records held out for validation", ALL),
+            new Key("val-file", Kind.PATH, null, "validation data instead of a held-out share", ALL),
+            new Key("mix-file", Kind.PATH, null, "general text mixed into training", TOKENS),
+            new Key("mix-ratio", Kind.NUMBER, "0", "share of training examples from --mix-file", TOKENS),
+            new Key("skip-bad-rows", Kind.BOOL, "false", "count malformed records as warnings instead of failing", ALL),
+            new Key("packing", Kind.BOOL, "false", "pack several examples per row (attention never crosses them)", TOKENS),
+            new Key("lr", Kind.NUMBER, "*", "peak learning rate (default 2e-4; 5e-5 for dpo/orpo/simpo)", ALL),
+            new Key("epochs", Kind.INT, "1", "passes over the training data", ALL),
+            new Key("max-steps", Kind.INT, "-1", "optimizer steps; overrides epochs when > 0", ALL),
+            new Key("batch-size", Kind.INT, "4", "rows (pairs for preference stages) per micro-batch", ALL),
+            new Key("grad-accum", Kind.INT, "1", "micro-batches per optimizer step", ALL),
+            new Key("scheduler", Kind.TEXT, "linear", "linear | cosine | cosine_with_restarts | constant_with_warmup | constant", ALL),
+            new Key("warmup-ratio", Kind.NUMBER, "0", "share of steps warming up", ALL),
+            new Key("warmup-steps", Kind.INT, "0", "warmup steps (overrides the ratio when > 0)", ALL),
+            new Key("weight-decay", Kind.NUMBER, "0", "AdamW decoupled weight decay (matrices only for full fine-tuning)", ALL),
+            new Key("max-grad-norm", Kind.NUMBER, "1.0", "clip the gradient norm to this", ALL),
+            new Key("seed", Kind.INT, "42", "seed for initialisation, shuffling, split and dropout", ALL),
+            new Key("gradient-checkpointing", Kind.BOOL, "*", "recompute each layer in backward instead of keeping activations (default: on for qlora)", ALL),
+            new Key("loss-chunk", Kind.INT, "1024", "positions per chunk of the LM head (logits never exist for more at once)", ALL),
+            new Key("eval-steps", Kind.INT, "0", "evaluate every N steps (0: each epoch and at the end)", ALL),
+            new Key("save-steps", Kind.INT, "0", "checkpoint every N steps (0: at the end)", ALL),
+            new Key("keep-best", Kind.INT, "1", "checkpoints kept by best validation loss", ALL),
+            new Key("keep-last", Kind.INT, "1", "most recent checkpoints kept", ALL),
+            new Key("early-stopping-patience", Kind.INT, "0", "stop after N evaluations without improvement (0: off)", ALL),
+            new Key("logging-steps", Kind.INT, "1", "write metrics every N steps", ALL),
+            new Key("resume", Kind.TEXT, null, "continue from a checkpoint folder, or 'latest' under --out", ALL),
+            new Key("general-file", Kind.PATH, null, "general text: its perplexity before and after training (forgetting check)", ALL),
+            new Key("forgetting-threshold", Kind.NUMBER, "0.1", "flag a relative perplexity increase above this", ALL),
+            new Key("quant", Kind.TEXT, "nf4", "nf4 or fp4", QLORA),
+            new Key("double-quant", Kind.BOOL, "true", "quantize the absmax values too", QLORA),
+            new Key("blocksize", Kind.INT, "64", "elements per quantization block, a power of two in 32..4096", QLORA),
+            new Key("optim", Kind.TEXT, "adamw", "adamw (fp32 state) or adamw8bit (bitsandbytes' blockwise 8-bit state, ~2 bytes/param)", ALL),
+            new Key("optim-offload", Kind.BOOL, "false", "keep optimizer state in host memory and update there (for GPUs; the CPU build runs the same path)", ALL),
+            new Key("compute-dtype", Kind.TEXT, null, "float32 or bfloat16 activations and frozen weights (default: float32 on CPU, bfloat16 on CUDA)", ALL),
+            new Key("loss-type", Kind.TEXT, "sigmoid", "sigmoid, ipo, hinge or robust (TRL's loss_type)", DPO),
+            new Key("beta", Kind.NUMBER, "*", "DPO's beta, the pull toward the reference (default 0.1); SimPO's beta (default 2.0)", Set.of("dpo", "simpo")),
+            new Key("label-smoothing", Kind.NUMBER, "0", "robust DPO's epsilon; with sigmoid, TRL <= 0.28's conservative DPO", DPO),
+            new Key("precompute-ref-logps", Kind.BOOL, "false", "compute the reference log-probs once before training, kept in the run folder (always on for --method full)", DPO),
+            new Key("simpo-gamma", Kind.NUMBER, "0.5", "SimPO's reward margin gamma (TRL's simpo_gamma)", Set.of("simpo")),
+            new Key("cpo-alpha", Kind.NUMBER, "0", "weight of an NLL term on the chosen completions (TRL's cpo_alpha; 0 = pure SimPO)", Set.of("simpo")),
+            new Key("orpo-lambda", Kind.NUMBER, "0.1", "weight of the odds-ratio term (TRL's beta for ORPO)", Set.of("orpo")));
+
+    /** Every key a file or flag may set, in table order. */
+    public static final List<String> KEYS = TABLE.stream().map(Key::name).toList();
+
+    static Key key(String name) {
+        for (Key k : TABLE) if (k.name().equals(name)) return k;
+        throw new IllegalStateException("no key " + name);
+    }
+
     /** sft (default), pt (continued pre-training on raw text), or a preference stage. */
     public static final List<String> STAGES = List.of("sft", "pt", "dpo", "orpo", "simpo");
 
     public boolean preference() {
         return !stage.equals("sft") && !stage.equals("pt");
     }
-
-    /** Every key a file or flag may set, in the order help lists them. */
-    public static final List<String> KEYS = List.of("model", "data", "out", "method", "r", "lora-alpha", "lora-dropout", "target-modules",
-            "use-rslora", "format", "prompt-style", "max-seq-len", "val-ratio", "val-file", "mix-file", "mix-ratio", "skip-bad-rows", "packing",
-            "lr", "epochs", "max-steps", "batch-size", "grad-accum", "scheduler", "warmup-ratio", "warmup-steps", "weight-decay",
-            "max-grad-norm", "seed", "gradient-checkpointing", "loss-chunk", "eval-steps", "save-steps", "keep-best", "keep-last",
-            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold", "quant", "double-quant", "blocksize", "optim", "optim-offload", "compute-dtype",
-            "stage", "loss-type", "beta", "label-smoothing", "simpo-gamma", "cpo-alpha", "orpo-lambda", "precompute-ref-logps", "adapter", "use-dora");
-
-    /** Keys that apply only to some methods or stages: giving one elsewhere is an error naming it (never silently ignored). */
-    static final Map<String, Set<String>> APPLIES = Map.ofEntries(
-            Map.entry("r", Set.of("lora", "qlora")), Map.entry("lora-alpha", Set.of("lora", "qlora")), Map.entry("lora-dropout", Set.of("lora", "qlora")),
-            Map.entry("target-modules", Set.of("lora", "qlora")), Map.entry("use-rslora", Set.of("lora", "qlora")), Map.entry("use-dora", Set.of("lora", "qlora")),
-            Map.entry("adapter", Set.of("lora", "qlora")),
-            Map.entry("quant", Set.of("qlora")), Map.entry("double-quant", Set.of("qlora")), Map.entry("blocksize", Set.of("qlora")),
-            Map.entry("prompt-style", Set.of("sft", "dpo", "orpo", "simpo")), Map.entry("packing", Set.of("sft", "pt")),
-            Map.entry("mix-file", Set.of("sft", "pt")), Map.entry("mix-ratio", Set.of("sft", "pt")),
-            Map.entry("loss-type", Set.of("dpo")), Map.entry("beta", Set.of("dpo", "simpo")), Map.entry("label-smoothing", Set.of("dpo")),
-            Map.entry("precompute-ref-logps", Set.of("dpo")),
-            Map.entry("simpo-gamma", Set.of("simpo")), Map.entry("cpo-alpha", Set.of("simpo")), Map.entry("orpo-lambda", Set.of("orpo")));
 
     public TrainConfig {
         if (!Set.of("lora", "qlora", "full").contains(method)) throw new IllegalArgumentException("method: expected lora, qlora or full, found '" + method + "'");
@@ -76,78 +142,88 @@ public record TrainConfig(
             if (!KEYS.contains(k)) throw new IllegalArgumentException(source + ": unknown key '" + k + "' (keys are the long flag names: " + String.join(", ", KEYS) + ")");
         String method = m.getOrDefault("method", "lora"), stage = m.getOrDefault("stage", "sft");
         for (String k : m.keySet()) {
-            Set<String> where = APPLIES.get(k);
-            if (where != null && !where.contains(method) && !where.contains(stage))
+            Set<String> where = key(k).appliesTo();
+            if (!where.isEmpty() && !where.contains(method) && !where.contains(stage))
                 throw new IllegalArgumentException(source + ": '" + k + "' applies to " + String.join("/", new TreeSet<>(where)) + ", not to method " + method + ", stage " + stage);
         }
         var v = new Values(m, source);
-        if (v.str("model", null) == null || v.str("data", null) == null || v.str("out", null) == null)
+        if (v.str("model") == null || v.str("data") == null || v.str("out") == null)
             throw new IllegalArgumentException(source + ": model, data and out are required");
-        return new TrainConfig(Path.of(v.str("model", null)), Path.of(v.str("data", null)), Path.of(v.str("out", null)), v.str("method", "lora"),
-                v.integer("r", 16), v.dbl("lora-alpha", 32), v.dbl("lora-dropout", 0.05),
-                List.of(v.str("target-modules", "all-linear").split("\\s*,\\s*")), v.bool("use-rslora", false),
-                v.str("format", null), v.str("prompt-style", null), v.integer("max-seq-len", 512), v.dbl("val-ratio", 0.1),
-                v.path("val-file"), v.path("mix-file"), v.dbl("mix-ratio", 0), v.bool("skip-bad-rows", false), v.bool("packing", false),
-                v.dbl("lr", List.of("dpo", "orpo", "simpo").contains(stage) ? 5e-5 : 2e-4), v.integer("epochs", 1), v.integer("max-steps", -1), v.integer("batch-size", 4), v.integer("grad-accum", 1),
-                v.str("scheduler", "linear").replace('-', '_'), v.dbl("warmup-ratio", 0), v.integer("warmup-steps", 0), v.dbl("weight-decay", 0),
-                v.dbl("max-grad-norm", 1.0), v.integer("seed", 42), v.bool("gradient-checkpointing", "qlora".equals(m.get("method"))), v.integer("loss-chunk", 1024),
-                v.integer("eval-steps", 0), v.integer("save-steps", 0), v.integer("keep-best", 1), v.integer("keep-last", 1),
-                v.integer("early-stopping-patience", 0), v.integer("logging-steps", 1), v.str("resume", null),
-                v.path("general-file"), v.dbl("forgetting-threshold", 0.1),
-                v.str("quant", "nf4"), v.bool("double-quant", true), v.integer("blocksize", 64), v.str("optim", "adamw"), v.bool("optim-offload", false), v.str("compute-dtype", null),
-                stage, v.str("loss-type", "sigmoid"), v.dbl("beta", stage.equals("simpo") ? 2.0 : 0.1), v.dbl("label-smoothing", 0), v.dbl("simpo-gamma", 0.5),
-                v.dbl("cpo-alpha", 0), v.dbl("orpo-lambda", 0.1), v.bool("precompute-ref-logps", false), v.path("adapter"), v.bool("use-dora", false));
+        boolean pref = List.of("dpo", "orpo", "simpo").contains(stage);
+        return new TrainConfig(v.path("model"), v.path("data"), v.path("out"), method,
+                v.integer("r"), v.dbl("lora-alpha"), v.dbl("lora-dropout"), List.of(v.str("target-modules").split("\\s*,\\s*")), v.bool("use-rslora"),
+                v.str("format"), m.containsKey("prompt-style") ? v.str("prompt-style") : null, v.integer("max-seq-len"), v.dbl("val-ratio"),
+                v.path("val-file"), v.path("mix-file"), v.dbl("mix-ratio"), v.bool("skip-bad-rows"), v.bool("packing"),
+                m.containsKey("lr") ? v.dbl("lr") : pref ? 5e-5 : 2e-4, v.integer("epochs"), v.integer("max-steps"), v.integer("batch-size"), v.integer("grad-accum"),
+                v.str("scheduler").replace('-', '_'), v.dbl("warmup-ratio"), v.integer("warmup-steps"), v.dbl("weight-decay"),
+                v.dbl("max-grad-norm"), v.integer("seed"), m.containsKey("gradient-checkpointing") ? v.bool("gradient-checkpointing") : method.equals("qlora"), v.integer("loss-chunk"),
+                v.integer("eval-steps"), v.integer("save-steps"), v.integer("keep-best"), v.integer("keep-last"),
+                v.integer("early-stopping-patience"), v.integer("logging-steps"), v.str("resume"),
+                v.path("general-file"), v.dbl("forgetting-threshold"),
+                v.str("quant"), v.bool("double-quant"), v.integer("blocksize"), v.str("optim"), v.bool("optim-offload"), v.str("compute-dtype"),
+                stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
+                v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"));
     }
 
     /** Whether a key means something for this run's method and stage (those that do not are left out of run_config.json). */
     public boolean applies(String key) {
-        Set<String> where = APPLIES.get(key);
-        return where == null || where.contains(method) || where.contains(stage);
+        Set<String> where = key(key).appliesTo();
+        return where.isEmpty() || where.contains(method) || where.contains(stage);
     }
 
     /** The resolved configuration as key → value (for run_config.json and the start-of-run printout). */
     public Map<String, Object> toMap() {
+        var v = new HashMap<String, Object>();
+        Object[] pairs = {"model", model, "data", data, "out", out, "method", method, "stage", stage, "r", r, "lora-alpha", loraAlpha,
+                "lora-dropout", loraDropout, "target-modules", String.join(",", targetModules), "use-rslora", useRslora, "use-dora", useDora,
+                "adapter", adapter, "format", format, "prompt-style", promptStyle, "max-seq-len", maxSeqLen, "val-ratio", valRatio, "val-file", valFile,
+                "mix-file", mixFile, "mix-ratio", mixRatio, "skip-bad-rows", skipBadRows, "packing", packing, "lr", lr, "epochs", epochs,
+                "max-steps", maxSteps, "batch-size", batchSize, "grad-accum", gradAccum, "scheduler", scheduler, "warmup-ratio", warmupRatio,
+                "warmup-steps", warmupSteps, "weight-decay", weightDecay, "max-grad-norm", maxGradNorm, "seed", seed,
+                "gradient-checkpointing", gradientCheckpointing, "loss-chunk", lossChunk, "eval-steps", evalSteps, "save-steps", saveSteps,
+                "keep-best", keepBest, "keep-last", keepLast, "early-stopping-patience", earlyStoppingPatience, "logging-steps", loggingSteps,
+                "resume", resume, "general-file", generalFile, "forgetting-threshold", forgettingThreshold, "quant", quant, "double-quant", doubleQuant,
+                "blocksize", blocksize, "optim", optim, "optim-offload", optimOffload, "compute-dtype", computeDtype, "loss-type", lossType,
+                "beta", beta, "label-smoothing", labelSmoothing, "precompute-ref-logps", precomputeRefLogps, "simpo-gamma", simpoGamma,
+                "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda};
+        for (int i = 0; i < pairs.length; i += 2) v.put((String) pairs[i], pairs[i + 1] instanceof Path p ? p.toString() : pairs[i + 1]);
+        if (v.size() != TABLE.size()) throw new IllegalStateException("toMap names " + v.size() + " keys, the table has " + TABLE.size());
         var m = new LinkedHashMap<String, Object>();
-        Object[] values = {model, data, out, method, r, loraAlpha, loraDropout, String.join(",", targetModules), useRslora, format, promptStyle,
-                maxSeqLen, valRatio, valFile, mixFile, mixRatio, skipBadRows, packing, lr, epochs, maxSteps, batchSize, gradAccum, scheduler,
-                warmupRatio, warmupSteps, weightDecay, maxGradNorm, seed, gradientCheckpointing, lossChunk, evalSteps, saveSteps, keepBest,
-                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold, quant, doubleQuant, blocksize, optim, optimOffload, computeDtype,
-                stage, lossType, beta, labelSmoothing, simpoGamma, cpoAlpha, orpoLambda, precomputeRefLogps, adapter, useDora};
-        for (int i = 0; i < KEYS.size(); i++)
-            if (applies(KEYS.get(i))) m.put(KEYS.get(i), values[i] instanceof Path p ? p.toString() : values[i]);
+        for (Key k : TABLE) if (applies(k.name())) m.put(k.name(), v.get(k.name()));
         return m;
     }
 
+    /** String values by key, with the table's defaults; a value of the wrong kind is an error naming the key. */
     private record Values(Map<String, String> m, String source) {
-        String str(String k, String d) {
+        String str(String k) {
             String s = m.get(k);
-            return s == null || s.isEmpty() ? d : s;
+            if (s == null || s.isEmpty()) s = key(k).defaultValue();
+            return "*".equals(s) ? null : s;
         }
 
         Path path(String k) {
-            String s = str(k, null);
+            String s = str(k);
             return s == null ? null : Path.of(s);
         }
 
-        int integer(String k, int d) {
+        int integer(String k) {
             try {
-                return m.containsKey(k) ? Integer.parseInt(m.get(k).trim()) : d;
+                return Integer.parseInt(str(k).trim());
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException(source + ": '" + k + "' expects an integer, found '" + m.get(k) + "'");
             }
         }
 
-        double dbl(String k, double d) {
+        double dbl(String k) {
             try {
-                return m.containsKey(k) ? Double.parseDouble(m.get(k).trim()) : d;
+                return Double.parseDouble(str(k).trim());
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException(source + ": '" + k + "' expects a number, found '" + m.get(k) + "'");
             }
         }
 
-        boolean bool(String k, boolean d) {
-            if (!m.containsKey(k)) return d;
-            String s = m.get(k).trim().toLowerCase();
+        boolean bool(String k) {
+            String s = m.containsKey(k) ? m.get(k).trim().toLowerCase(Locale.ROOT) : key(k).defaultValue();
             if (s.equals("true") || s.isEmpty()) return true;
             if (s.equals("false")) return false;
             throw new IllegalArgumentException(source + ": '" + k + "' expects true or false, found '" + m.get(k) + "'");

@@ -224,4 +224,24 @@ class TrainingTest {
         assertThat(lines).hasSize(6);
         assertThat(JSON.readTree(lines.getLast()).get("loss").asDouble()).isLessThan(JSON.readTree(lines.getFirst()).get("loss").asDouble());
     }
+
+    @Test
+    void resumeRefusesAChangedSeedBatchOrDataNamingTheDifferences() throws Exception {
+        Path data = task(32), out = tmp.resolve("changed");
+        var args = base(data, out);
+        args.addAll(List.of("--max-steps", "2", "--val-ratio", "0"));
+        CliRun r = cli(args.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        String before = Files.readString(out.resolve("metrics.jsonl"));
+        Files.writeString(data, Files.readString(data).replace("likes", "loves"));
+        var more = base(data, out);
+        more.set(more.indexOf("--seed") + 1, "8");
+        more.set(more.indexOf("--batch-size") + 1, "4");
+        more.addAll(List.of("--max-steps", "4", "--val-ratio", "0", "--resume", "latest"));
+        CliRun resumed = cli(more.toArray(String[]::new));
+        assertThat(resumed.code()).as(resumed.err() + resumed.out()).isEqualTo(2);
+        assertThat(resumed.err()).contains("--resume: this run differs").contains("seed: 7 → 8").contains("batch-size: 8 → 4").contains("data sha256")
+                .doesNotContain("Exception");
+        assertThat(Files.readString(out.resolve("metrics.jsonl"))).as("the old run is untouched").isEqualTo(before);
+    }
 }
