@@ -15,24 +15,21 @@ import java.util.*;
  */
 public final class Batches implements MicroSource {
     private final List<Packing.RowData> rows;
-    private final int batchSize;
-    private final long seed, padId;
+    private final long padId;
     private final boolean packed;
-    private int cachedEpoch = -1;
-    private List<Integer> order;
+    private final EpochOrder order;
 
     public Batches(List<Example> examples, int batchSize, int maxSeqLen, boolean packing, long padId, long seed) {
-        this.batchSize = batchSize;
-        this.seed = seed;
         this.padId = padId;
         this.packed = packing;
         this.rows = packing ? Packing.pack(examples, maxSeqLen, padId)
                 : examples.stream().map(e -> Packing.padded(e, e.length(), padId)).toList();
+        this.order = new EpochOrder(rows.size(), batchSize, seed);
     }
 
     @Override
     public int perEpoch() {
-        return (rows.size() + batchSize - 1) / batchSize;
+        return order.perEpoch();
     }
 
     @Override
@@ -49,26 +46,17 @@ public final class Batches implements MicroSource {
     }
 
     private List<Packing.RowData> rowsAt(long k) {
-        int epoch = (int) (k / perEpoch()), idx = (int) (k % perEpoch());
-        if (epoch != cachedEpoch) {
-            order = new ArrayList<>();
-            for (int i = 0; i < rows.size(); i++) order.add(i);
-            Collections.shuffle(order, new Random(seed + epoch));
-            cachedEpoch = epoch;
-        }
-        var chosen = new ArrayList<Packing.RowData>();
-        for (int i = idx * batchSize; i < Math.min(rows.size(), (idx + 1) * batchSize); i++) chosen.add(rows.get(order.get(i)));
-        return chosen;
+        return Arrays.stream(order.at(k)).mapToObj(rows::get).toList();
     }
 
     @Override
     public int inOrderCount() {
-        return (rows.size() + batchSize - 1) / batchSize;
+        return order.perEpoch();
     }
 
     @Override
     public Micro inOrder(int i, Compute c) {
-        return assemble(rows.subList(i * batchSize, Math.min(rows.size(), (i + 1) * batchSize)), c);
+        return assemble(Arrays.stream(order.inOrder(i)).mapToObj(rows::get).toList(), c);
     }
 
     @Override

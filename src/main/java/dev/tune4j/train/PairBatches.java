@@ -1,109 +1,124 @@
 package dev.tune4j.train;
 
+import dev.tune4j.data.KtoExample;
 import dev.tune4j.data.PreferencePair;
 import dev.tune4j.model.Batch;
 import dev.tune4j.tensor.Compute;
 import dev.tune4j.tensor.Tensors;
 
 import java.util.*;
+import java.util.function.IntFunction;
 
 /**
- * Micro-batches of preference pairs in TRL's layout: rows 0..B−1 are prompt+chosen, rows B..2B−1 prompt+rejected, all
- * right-padded to the longest row; labels on the completion tokens. For ORPO the chosen rows are labelled on the prompt
- * too (its NLL term reads them) and marked as non-completion there. Pairs are shuffled per epoch with seed + epoch, so
- * micro-batch k is a pure function of (seed, k).
+ * Micro-batches of prompt + completion rows in TRL's layouts, right-padded to the longest row, labels on the completion
+ * tokens. Pairs: rows 0..B−1 prompt+chosen, B..2B−1 prompt+rejected (for ORPO the chosen rows are labelled on the prompt
+ * too, marked non-completion, since its NLL reads them). KTO: rows 0..n−1 prompt_i+completion_i, then the KL rows
+ * prompt_i+completion_(i−1 mod n) (TRL rotates the completions by one inside the batch). Row ids are offset + item index
+ * (train and validation items share one id space, for stored reference log-probs).
  */
 public final class PairBatches implements MicroSource {
-    private final List<PreferencePair> pairs;
-    private final int batchSize;
-    private final long seed, padId;
-    private final boolean nllOnChosen;
-    private final int idOffset; // row ids are offset + pair index (train and validation pairs share one id space)
-    private int cachedEpoch = -1;
-    private List<Integer> order;
+    /** One row: prompt, completion, which item it comes from, and whether the prompt is labelled too. */
+    private record Row(long[] prompt, long[] answer, int id, boolean labelPrompt) {}
 
-    public PairBatches(List<PreferencePair> pairs, int batchSize, long padId, long seed, boolean nllOnChosen) {
-        this(pairs, batchSize, padId, seed, nllOnChosen, 0);
+    private final int items;
+    private final EpochOrder order;
+    private final long padId;
+    private final IntFunction<long[]> itemTokens;        // for predictedAt: the completion tokens of an item
+    private final java.util.function.Function<int[], List<Row>> layout;
+
+    private PairBatches(int items, int batchSize, long padId, long seed, IntFunction<long[]> itemTokens, java.util.function.Function<int[], List<Row>> layout) {
+        this.items = items;
+        this.order = new EpochOrder(items, batchSize, seed);
+        this.padId = padId;
+        this.itemTokens = itemTokens;
+        this.layout = layout;
     }
 
-    public PairBatches(List<PreferencePair> pairs, int batchSize, long padId, long seed, boolean nllOnChosen, int idOffset) {
-        this.idOffset = idOffset;
-        this.pairs = List.copyOf(pairs);
-        this.batchSize = batchSize;
-        this.padId = padId;
-        this.seed = seed;
-        this.nllOnChosen = nllOnChosen;
+    public static PairBatches pairs(List<PreferencePair> pairs, int batchSize, long padId, long seed, boolean nllOnChosen, int idOffset) {
+        var ps = List.copyOf(pairs);
+        return new PairBatches(ps.size(), batchSize, padId, seed, i -> concat(ps.get(i).chosen(), ps.get(i).rejected()), idx -> {
+            var rows = new ArrayList<Row>();
+            for (int i : idx) rows.add(new Row(ps.get(i).prompt(), ps.get(i).chosen(), idOffset + i, nllOnChosen));
+            for (int i : idx) rows.add(new Row(ps.get(i).prompt(), ps.get(i).rejected(), idOffset + i, false));
+            return rows;
+        });
+    }
+
+    public static PairBatches kto(List<KtoExample> examples, int batchSize, long padId, long seed, int idOffset) {
+        var es = List.copyOf(examples);
+        return new PairBatches(es.size(), batchSize, padId, seed, i -> es.get(i).completion(), idx -> {
+            var rows = new ArrayList<Row>();
+            for (int i : idx) rows.add(new Row(es.get(i).prompt(), es.get(i).completion(), idOffset + i, false));
+            for (int k = 0; k < idx.length; k++) // the KL rows: each prompt with the previous example's completion
+                rows.add(new Row(es.get(idx[k]).prompt(), es.get(idx[(k + idx.length - 1) % idx.length]).completion(), idOffset + idx[k], false));
+            return rows;
+        });
+    }
+
+    private static long[] concat(long[] a, long[] b) {
+        long[] c = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
     }
 
     @Override
     public int perEpoch() {
-        return (pairs.size() + batchSize - 1) / batchSize;
-    }
-
-    private int[] indicesAt(long k) {
-        int epoch = (int) (k / perEpoch()), idx = (int) (k % perEpoch());
-        if (epoch != cachedEpoch) {
-            order = new ArrayList<>();
-            for (int i = 0; i < pairs.size(); i++) order.add(i);
-            Collections.shuffle(order, new Random(seed + epoch));
-            cachedEpoch = epoch;
-        }
-        return order.subList(idx * batchSize, Math.min(pairs.size(), (idx + 1) * batchSize)).stream().mapToInt(Integer::intValue).toArray();
+        return order.perEpoch();
     }
 
     @Override
     public Micro get(long k, Compute c) {
-        return assemble(indicesAt(k), c);
+        return assemble(order.at(k), c);
     }
 
     @Override
     public long predictedAt(long k) {
         long n = 0;
-        for (int i : indicesAt(k)) n += pairs.get(i).chosen().length + pairs.get(i).rejected().length;
+        for (int i : order.at(k)) n += itemTokens.apply(i).length;
         return n;
     }
 
     @Override
     public int inOrderCount() {
-        return perEpoch();
+        return order.perEpoch();
     }
 
     @Override
     public Micro inOrder(int i, Compute c) {
-        return assemble(java.util.stream.IntStream.range(i * batchSize, Math.min(pairs.size(), (i + 1) * batchSize)).toArray(), c);
+        return assemble(order.inOrder(i), c);
     }
 
     @Override
     public boolean isEmpty() {
-        return pairs.isEmpty();
+        return items == 0;
     }
 
-    /** The batch of the given pairs (indices into the list), in TRL's chosen-then-rejected layout. */
+    /** The batch of the given items (indices into the list), in the source's layout. */
     public Micro assemble(int[] idx, Compute c) {
-        int b = idx.length, rows = 2 * b, t = 1;
-        for (int i : idx) t = Math.max(t, pairs.get(i).prompt().length + Math.max(pairs.get(i).chosen().length, pairs.get(i).rejected().length));
-        long[] ids = new long[rows * t], labels = new long[rows * t], mask = new long[rows * t];
-        boolean[] completion = new boolean[rows * t];
-        int[] rowIds = new int[rows];
+        List<Row> rows = layout.apply(idx);
+        int n = rows.size(), t = 1;
+        for (Row r : rows) t = Math.max(t, r.prompt().length + r.answer().length);
+        long[] ids = new long[n * t], labels = new long[n * t], mask = new long[n * t];
+        boolean[] completion = new boolean[n * t];
+        int[] rowIds = new int[n];
         Arrays.fill(ids, padId);
         Arrays.fill(labels, -100);
         long tokens = 0, predicted = 0;
-        for (int r = 0; r < rows; r++) {
-            var p = pairs.get(idx[r % b]);
-            long[] answer = r < b ? p.chosen() : p.rejected();
-            rowIds[r] = idOffset + idx[r % b];
-            int at = r * t;
-            for (int i = 0; i < p.prompt().length + answer.length; i++, at++) {
-                boolean isAnswer = i >= p.prompt().length;
-                ids[at] = isAnswer ? answer[i - p.prompt().length] : p.prompt()[i];
+        for (int r = 0; r < n; r++) {
+            Row row = rows.get(r);
+            rowIds[r] = row.id();
+            int at = r * t, plen = row.prompt().length;
+            for (int i = 0; i < plen + row.answer().length; i++, at++) {
+                boolean isAnswer = i >= plen;
+                ids[at] = isAnswer ? row.answer()[i - plen] : row.prompt()[i];
                 mask[at] = 1;
                 completion[at] = isAnswer;
-                if (isAnswer || (nllOnChosen && r < b && i > 0)) labels[at] = ids[at];
+                if (isAnswer || (row.labelPrompt() && i > 0)) labels[at] = ids[at];
                 tokens++;
                 if (i > 0 && labels[at] != -100) predicted++;
             }
         }
-        Batch batch = Batch.padded(c.placeIndex(Tensors.longs(ids, rows, t)), c.placeIndex(Tensors.longs(mask, rows, t)));
+        Batch batch = Batch.padded(c.placeIndex(Tensors.longs(ids, n, t)), c.placeIndex(Tensors.longs(mask, n, t)));
         return new Micro(batch, labels, completion, tokens, predicted, rowIds);
     }
 }

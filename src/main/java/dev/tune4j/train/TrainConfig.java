@@ -26,7 +26,7 @@ public record TrainConfig(
         String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype,
         // stage and preference training, DoRA, initial adapter
         String stage, String lossType, double beta, double labelSmoothing, double simpoGamma, double cpoAlpha, double orpoLambda,
-        boolean precomputeRefLogps, Path adapter, boolean useDora) {
+        boolean precomputeRefLogps, Path adapter, boolean useDora, double desirableWeight, double undesirableWeight) {
 
 
     /** What kind of value a key takes (and so how a flag parses it). */
@@ -45,7 +45,7 @@ public record TrainConfig(
     }
 
     private static final Set<String> ALL = Set.of(), ADAPTERS = Set.of("lora", "qlora"), QLORA = Set.of("qlora"),
-            TOKENS = Set.of("sft", "pt"), PROMPTED = Set.of("sft", "dpo", "orpo", "simpo"), DPO = Set.of("dpo");
+            TOKENS = Set.of("sft", "pt"), PROMPTED = Set.of("sft", "dpo", "kto", "orpo", "simpo"), DPO = Set.of("dpo"), KTO = Set.of("kto");
 
     /** The one table of keys: flags, YAML keys, --help and run_config.json are all generated from it, in this order. */
     public static final List<Key> TABLE = List.of(
@@ -53,7 +53,7 @@ public record TrainConfig(
             new Key("data", Kind.PATH, null, "training data: .json array, .jsonl or .txt (alpaca, chat, sharegpt, prompt/completion, text; preference pairs for dpo/orpo/simpo)", ALL),
             new Key("out", Kind.PATH, null, "run folder: run_config.json, metrics.jsonl, checkpoints/, adapter/ or model/", ALL),
             new Key("method", Kind.TEXT, "lora", "lora, qlora (4-bit base; gradient checkpointing on by default) or full (every weight; the result is a model folder)", ALL),
-            new Key("stage", Kind.TEXT, "sft", "sft (completions of instruction/chat data), pt (continued pre-training on raw text), dpo, orpo or simpo (preference pairs)", ALL),
+            new Key("stage", Kind.TEXT, "sft", "sft (completions of instruction/chat data), pt (continued pre-training on raw text), dpo, orpo or simpo (preference pairs), kto (unpaired labelled completions)", ALL),
             new Key("r", Kind.INT, "16", "LoRA rank", ADAPTERS),
             new Key("lora-alpha", Kind.NUMBER, "32", "LoRA alpha; scale alpha/r", ADAPTERS),
             new Key("lora-dropout", Kind.NUMBER, "0.05", "dropout on the LoRA input", ADAPTERS),
@@ -70,7 +70,7 @@ public record TrainConfig(
             new Key("mix-ratio", Kind.NUMBER, "0", "share of training examples from --mix-file", TOKENS),
             new Key("skip-bad-rows", Kind.BOOL, "false", "count malformed records as warnings instead of failing", ALL),
             new Key("packing", Kind.BOOL, "false", "pack several examples per row (attention never crosses them)", TOKENS),
-            new Key("lr", Kind.NUMBER, "*", "peak learning rate (default 2e-4; 5e-5 for dpo/orpo/simpo)", ALL),
+            new Key("lr", Kind.NUMBER, "*", "peak learning rate (default 2e-4; 5e-5 for dpo/kto/orpo/simpo)", ALL),
             new Key("epochs", Kind.INT, "1", "passes over the training data", ALL),
             new Key("max-steps", Kind.INT, "-1", "optimizer steps; overrides epochs when > 0", ALL),
             new Key("batch-size", Kind.INT, "4", "rows (pairs for preference stages) per micro-batch", ALL),
@@ -99,9 +99,11 @@ public record TrainConfig(
             new Key("optim-offload", Kind.BOOL, "false", "keep optimizer state in host memory and update there (for GPUs; the CPU build runs the same path)", ALL),
             new Key("compute-dtype", Kind.TEXT, null, "float32 or bfloat16 activations and frozen weights (default: float32 on CPU, bfloat16 on CUDA)", ALL),
             new Key("loss-type", Kind.TEXT, "sigmoid", "sigmoid, ipo, hinge or robust (TRL's loss_type)", DPO),
-            new Key("beta", Kind.NUMBER, "*", "DPO's beta, the pull toward the reference (default 0.1); SimPO's beta (default 2.0)", Set.of("dpo", "simpo")),
+            new Key("beta", Kind.NUMBER, "*", "DPO's and KTO's beta, the pull toward the reference (default 0.1); SimPO's beta (default 2.0)", Set.of("dpo", "kto", "simpo")),
             new Key("label-smoothing", Kind.NUMBER, "0", "robust DPO's epsilon; with sigmoid, TRL <= 0.28's conservative DPO", DPO),
-            new Key("precompute-ref-logps", Kind.BOOL, "false", "compute the reference log-probs once before training, kept in the run folder (always on for --method full)", DPO),
+            new Key("precompute-ref-logps", Kind.BOOL, "false", "compute the reference log-probs once before training, kept in the run folder (always on for --method full)", Set.of("dpo", "kto")),
+            new Key("desirable-weight", Kind.NUMBER, "1.0", "weight of the desirable examples' losses (TRL's desirable_weight)", KTO),
+            new Key("undesirable-weight", Kind.NUMBER, "1.0", "weight of the undesirable examples' losses (TRL's undesirable_weight)", KTO),
             new Key("simpo-gamma", Kind.NUMBER, "0.5", "SimPO's reward margin gamma (TRL's simpo_gamma)", Set.of("simpo")),
             new Key("cpo-alpha", Kind.NUMBER, "0", "weight of an NLL term on the chosen completions (TRL's cpo_alpha; 0 = pure SimPO)", Set.of("simpo")),
             new Key("orpo-lambda", Kind.NUMBER, "0.1", "weight of the odds-ratio term (TRL's beta for ORPO)", Set.of("orpo")));
@@ -115,7 +117,7 @@ public record TrainConfig(
     }
 
     /** sft (default), pt (continued pre-training on raw text), or a preference stage. */
-    public static final List<String> STAGES = List.of("sft", "pt", "dpo", "orpo", "simpo");
+    public static final List<String> STAGES = List.of("sft", "pt", "dpo", "kto", "orpo", "simpo");
 
     public boolean preference() {
         return !stage.equals("sft") && !stage.equals("pt");
@@ -149,7 +151,7 @@ public record TrainConfig(
         var v = new Values(m, source);
         if (v.str("model") == null || v.str("data") == null || v.str("out") == null)
             throw new IllegalArgumentException(source + ": model, data and out are required");
-        boolean pref = List.of("dpo", "orpo", "simpo").contains(stage);
+        boolean pref = List.of("dpo", "kto", "orpo", "simpo").contains(stage);
         return new TrainConfig(v.path("model"), v.path("data"), v.path("out"), method,
                 v.integer("r"), v.dbl("lora-alpha"), v.dbl("lora-dropout"), List.of(v.str("target-modules").split("\\s*,\\s*")), v.bool("use-rslora"),
                 v.str("format"), m.containsKey("prompt-style") ? v.str("prompt-style") : null, v.integer("max-seq-len"), v.dbl("val-ratio"),
@@ -162,7 +164,8 @@ public record TrainConfig(
                 v.path("general-file"), v.dbl("forgetting-threshold"),
                 v.str("quant"), v.bool("double-quant"), v.integer("blocksize"), v.str("optim"), v.bool("optim-offload"), v.str("compute-dtype"),
                 stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
-                v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"));
+                v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"),
+                v.dbl("desirable-weight"), v.dbl("undesirable-weight"));
     }
 
     /** Whether a key means something for this run's method and stage (those that do not are left out of run_config.json). */
@@ -185,7 +188,7 @@ public record TrainConfig(
                 "resume", resume, "general-file", generalFile, "forgetting-threshold", forgettingThreshold, "quant", quant, "double-quant", doubleQuant,
                 "blocksize", blocksize, "optim", optim, "optim-offload", optimOffload, "compute-dtype", computeDtype, "loss-type", lossType,
                 "beta", beta, "label-smoothing", labelSmoothing, "precompute-ref-logps", precomputeRefLogps, "simpo-gamma", simpoGamma,
-                "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda};
+                "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight};
         for (int i = 0; i < pairs.length; i += 2) v.put((String) pairs[i], pairs[i + 1] instanceof Path p ? p.toString() : pairs[i + 1]);
         if (v.size() != TABLE.size()) throw new IllegalStateException("toMap names " + v.size() + " keys, the table has " + TABLE.size());
         var m = new LinkedHashMap<String, Object>();

@@ -46,7 +46,7 @@ class GoldenPreferenceTest {
              Safetensors gradsDpo = Safetensors.open(dir.resolve("grads_dpo_sigmoid.safetensors"));
              Safetensors gradsOrpo = Safetensors.open(dir.resolve("grads_orpo.safetensors"));
              LoraAdapter lora = LoraAdapter.load(Golden.golden("lora/" + name + "/adapter"), m)) {
-            var dpoBatches = new PairBatches(pairs, 3, pad, 0, false);
+            var dpoBatches = PairBatches.pairs(pairs, 3, pad, 0, false, 0);
             try (PointerScope s = new PointerScope()) { // TRL's layout: chosen rows then rejected rows, right-padded
                 Micro mb = dpoBatches.assemble(all, m.compute);
                 assertThat(Tensors.toLongs(mb.batch().ids())).containsExactly(batch.longs("input_ids"));
@@ -79,7 +79,7 @@ class GoldenPreferenceTest {
             assertThat(cpo.loss()).as(name + " simpo + cpo nll").isCloseTo(simpo.get("loss_with_cpo_alpha_1.0").asDouble(), offset(1e-4));
             lora.parameters().forEach(p -> p.grad().zero_());
             // ORPO: NLL over the chosen rows' prompt and completion, odds ratio on completion averages
-            var orpoBatches = new PairBatches(pairs, 3, pad, 0, true);
+            var orpoBatches = PairBatches.pairs(pairs, 3, pad, 0, true, 0);
             var orpoR = step(m, new PreferenceLoss(new PreferenceLoss.Config(PreferenceLoss.Type.ORPO, orpo.get("beta").asDouble(), 0, 0, 0), null), orpoBatches, all);
             assertThat(orpoR.loss()).as(name + " orpo").isCloseTo(orpo.get("loss").asDouble(), offset(1e-4));
             assertMetrics(name + " orpo", orpoR.metrics(), orpo.get("metrics"), List.of("logits/chosen", "logits/rejected"));
@@ -87,12 +87,45 @@ class GoldenPreferenceTest {
         }
     }
 
-    private static Backprop.Result step(LlamaModel m, PreferenceLoss loss, PairBatches batches, int[] rows) {
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-untied", "qwen2-tied"})
+    void ktoLossAndMetricsEqualTrl(String name) throws Exception {
+        var dir = Golden.golden("dpo/" + name);
+        JsonNode kto = new ObjectMapper().readTree(dir.resolve("kto.json").toFile());
+        var examples = new ArrayList<dev.tune4j.data.KtoExample>();
+        var desirable = new boolean[kto.get("examples").size()];
+        for (JsonNode e : kto.get("examples")) {
+            desirable[examples.size()] = e.get("label").asBoolean();
+            examples.add(new dev.tune4j.data.KtoExample(longs(e.get("prompt_ids")), longs(e.get("completion_ids")), e.get("label").asBoolean()));
+        }
+        var batches = PairBatches.kto(examples, examples.size(), kto.get("pad_token_id").asLong(), 0, 0);
+        int[] all = java.util.stream.IntStream.range(0, examples.size()).toArray();
+        try (ModelFolder f = ModelFolder.open(Golden.golden("models/" + name));
+             LlamaModel m = LlamaModel.load(f, Compute.cpu());
+             LoraAdapter lora = LoraAdapter.load(Golden.golden("lora/" + name + "/adapter"), m)) {
+            try (PointerScope s = new PointerScope()) { // the KL rows pair each prompt with the previous completion, as TRL
+                Micro mb = batches.assemble(all, m.compute);
+                for (int i = 0; i < all.length; i++) assertThat(mb.rowIds()[all.length + i]).isEqualTo(i);
+            }
+            var reference = PreferenceLoss.switched(m, () -> lora.enable(false), () -> lora.enable(true), 7);
+            try (PointerScope s = new PointerScope()) {
+                double[] ref = reference.logps(batches.assemble(all, m.compute));
+                for (int i = 0; i < all.length; i++) {
+                    assertThat(ref[i]).as("ref logps " + i).isCloseTo(kto.get("logps").get("ref").get(i).asDouble(), offset(1e-4));
+                    assertThat(ref[all.length + i]).as("KL ref logps " + i).isCloseTo(kto.get("logps").get("KL_ref").get(i).asDouble(), offset(1e-4));
+                }
+            }
+            var r = step(m, new KtoLoss(0.1, 1, 1, desirable, reference), batches, all);
+            assertThat(r.loss()).as(name + " kto").isCloseTo(kto.get("loss").asDouble(), offset(1e-4));
+            assertMetrics(name + " kto", r.metrics(), kto.get("metrics"), List.of("entropy"));
+        }
+    }
+
+    private static Backprop.Result step(LlamaModel m, Objective loss, PairBatches batches, int[] rows) {
         try (PointerScope s = new PointerScope()) {
             return Backprop.run(m, batches.assemble(rows, m.compute), loss, 1.0, false, 5);
         }
     }
-
     /** TRL's logits/* for SimPO and ORPO average every position including padding; tune4j's head sees completion positions only. */
     private static void assertMetrics(String what, Map<String, Double> got, JsonNode want, List<String> skip) {
         want.properties().forEach(e -> {

@@ -101,7 +101,7 @@ class TrainConfigTest {
         var m = required("lora", "sft");
         m.put("r", "sixteen");
         assertThatThrownBy(() -> TrainConfig.fromMap(m, "run.yaml")).hasMessageContaining("run.yaml: 'r' expects an integer, found 'sixteen'");
-        var s = required("lora", "kto");
+        var s = required("lora", "rlhf");
         assertThatThrownBy(() -> TrainConfig.fromMap(s, "t")).hasMessageContaining("stage: expected one of");
         var l = required("lora", "dpo");
         l.put("loss-type", "exo");
