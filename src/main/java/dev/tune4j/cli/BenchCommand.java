@@ -57,6 +57,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--gradient-checkpointing", description = "train: recompute layers in backward")
     boolean checkpointing;
 
+    @Option(names = "--stage", defaultValue = "sft", description = "train: sft (default; rows with the second half labelled) or dpo (--batch-size pairs of --seq-len tokens: half prompt, half answer; sigmoid loss)")
+    String stage;
+
+    @Option(names = "--precompute-ref-logps", description = "train --stage dpo: reference log-probs computed once before timing instead of a reference pass per step")
+    boolean precomputeRef;
+
     @Option(names = "--json", description = "print one JSON line with the results")
     boolean json;
 
@@ -124,6 +130,7 @@ final class BenchCommand implements Callable<Integer> {
      */
     private void trainSteps(LlamaModel m, Random rnd, java.util.Map<String, Object> result) {
         if (!List.of("lora", "qlora", "full").contains(method)) throw new Main.BadInput("bench train: --method lora, qlora or full, found '" + method + "'");
+        if (!List.of("sft", "dpo").contains(stage)) throw new Main.BadInput("bench train: --stage sft or dpo, found '" + stage + "'");
         if (method.equals("qlora")) {
             var sizes = dev.tune4j.quant.FourBit.quantize(m, "nf4", 64, true);
             result.put("base_linear_bytes_ratio", Math.round(sizes.ratio() * 10000) / 10000.0);
@@ -133,7 +140,7 @@ final class BenchCommand implements Callable<Integer> {
             ids[i] = rnd.nextInt(m.config.vocabSize());
             labels[i] = i % seqLen < seqLen / 2 ? -100 : ids[i];
         }
-        var data = new dev.tune4j.train.MicroSource() { // the same batch every step (random ids, second half labelled)
+        dev.tune4j.train.MicroSource data = stage.equals("dpo") ? randomPairs(m, rnd) : new dev.tune4j.train.MicroSource() { // the same batch every step
             public int perEpoch() { return 1; }
             public dev.tune4j.train.Micro get(long k, Compute c) {
                 return new dev.tune4j.train.Micro(dev.tune4j.model.Batch.of(c.placeIndex(Tensors.longs(ids, batch, seqLen))), labels, null, ids.length, predictedAt(k), null);
@@ -165,7 +172,7 @@ final class BenchCommand implements Callable<Integer> {
                     checkpointing, 1024, 0, null, null, "bench");
             try (var opt = new dev.tune4j.train.AdamW(params.values().stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), 0.9, 0.999, 1e-8)) {
                 // exactly the step the recipes run: Trainer.step (accumulate → forward/backward → clip → update)
-                var trainer = new dev.tune4j.train.Trainer(m, trainables, dev.tune4j.train.TokenLoss.INSTANCE, data, data, opt, loop);
+                var trainer = new dev.tune4j.train.Trainer(m, trainables, objective(m, lora, data), data, data, opt, loop);
                 trainables.train(true);
                 double seconds = 0;
                 for (int s = 0; s <= steps; s++) {
@@ -174,21 +181,49 @@ final class BenchCommand implements Callable<Integer> {
                     if (!json && s > 0) System.err.printf("step %d/%d: %.1f tokens/s%n", s, steps, (double) batch * seqLen * s / seconds);
                 }
                 result.put("method", method);
+                result.put("stage", stage);
+                if (stage.equals("dpo")) result.put("reference", precomputeRef ? "precomputed" : "adapter off, per step");
                 if (!full) result.put("r", r);
                 result.put("trainable", trainable);
                 result.put("batch_size", batch);
                 result.put("seq_len", seqLen);
                 result.put("steps", steps);
                 result.put("gradient_checkpointing", checkpointing);
-                result.put("tokens_per_s", round((double) batch * seqLen * steps / seconds));
+                int rows = stage.equals("dpo") ? 2 * batch : batch;
+                result.put("tokens_per_s", round((double) rows * seqLen * steps / seconds));
+                result.put("steps_per_s", Math.round(steps / seconds * 1000) / 1000.0);
             }
         }
+    }
+
+    /** --batch-size random pairs: a prompt of half the sequence, chosen and rejected answers of the other half each. */
+    private dev.tune4j.train.PairBatches randomPairs(LlamaModel m, Random rnd) {
+        var pairs = new java.util.ArrayList<dev.tune4j.data.PreferencePair>();
+        java.util.function.IntFunction<long[]> tokens = n -> rnd.longs(n, 0, m.config.vocabSize()).toArray();
+        for (int i = 0; i < batch; i++) pairs.add(new dev.tune4j.data.PreferencePair(tokens.apply(seqLen / 2), tokens.apply(seqLen - seqLen / 2), tokens.apply(seqLen - seqLen / 2)));
+        return dev.tune4j.train.PairBatches.pairs(pairs, batch, 0, 0, false, 0);
+    }
+
+    /** Token cross-entropy, or DPO's sigmoid loss against the base with the adapter off (per step, or precomputed once). */
+    private dev.tune4j.train.Objective objective(LlamaModel m, dev.tune4j.peft.LoraAdapter lora, dev.tune4j.train.MicroSource data) {
+        if (!stage.equals("dpo")) return dev.tune4j.train.TokenLoss.INSTANCE;
+        if (lora == null && !precomputeRef) throw new Main.BadInput("bench train --stage dpo --method full needs --precompute-ref-logps (tune4j keeps no second model)");
+        var live = dev.tune4j.train.PreferenceLoss.switched(m, () -> { if (lora != null) lora.enable(false); }, () -> { if (lora != null) lora.enable(true); }, 1024);
+        dev.tune4j.train.PreferenceLoss.Reference ref = live;
+        if (precomputeRef) {
+            double[] fixed;
+            try (PointerScope s = new PointerScope()) {
+                fixed = live.logps(data.get(0, m.compute));
+            }
+            ref = mb -> fixed;
+        }
+        return new dev.tune4j.train.PreferenceLoss(new dev.tune4j.train.PreferenceLoss.Config(dev.tune4j.train.PreferenceLoss.Type.SIGMOID, 0.1, 0, 0, 0), ref);
     }
 
     /** The planner's peak for exactly this bench run (labels: the second half of every row, loss chunks of 1024). */
     private long predictedPeak(dev.tune4j.hf.ModelConfig c, Compute compute) {
         var s = new dev.tune4j.plan.MemoryPlan.Setup(c, dev.tune4j.plan.MemoryPlan.Method.parse(method), dev.tune4j.plan.MemoryPlan.Precision.BF16_MIXED,
-                dev.tune4j.plan.MemoryPlan.Optim.ADAMW, batch, seqLen, checkpointing, 0.5, 1024, r, List.of("all-linear"), true,
+                dev.tune4j.plan.MemoryPlan.Optim.ADAMW, stage.equals("dpo") ? 2 * batch : batch, seqLen, checkpointing, 0.5, // a pair is two rows 1024, r, List.of("all-linear"), true,
                 compute.describe().startsWith("cpu") ? dev.tune4j.plan.MemoryPlan.Runtime.CPU : dev.tune4j.plan.MemoryPlan.Runtime.GPU);
         return dev.tune4j.plan.MemoryPlan.estimate(s).peak();
     }
