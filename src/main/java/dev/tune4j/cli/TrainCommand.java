@@ -37,23 +37,45 @@ final class TrainCommand {
 
     static int run(CommandLine.ParseResult p) {
         var values = new LinkedHashMap<String, String>();
+        var stages = new ArrayList<Map<String, String>>();
         String source = "command line";
         if (p.hasMatchedOption("--config")) {
             Path file = p.matchedOptionValue("--config", (Path) null);
-            values.putAll(readFile(file));
+            JsonNode root = readTree(file);
+            values.putAll(keys(root, file));
+            JsonNode list = root.get("stages");
+            if (list != null && (!list.isArray() || list.isEmpty())) throw new Main.BadInput(file + ": stages: expected a list of key mappings (one per stage)");
+            if (list != null) for (JsonNode st : list) {
+                if (!st.isObject()) throw new Main.BadInput(file + ": stages: each stage is a mapping of keys, found " + st);
+                stages.add(keys(st, file));
+            }
             source = file.toString();
         }
-        for (String k : TrainConfig.KEYS) if (p.hasMatchedOption("--" + k)) values.put(k, p.matchedOptionValue("--" + k, ""));
-        TrainConfig cfg = TrainConfig.fromMap(values, source);
+        var flags = new LinkedHashMap<String, String>();
+        for (String k : TrainConfig.KEYS) if (p.hasMatchedOption("--" + k)) flags.put(k, p.matchedOptionValue("--" + k, ""));
         try {
-            dev.tune4j.recipes.Run.run(cfg, System.out);
+            if (stages.isEmpty()) {
+                values.putAll(flags);
+                dev.tune4j.recipes.Run.run(TrainConfig.fromMap(values, source), System.out);
+                return 0;
+            }
+            var merged = new ArrayList<Map<String, String>>(); // shared keys, then the stage's, then the command line's
+            for (var st : stages) {
+                var m = new LinkedHashMap<>(values);
+                m.putAll(st);
+                m.putAll(flags);
+                merged.add(m);
+            }
+            String out = flags.getOrDefault("out", values.get("out"));
+            if (out == null) throw new Main.BadInput(source + ": out is required (the run folder that holds every stage)");
+            dev.tune4j.recipes.Stages.run(Path.of(out), merged, source, System.out);
         } catch (IOException e) {
             throw new RuntimeException(e);
         }
         return 0;
     }
 
-    static Map<String, String> readFile(Path file) {
+    static JsonNode readTree(Path file) {
         JsonNode root;
         try {
             String text = Files.readString(file);
@@ -62,9 +84,16 @@ final class TrainCommand {
             throw new Main.BadInput(file + ": cannot read run file: " + e.getMessage());
         }
         if (root == null || !root.isObject()) throw new Main.BadInput(file + ": expected a mapping of flag names to values");
+        return root;
+    }
+
+    /** A mapping's keys as strings (lists joined with commas); the stages list is not a key. */
+    static Map<String, String> keys(JsonNode node, Path file) {
         var m = new LinkedHashMap<String, String>();
-        root.properties().forEach(e -> {
+        node.properties().forEach(e -> {
             JsonNode v = e.getValue();
+            if (e.getKey().equals("stages")) return;
+            if (v.isObject()) throw new Main.BadInput(file + ": '" + e.getKey() + "' expects a value, found a mapping");
             if (v.isArray()) {
                 var parts = new ArrayList<String>();
                 v.forEach(x -> parts.add(x.asText()));

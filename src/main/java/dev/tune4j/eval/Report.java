@@ -21,23 +21,44 @@ public final class Report {
 
     static final ObjectMapper JSON = new ObjectMapper();
 
+    /**
+     * Writes {@code run}/report.html. A run of several stages (a {@code stages:} run file: stages.json lists their
+     * folders) gets one page with a section per stage.
+     */
     public static Path write(Path run) throws IOException {
-        if (!Files.exists(run.resolve("metrics.jsonl"))) throw new dev.tune4j.hf.HfFormatException(run, "not a run folder (no metrics.jsonl)");
-        var steps = new ArrayList<double[]>(); // step, loss, lr
-        var vals = new ArrayList<double[]>();  // step, val_loss
-        for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
-            if (line.isBlank()) continue;
-            JsonNode r = JSON.readTree(line);
-            double step = r.path("step").asDouble();
-            if (r.has("loss")) steps.add(new double[]{step, r.get("loss").asDouble(), r.path("lr").asDouble()});
-            if (r.has("val_loss")) vals.add(new double[]{step, r.get("val_loss").asDouble()});
-        }
         var h = new StringBuilder("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>tune4j run report</title><style>")
                 .append("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}")
                 .append("td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px}th{background:#f3f3f3}")
                 .append(".warn{color:#b00}.ok{color:#070}img{border:1px solid #ddd;margin:4px}</style></head><body>");
         h.append("<h1>tune4j run report</h1><p>").append(esc(run.toAbsolutePath().toString())).append("</p>");
+        JsonNode stages = read(run.resolve("stages.json"));
+        if (stages != null) {
+            int i = 1;
+            for (JsonNode st : stages.path("stages")) {
+                h.append("<hr><h1>Stage ").append(i++).append(": ").append(esc(st.path("stage").asText())).append("</h1>");
+                stage(run.resolve(st.path("dir").asText()), h);
+            }
+        } else stage(run, h);
+        h.append("</body></html>");
+        Path out = run.resolve("report.html");
+        AtomicFiles.writeString(out, h.toString());
+        return out;
+    }
 
+    private static void stage(Path run, StringBuilder h) throws IOException {
+        if (!Files.exists(run.resolve("metrics.jsonl"))) throw new dev.tune4j.hf.HfFormatException(run, "not a run folder (no metrics.jsonl)");
+        var steps = new ArrayList<double[]>(); // step, loss, lr, reward margin, reward accuracy
+        var vals = new ArrayList<double[]>();  // step, val_loss
+        boolean preference = false;
+        for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
+            if (line.isBlank()) continue;
+            JsonNode r = JSON.readTree(line);
+            double step = r.path("step").asDouble();
+            preference |= r.has("rewards/margins");
+            if (r.has("loss")) steps.add(new double[]{step, r.get("loss").asDouble(), r.path("lr").asDouble(),
+                    r.path("rewards/margins").asDouble(Double.NaN), r.path("rewards/accuracies").asDouble(Double.NaN)});
+            if (r.has("val_loss")) vals.add(new double[]{step, r.get("val_loss").asDouble()});
+        }
         JsonNode summary = read(run.resolve("summary.json"));
         h.append("<h2>Summary</h2>");
         if (summary == null) h.append("<p>no summary.json (run not finished?)</p>");
@@ -45,6 +66,10 @@ public final class Report {
         h.append("<h2>Curves</h2>");
         h.append(image(chart("training loss (line) and validation loss (dots)", steps, 1, vals)));
         h.append(image(chart("learning rate", steps, 2, List.of())));
+        if (preference) {
+            h.append(image(chart("reward margin (rewards/margins)", steps, 3, List.of())));
+            h.append(image(chart("reward accuracy (rewards/accuracies)", steps, 4, List.of())));
+        }
 
         h.append("<h2>Memory</h2><table><tr><th>planner prediction</th><th>measured peak resident memory</th></tr><tr><td>")
                 .append(summary != null && summary.has("predicted_peak_mib") ? summary.get("predicted_peak_mib").asText() + " MiB" : "—")
@@ -77,10 +102,6 @@ public final class Report {
         }
         JsonNode config = read(run.resolve("run_config.json"));
         h.append("<h2>Configuration</h2>").append(config == null ? "<p>no run_config.json</p>" : table(config));
-        h.append("</body></html>");
-        Path out = run.resolve("report.html");
-        AtomicFiles.writeString(out, h.toString());
-        return out;
     }
 
     private static JsonNode read(Path p) throws IOException {

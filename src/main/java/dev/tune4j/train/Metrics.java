@@ -42,8 +42,9 @@ public final class Metrics implements AutoCloseable {
     public void log(Map<String, Object> record, TensorBoard tb) throws IOException {
         log(record);
         long step = ((Number) record.get("step")).longValue();
-        for (String k : new String[]{"loss", "lr", "grad_norm", "tokens_per_s", "val_loss"})
-            if (record.get(k) instanceof Number n) tb.scalar("train/" + k, n.doubleValue(), step);
+        for (var e : record.entrySet()) // every scalar, preference metrics included: eval_x goes to eval/x
+            if (e.getValue() instanceof Number n && !e.getKey().equals("step") && !e.getKey().equals("epoch"))
+                tb.scalar(e.getKey().startsWith("eval_") ? "eval/" + e.getKey().substring(5) : "train/" + e.getKey(), n.doubleValue(), step);
     }
 
     public void log(Map<String, Object> record) throws IOException {

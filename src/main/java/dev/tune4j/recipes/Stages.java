@@ -1,0 +1,71 @@
+package dev.tune4j.recipes;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.tune4j.eval.Report;
+import dev.tune4j.hf.AtomicFiles;
+import dev.tune4j.train.TrainConfig;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.*;
+
+/**
+ * A run of several stages in one run folder (a run file's {@code stages:} list, e.g. SFT then DPO): stage i trains into
+ * RUN/i-STAGE with the shared keys plus its own, and continues from the stage before it — a LoRA stage starts from the
+ * previous adapter (for DPO also its frozen reference, as TRL does), a full stage from the previous model folder —
+ * unless it names its own. One report.html covers them all. With --resume, finished stages are kept and the first
+ * unfinished one resumes from its latest checkpoint.
+ */
+public final class Stages {
+    private Stages() {}
+
+    /** @param stages each stage's keys, already merged over the shared ones (and the command line's flags over both) */
+    public static List<Run.Summary> run(Path out, List<Map<String, String>> stages, String source, PrintStream log) throws IOException {
+        if (stages.isEmpty()) throw new IllegalArgumentException(source + ": stages: is empty");
+        var configs = new ArrayList<TrainConfig>();
+        var merged = new ArrayList<Map<String, String>>();
+        var dirs = new ArrayList<Map<String, String>>();
+        Path previousOutput = null;
+        String previousMethod = null;
+        for (int i = 0; i < stages.size(); i++) {
+            var m = new LinkedHashMap<>(stages.get(i));
+            String name = m.getOrDefault("stage", "sft"), method = m.getOrDefault("method", "lora");
+            String dir = (i + 1) + "-" + name;
+            m.put("out", out.resolve(dir).toString());
+            if (previousOutput != null && !m.containsKey("adapter") && !method.equals("full") && !"full".equals(previousMethod))
+                m.put("adapter", previousOutput.toString());
+            if (previousOutput != null && method.equals("full") && "full".equals(previousMethod) && !stages.get(i).containsKey("model"))
+                m.put("model", previousOutput.toString());
+            m.remove("resume");
+            configs.add(TrainConfig.fromMap(m, source + " stage " + (i + 1))); // every stage is checked before the first one trains
+            merged.add(m);
+            dirs.add(Map.of("stage", name, "dir", dir));
+            previousOutput = out.resolve(dir).resolve(method.equals("full") ? "model" : "adapter");
+            previousMethod = method;
+        }
+        boolean resume = stages.stream().anyMatch(s -> s.containsKey("resume"));
+        Files.createDirectories(out);
+        byte[] index = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(Map.of("stages", dirs));
+        AtomicFiles.write(out.resolve("stages.json"), o -> o.write(index));
+        var summaries = new ArrayList<Run.Summary>();
+        for (int i = 0; i < configs.size(); i++) {
+            TrainConfig c = configs.get(i);
+            if (resume && Files.exists(c.out().resolve("summary.json"))) {
+                log.printf("stage %d/%d (%s): finished earlier in %s, kept%n", i + 1, configs.size(), c.stage(), c.out());
+                continue;
+            }
+            if (resume && Files.isDirectory(c.out().resolve("checkpoints"))) {
+                var m = new LinkedHashMap<>(merged.get(i));
+                m.put("resume", "latest");
+                c = TrainConfig.fromMap(m, source + " stage " + (i + 1));
+            }
+            log.printf("%n== stage %d/%d: %s (%s) → %s%n", i + 1, configs.size(), c.stage(), c.method(), c.out());
+            summaries.add(Run.run(c, log));
+        }
+        log.println("report: " + Report.write(out));
+        return summaries;
+    }
+}
