@@ -29,7 +29,7 @@ final class RunReport {
         var json = new ObjectMapper();
         if (c.resume() != null && java.nio.file.Files.exists(file)) return json.readTree(file.toFile()).get("base_perplexity").asDouble();
         if (lora != null) lora.enable(false);
-        double ppl = Perplexity.of(model, tok, c.generalFile(), dev.tune4j.data.Format.TEXT, dev.tune4j.data.Encoder.PromptStyle.ALPACA, c.maxSeqLen(), 4, eos).perplexity();
+        double ppl = generalPerplexity(c, model, tok, eos);
         if (lora != null) lora.enable(true);
         save(file, json.writeValueAsBytes(java.util.Map.of("base_perplexity", ppl)));
         log.printf("forgetting check: general-text perplexity before training %.3f%n", ppl);
@@ -75,7 +75,7 @@ final class RunReport {
             if (warned > 0) log.println("adapter spectrum: " + warned + " module(s) with warnings (see report.html)");
         }
         if (basePerplexity != null) {
-            double tuned = Perplexity.of(model, tok, c.generalFile(), dev.tune4j.data.Format.TEXT, dev.tune4j.data.Encoder.PromptStyle.ALPACA, c.maxSeqLen(), 4, eos).perplexity();
+            double tuned = generalPerplexity(c, model, tok, eos);
             var f = new Forgetting(basePerplexity, tuned, c.forgettingThreshold(), 0);
             var fj = new LinkedHashMap<String, Object>();
             fj.put("base_perplexity", f.basePerplexity());
@@ -92,6 +92,10 @@ final class RunReport {
             save(out.resolve("samples.json"), json.writeValueAsBytes(samples));
         }
         log.println("report: " + Report.write(out));
+    }
+
+    private static double generalPerplexity(dev.tune4j.train.TrainConfig c, LlamaModel model, Tokenizer tok, long eos) {
+        return Perplexity.of(model, tok, c.generalFile(), dev.tune4j.data.Format.TEXT, dev.tune4j.data.Encoder.PromptStyle.ALPACA, c.maxSeqLen(), 4, eos).perplexity();
     }
 
     private static void save(Path p, byte[] b) throws IOException {
