@@ -29,7 +29,7 @@ class ArchitectureTest {
             Map.entry("quant", new Rule(Set.of("hf", "tensor", "model"), true, 600)),
             Map.entry("plan", new Rule(Set.of("hf"), false, 1_100)),
             Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 600)),
-            Map.entry("data", new Rule(Set.of("hf", "text"), false, 800)),
+            Map.entry("data", new Rule(Set.of("hf", "text"), false, 1_200)),
             Map.entry("train", new Rule(Set.of("hf", "tensor", "model", "peft", "data", "quant"), true, 2_200)),
             Map.entry("eval", new Rule(Set.of("hf", "tensor", "model", "text", "data", "generate", "peft", "train"), true, 900)),
             Map.entry("recipes", new Rule(Set.of("hf", "tensor", "model", "text", "peft", "train", "data", "eval", "quant", "plan"), true, 1_200)),

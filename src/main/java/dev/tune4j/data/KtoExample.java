@@ -1,4 +1,4 @@
 package dev.tune4j.data;
 
-/** One unpaired KTO example, tokenized: a prompt, a completion, and whether that completion is desirable. */
+/** One unpaired KTO example, tokenized as a {@link PreferencePair}'s prompt and completion; desirable = TRL's label. */
 public record KtoExample(long[] prompt, long[] completion, boolean desirable) {}
