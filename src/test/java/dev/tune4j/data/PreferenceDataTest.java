@@ -129,6 +129,12 @@ class PreferenceDataTest {
         assertThat(ds.train.getFirst().prompt()).containsExactly(stories.encode(layout, true));
         assertThat(cat(ds.train.getFirst().prompt(), ds.train.getFirst().rejected())).containsExactly(cat(stories.encode(layout + "Go away", true), new long[]{EOS}));
 
+        Path multi = write("mt.json", "[{\"conversations\": [{\"from\": \"human\", \"value\": \"Hi\"}, {\"from\": \"gpt\", \"value\": \"Hello\"}, {\"from\": \"human\", \"value\": \"More?\"}],"
+                + " \"chosen\": {\"from\": \"gpt\", \"value\": \"Yes\"}, \"rejected\": {\"from\": \"gpt\", \"value\": \"No\"}}]");
+        long[] mp = PreferenceData.load(alpaca(multi, 256), stories, EOS).train.getFirst().prompt();
+        assertThat(mp).as("earlier answers end with EOS, as Encoder lays out a conversation")
+                .containsExactly(stories.encode("### Instruction:\nHi\n\n### Response:\nHello</s>\n\n### Instruction:\nMore?\n\n### Response:\n", true)).contains(EOS);
+
         Path a = write("a.json", "[{\"instruction\": \"Fix the spelling.\", \"input\": \"freind\", \"output\": \"friend\", \"chosen\": \"friend\", \"rejected\": \"friend, obviously\"}]");
         var da = PreferenceData.load(alpaca(a, 256), stories, EOS);
         assertThat(da.format).isEqualTo(PreferenceFormat.ALPACA);
