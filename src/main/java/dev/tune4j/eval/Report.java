@@ -64,11 +64,11 @@ public final class Report {
         if (summary == null) h.append("<p>no summary.json (run not finished?)</p>");
         else h.append(table(summary));
         h.append("<h2>Curves</h2>");
-        h.append(image(chart("training loss (line) and validation loss (dots)", steps, 1, vals)));
-        h.append(image(chart("learning rate", steps, 2, List.of())));
+        h.append(figure("training loss (line) and validation loss (dots)", steps, 1, vals));
+        h.append(figure("learning rate", steps, 2, List.of()));
         if (preference) {
-            h.append(image(chart("reward margin (rewards/margins)", steps, 3, List.of())));
-            h.append(image(chart("reward accuracy (rewards/accuracies)", steps, 4, List.of())));
+            h.append(figure("reward margin (rewards/margins)", steps, 3, List.of()));
+            h.append(figure("reward accuracy (rewards/accuracies)", steps, 4, List.of()));
         }
 
         h.append("<h2>Memory</h2><table><tr><th>planner prediction</th><th>measured peak resident memory</th></tr><tr><td>")
@@ -118,8 +118,10 @@ public final class Report {
         return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
     }
 
-    private static String image(String svg) {
-        return "<img alt=\"chart\" src=\"data:image/svg+xml;base64," + Base64.getEncoder().encodeToString(svg.getBytes(StandardCharsets.UTF_8)) + "\">";
+    /** A chart as an inline SVG image whose alt text is its title. */
+    private static String figure(String title, List<double[]> rows, int col, List<double[]> dots) {
+        String svg = chart(title, rows, col, dots);
+        return "<img alt=\"" + esc(title) + "\" src=\"data:image/svg+xml;base64," + Base64.getEncoder().encodeToString(svg.getBytes(StandardCharsets.UTF_8)) + "\">";
     }
 
     /** A line chart of column {@code col} of {@code rows} against step, with optional dots. */

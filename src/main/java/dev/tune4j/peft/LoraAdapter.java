@@ -255,6 +255,12 @@ public final class LoraAdapter implements AutoCloseable {
         modules.forEach((name, l) -> l.merge(linears.get(name)));
     }
 
+    /** Sets lora_dropout for further training (PEFT lets a loaded adapter train with another dropout). */
+    public void setDropout(double p) {
+        if (p < 0 || p >= 1) throw new IllegalArgumentException("lora_dropout must be in [0, 1), found " + p);
+        modules.values().forEach(l -> l.dropout = p);
+    }
+
     /** Switches this adapter off in every projection (the base alone computes) or on again; its weights are untouched. */
     public void enable(boolean on) {
         var linears = model.linears();

@@ -14,7 +14,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public final Tensor lora_A; // (r, in)
     public final Tensor lora_B; // (out, r)
     public final double scaling;
-    final double dropout;
+    double dropout; // a training setting: a continued adapter takes the new run's
     double weight = 1.0; // a merge of several adapters can weigh each one
     boolean training;
     final String name; // the adapter's name on the projection ("default" as in PEFT)

@@ -59,6 +59,11 @@ final class Adapters implements Run.Method {
         LoraAdapter lora, reference = null;
         if (c.adapter() != null) {
             lora = LoraAdapter.load(c.adapter(), model, "default");
+            lora.setDropout(c.loraDropout());
+            var own = lora.config;
+            if (own.r() != c.r() || own.alpha() != c.loraAlpha() || !own.targetModules().equals(c.targetModules()) || own.rslora() != c.useRslora())
+                log.printf("adapter: r=%d, lora_alpha=%s, target_modules=%s, use_rslora=%s come from %s (the run's LoRA shape keys do not change a loaded adapter)%n",
+                        own.r(), own.alpha(), own.targetModules(), own.rslora(), c.adapter());
             if (c.preference()) {
                 reference = LoraAdapter.load(c.adapter(), model, "reference");
                 reference.enable(false);

@@ -61,7 +61,11 @@ public final class Run {
             Dataset ds = null;
             long predicted;
             if (c.preference()) {
-                throw new IllegalArgumentException("PENDING");
+                var pref = Preference.setup(c, model, tok, eos, pad, method, log);
+                train = pref.train();
+                val = pref.val();
+                objective = pref.objective();
+                predicted = RunSetup.predictPeak(c, model.config, 2 * c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), log); // chosen + rejected rows
             } else {
                 ds = RunSetup.dataset(c, tok, eos, log);
                 train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed());

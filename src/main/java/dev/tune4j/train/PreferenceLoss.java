@@ -78,7 +78,8 @@ public final class PreferenceLoss implements Objective {
 
     @Override
     public Outcome apply(Micro mb, Head.Positions pos, Head.Stats stats, double scale) {
-        try (PointerScope s = new PointerScope()) {
+        // the loss graph is built even under evaluation's no-grad mode: it is tiny, and the same code path gives the metrics
+        try (PointerScope s = new PointerScope(); AutoGradMode grad = new AutoGradMode(true)) {
             Tensor lp = Tensors.floats(stats.logp(), pos.size()).to(torch.ScalarType.Double).set_requires_grad(true); // (N)
             var metrics = new LinkedHashMap<String, Double>();
             Tensor loss = loss(lp, pos, stats.meanLogit(), refNow, metrics);

@@ -101,7 +101,7 @@ public record TrainConfig(
             new Key("loss-type", Kind.TEXT, "sigmoid", "sigmoid, ipo, hinge or robust (TRL's loss_type)", DPO),
             new Key("beta", Kind.NUMBER, "*", "DPO's and KTO's beta, the pull toward the reference (default 0.1); SimPO's beta (default 2.0)", Set.of("dpo", "kto", "simpo")),
             new Key("label-smoothing", Kind.NUMBER, "0", "robust DPO's epsilon; with sigmoid, TRL <= 0.28's conservative DPO", DPO),
-            new Key("precompute-ref-logps", Kind.BOOL, "false", "compute the reference log-probs once before training, kept in the run folder (always on for --method full)", Set.of("dpo", "kto")),
+            new Key("precompute-ref-logps", Kind.BOOL, "false", "compute the reference log-probs once before training, kept in the run folder (always on for --method full)", DPO),
             new Key("desirable-weight", Kind.NUMBER, "1.0", "weight of the desirable examples' losses (TRL's desirable_weight)", KTO),
             new Key("undesirable-weight", Kind.NUMBER, "1.0", "weight of the undesirable examples' losses (TRL's undesirable_weight)", KTO),
             new Key("simpo-gamma", Kind.NUMBER, "0.5", "SimPO's reward margin gamma (TRL's simpo_gamma)", Set.of("simpo")),

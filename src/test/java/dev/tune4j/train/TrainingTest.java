@@ -136,19 +136,7 @@ class TrainingTest {
 
         var b = base(data, killed);
         b.addAll(common);
-        var cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
-                "--sun-misc-unsafe-memory-access=allow", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
-        cmd.addAll(b);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("killed.log").toFile()).start();
-        Path ckpts = killed.resolve("checkpoints");
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
-        while (System.nanoTime() < deadline && p.isAlive()) {
-            if (Files.isDirectory(ckpts)) try (var s = Files.list(ckpts)) {
-                if (s.anyMatch(x -> x.getFileName().toString().matches("step-\\d+"))) break;
-            }
-            Thread.sleep(5);
-        }
-        p.destroyForcibly().waitFor();
+        killAfterFirstCheckpoint(b, killed, tmp.resolve("killed.log"));
         assertThat(killed.resolve("adapter")).as("killed before the end").doesNotExist();
 
         var resumed = base(data, killed);
@@ -243,5 +231,22 @@ class TrainingTest {
         assertThat(resumed.err()).contains("--resume: this run differs").contains("seed: 7 → 8").contains("batch-size: 8 → 4").contains("data sha256")
                 .doesNotContain("Exception");
         assertThat(Files.readString(out.resolve("metrics.jsonl"))).as("the old run is untouched").isEqualTo(before);
+    }
+
+    /** Runs train in a child JVM and kills it (SIGKILL) as soon as its first checkpoint folder exists. */
+    static void killAfterFirstCheckpoint(List<String> args, Path out, Path logFile) throws Exception {
+        var cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(args);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(logFile.toFile()).start();
+        Path ckpts = out.resolve("checkpoints");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (System.nanoTime() < deadline && p.isAlive()) {
+            if (Files.isDirectory(ckpts)) try (var s = Files.list(ckpts)) {
+                if (s.anyMatch(x -> x.getFileName().toString().matches("step-\\d+"))) break;
+            }
+            Thread.sleep(5);
+        }
+        p.destroyForcibly().waitFor();
     }
 }

@@ -1,0 +1,183 @@
+package dev.tune4j.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.CliRun;
+import dev.tune4j.EmbeddedModel;
+import dev.tune4j.hf.Safetensors;
+import dev.tune4j.hf.TensorInfo;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** Preference training end to end on the embedded stories260K through the CLI: DPO, its resume, ORPO, SimPO, KTO, stages. */
+class PreferenceTrainingTest {
+    @TempDir
+    Path tmp;
+
+    static Path model;
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final String[] NAMES = {"Lily", "Tom", "Ben", "Sue", "Max", "Amy"}, COLOURS = {"red", "blue", "green", "pink", "brown", "gold"};
+
+    @BeforeAll
+    static void setup() throws Exception {
+        model = EmbeddedModel.stories260k();
+    }
+
+    /** Pairs that prefer each name's own colour over another one. */
+    Path pairs(int n) throws Exception {
+        var rnd = new Random(3);
+        var sb = new StringBuilder("[");
+        for (int i = 0; i < n; i++) {
+            int k = rnd.nextInt(NAMES.length), wrong = (k + 1 + rnd.nextInt(NAMES.length - 1)) % NAMES.length;
+            sb.append(i == 0 ? "" : ",").append(String.format("{\"prompt\": \"What colour does %s like?\", \"chosen\": \"%s likes %s.\", \"rejected\": \"%s likes %s.\"}",
+                    NAMES[k], NAMES[k], COLOURS[k], NAMES[k], COLOURS[wrong]));
+        }
+        Path f = tmp.resolve("pairs.json");
+        Files.writeString(f, sb.append("]").toString());
+        return f;
+    }
+
+    List<String> base(String stage, Path data, Path out) {
+        return new ArrayList<>(List.of("train", "--model", model.toString(), "--data", data.toString(), "--out", out.toString(), "--stage", stage,
+                "--prompt-style", "alpaca", "--batch-size", "4", "--max-seq-len", "128", "--seed", "7", "--lr", "2e-3"));
+    }
+
+    static List<JsonNode> metrics(Path out) throws Exception {
+        var lines = new ArrayList<JsonNode>();
+        for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) lines.add(JSON.readTree(l));
+        return lines;
+    }
+
+    @Test
+    void dpoLearnsThePreferenceAndLogsTrlsMetrics() throws Exception {
+        Path out = tmp.resolve("dpo");
+        var args = base("dpo", pairs(120), out);
+        args.addAll(List.of("--r", "8", "--lora-alpha", "16", "--max-steps", "60", "--eval-steps", "30", "--beta", "0.1"));
+        CliRun r = CliRun.of(args.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        assertThat(r.out()).contains("reference = the base with the adapter off").contains("validation before training").contains("reward accuracy");
+        var lines = metrics(out);
+        assertThat(lines.getFirst().fieldNames()).toIterable().contains("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
+                "rewards/margins", "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected");
+        JsonNode lastEval = lines.stream().filter(l -> l.has("eval_rewards/accuracies")).reduce((a, b) -> b).orElseThrow();
+        assertThat(lastEval.get("eval_rewards/accuracies").asDouble()).as("held-out pairs prefer the chosen answer").isGreaterThanOrEqualTo(0.75);
+        assertThat(lastEval.get("eval_rewards/margins").asDouble()).isPositive();
+        assertThat(lines.getFirst().get("loss").asDouble()).as("DPO starts at log 2 (policy = reference)").isCloseTo(Math.log(2), org.assertj.core.data.Offset.offset(1e-3));
+        assertThat(lines.getLast().get("loss").asDouble()).isLessThan(0.5);
+        JsonNode summary = JSON.readTree(out.resolve("summary.json").toFile());
+        assertThat(summary.get("stage").asText()).isEqualTo("dpo");
+        assertThat(summary.has("rewards/accuracies")).isTrue();
+        assertThat(out.resolve("adapter/adapter_config.json")).exists();
+        assertThat(Files.readString(out.resolve("report.html"))).contains("reward margin").contains("reward accuracy");
+    }
+
+    @Test
+    void dpoResumeAfterAKillIsBitIdentical() throws Exception {
+        Path data = pairs(48), full = tmp.resolve("full"), killed = tmp.resolve("killed");
+        List<String> common = List.of("--r", "4", "--lora-alpha", "8", "--max-steps", "24", "--save-steps", "3", "--keep-last", "2", "--lora-dropout", "0.1", "--grad-accum", "2");
+        var a = base("dpo", data, full);
+        a.addAll(common);
+        assertThat(CliRun.of(a.toArray(String[]::new)).code()).isZero();
+        var b = base("dpo", data, killed);
+        b.addAll(common);
+        TrainingTest.killAfterFirstCheckpoint(b, killed, tmp.resolve("killed.log"));
+        assertThat(killed.resolve("adapter")).as("killed before the end").doesNotExist();
+        var resumed = base("dpo", data, killed);
+        resumed.addAll(common);
+        resumed.addAll(List.of("--resume", "latest"));
+        CliRun r = CliRun.of(resumed.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        assertThat(r.out()).contains("resumed from");
+        try (Safetensors x = Safetensors.open(full.resolve("adapter/adapter_model.safetensors"));
+             Safetensors y = Safetensors.open(killed.resolve("adapter/adapter_model.safetensors"))) {
+            for (TensorInfo t : x.tensors()) assertThat(y.floats(t.name())).as(t.name()).containsExactly(x.floats(t.name()));
+        }
+    }
+
+    @Test
+    void fullDpoPrecomputesTheReferenceOnceAndReusesItOnResume() throws Exception {
+        Path data = pairs(24), out = tmp.resolve("full-dpo");
+        var args = base("dpo", data, out);
+        args.addAll(List.of("--method", "full", "--lr", "1e-4", "--max-steps", "2", "--save-steps", "2"));
+        CliRun r = CliRun.of(args.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        assertThat(r.out()).contains("reference log-probs precomputed").contains("reference log-probs: ");
+        JsonNode ref = JSON.readTree(out.resolve("ref_logps.json").toFile());
+        assertThat(ref.get("pairs").size()).isEqualTo(24);
+        assertThat(out.resolve("model/model.safetensors")).exists();
+        var more = base("dpo", data, out);
+        more.addAll(List.of("--method", "full", "--lr", "1e-4", "--max-steps", "4", "--save-steps", "2", "--resume", "latest"));
+        CliRun resumed = CliRun.of(more.toArray(String[]::new));
+        assertThat(resumed.code()).as(resumed.err() + resumed.out()).isZero();
+        assertThat(resumed.out()).contains("reference log-probs: read");
+    }
+
+    @Test
+    void orpoSimpoKtoAndIpoRunWithTheirMetrics() throws Exception {
+        Path data = pairs(32);
+        for (var c : List.of(List.of("orpo", "nll_loss", "log_odds_ratio"), List.of("simpo", "rewards/margins"), List.of("dpo", "rewards/margins", "--loss-type", "ipo"))) {
+            Path out = tmp.resolve(c.get(0) + c.size());
+            var args = base(c.get(0), data, out);
+            args.addAll(List.of("--max-steps", "4"));
+            if (c.contains("--loss-type")) args.addAll(List.of("--loss-type", "ipo"));
+            CliRun r = CliRun.of(args.toArray(String[]::new));
+            assertThat(r.code()).as(c + r.err() + r.out()).isZero();
+            JsonNode first = metrics(out).getFirst();
+            assertThat(first.has(c.get(1))).as(c + " logs " + c.get(1)).isTrue();
+            if (c.get(0).equals("orpo")) assertThat(first.has(c.get(2))).isTrue();
+            assertThat(Double.isFinite(first.get("loss").asDouble())).isTrue();
+        }
+        var sb = new StringBuilder();
+        for (int i = 0; i < 24; i++)
+            sb.append(String.format("{\"prompt\": \"What colour does %s like?\", \"completion\": \"%s likes %s.\", \"label\": %s}%n",
+                    NAMES[i % 6], NAMES[i % 6], COLOURS[(i + i / 6) % 6], i / 6 == 0));
+        Path kto = tmp.resolve("kto.jsonl");
+        Files.writeString(kto, sb.toString());
+        Path out = tmp.resolve("kto-run");
+        var args = base("kto", kto, out);
+        args.addAll(List.of("--max-steps", "4"));
+        CliRun r = CliRun.of(args.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        assertThat(metrics(out).getFirst().has("kl")).isTrue();
+        // the wrong kind of data for a stage is a named error, and nothing is trained
+        Path wrong = tmp.resolve("wrong");
+        CliRun bad = CliRun.of(base("dpo", kto, wrong).toArray(String[]::new));
+        assertThat(bad.code()).isEqualTo(2);
+        assertThat(bad.err()).contains("kto.jsonl").contains("KTO data").contains("--stage kto").doesNotContain("Exception");
+        assertThat(wrong.resolve("metrics.jsonl")).doesNotExist();
+    }
+
+    @Test
+    void sftThenDpoInOneRunFolderWithOneReport() throws Exception {
+        var sb = new StringBuilder("[");
+        for (int i = 0; i < 48; i++)
+            sb.append(i == 0 ? "" : ",").append(String.format("{\"instruction\": \"What colour does %s like?\", \"output\": \"%s likes %s.\"}", NAMES[i % 6], NAMES[i % 6], COLOURS[i % 6]));
+        Path sft = tmp.resolve("sft.json");
+        Files.writeString(sft, sb.append("]").toString());
+        Path out = tmp.resolve("staged"), yaml = tmp.resolve("stages.yaml");
+        Files.writeString(yaml, "model: " + model + "\nout: " + out + "\nprompt-style: alpaca\nmax-seq-len: 128\nbatch-size: 4\nseed: 3\n"
+                + "stages:\n  - stage: sft\n    data: " + sft + "\n    r: 4\n    lora-alpha: 8\n    max-steps: 6\n    lr: 3e-3\n"
+                + "  - stage: dpo\n    data: " + pairs(24) + "\n    max-steps: 4\n    beta: 0.2\n    lora-dropout: 0\n");
+        CliRun r = CliRun.of("train", "--config", yaml.toString());
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        assertThat(r.out()).contains("stage 1/2: sft").contains("stage 2/2: dpo").contains("starting from " + out.resolve("1-sft/adapter"))
+                .contains("also the frozen reference");
+        assertThat(out.resolve("1-sft/adapter/adapter_config.json")).exists();
+        assertThat(out.resolve("2-dpo/adapter/adapter_config.json")).exists();
+        JsonNode dpoCfg = JSON.readTree(out.resolve("2-dpo/run_config.json").toFile());
+        assertThat(dpoCfg.get("adapter").asText()).isEqualTo(out.resolve("1-sft/adapter").toString());
+        assertThat(dpoCfg.get("beta").asDouble()).isEqualTo(0.2);
+        assertThat(Files.readString(out.resolve("report.html"))).contains("Stage 1: sft").contains("Stage 2: dpo");
+        // a DPO stage that starts from the SFT adapter starts at policy = reference: loss log 2
+        assertThat(metrics(out.resolve("2-dpo")).getFirst().get("loss").asDouble()).isCloseTo(Math.log(2), org.assertj.core.data.Offset.offset(1e-3));
+    }
+}
