@@ -63,8 +63,30 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
+    @Option(names = "--preference", description = "--data holds preference pairs: preference loss, reward accuracy and margins (policy = model + adapter)")
+    boolean preference;
+
+    @Option(names = "--loss-type", defaultValue = "sigmoid", description = "with --preference: sigmoid, ipo, hinge, robust (DPO), simpo or orpo (default ${DEFAULT-VALUE})")
+    String lossType;
+
+    @Option(names = "--beta", description = "with --preference: beta (default 0.1; 2.0 for simpo; orpo's lambda)")
+    Double beta;
+
+    @Option(names = "--label-smoothing", defaultValue = "0", description = "with --preference: robust's epsilon, or conservative DPO with sigmoid (default ${DEFAULT-VALUE})")
+    double labelSmoothing;
+
+    @Option(names = "--simpo-gamma", defaultValue = "0.5", description = "with --loss-type simpo: the margin gamma (default ${DEFAULT-VALUE})")
+    double simpoGamma;
+
+    @Option(names = "--ref-adapter", description = "with --preference: the reference is the model + this adapter (an SFT adapter) instead of the model alone")
+    Path refAdapter;
+
+    @Option(names = "--batch-size", defaultValue = "8", description = "with --preference: pairs per batch (default ${DEFAULT-VALUE})")
+    int batchSize;
+
     @Override
     public Integer call() throws Exception {
+        if (preference) return preference();
         if (data == null && !forgetting) throw new Main.BadInput("give --data FILE, --forgetting --general FILE, or both");
         if (forgetting && (general == null || (adapter == null) == (tunedModel == null)))
             throw new Main.BadInput("--forgetting needs --general FILE and either --adapter DIR or --tuned-model DIR");
@@ -121,6 +143,51 @@ final class EvalCommand implements Callable<Integer> {
                 }
             } finally {
                 if (lora != null) lora.close();
+            }
+        }
+        if (json) System.out.println(new ObjectMapper().writeValueAsString(result));
+        return 0;
+    }
+
+    /** eval --preference: the loss and TRL's metrics of model + adapter against its reference on held-out pairs. */
+    private int preference() throws Exception {
+        if (data == null) throw new Main.BadInput("--preference needs --data PAIRS");
+        if (forgetting || generate) throw new Main.BadInput("--preference does not combine with --forgetting or --generate");
+        if (batchSize < 1) throw new Main.BadInput("--batch-size must be >= 1, found " + batchSize);
+        var type = dev.tune4j.train.PreferenceLoss.Type.parse(lossType);
+        var cfg = new dev.tune4j.train.PreferenceLoss.Config(type, beta != null ? beta : type == dev.tune4j.train.PreferenceLoss.Type.SIMPO ? 2.0 : 0.1,
+                labelSmoothing, simpoGamma, 0);
+        var result = new LinkedHashMap<String, Object>();
+        try (LoadedModel lm = LoadedModel.open(model);
+             LoraAdapter policy = adapter == null ? null : LoraAdapter.load(adapter, lm.model(), "default");
+             LoraAdapter ref = refAdapter == null ? null : LoraAdapter.load(refAdapter, lm.model(), "reference")) {
+            if (type.needsReference() && policy == null && ref == null)
+                throw new Main.BadInput("--preference with " + lossType + " compares the policy (--adapter) with a reference: give --adapter DIR (and optionally --ref-adapter DIR)");
+            if (ref != null) ref.enable(false);
+            var tok = lm.tokenizer();
+            long eos = lm.eosIds().isEmpty() ? -1 : lm.eosIds().getFirst();
+            var style = promptStyle != null ? Encoder.PromptStyle.valueOf(promptStyle.toUpperCase(java.util.Locale.ROOT))
+                    : tok != null && tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
+            var pd = PreferenceData.load(new PreferenceDataConfig(data, format == null ? null : PreferenceFormat.parse(format), style, maxSeqLen, null, 0, null, false, 0), tok, eos);
+            if (pd.unpaired) throw new Main.BadInput(data + ": unpaired (KTO) rows; --preference scores pairs of chosen and rejected completions");
+            Integer padTok = tok == null ? null : tok.specialId("pad_token");
+            long pad = padTok != null ? padTok : lm.model().config.padTokenId() != null ? lm.model().config.padTokenId() : Math.max(0, eos);
+            Runnable toReference = () -> { if (policy != null) policy.enable(false); if (ref != null) ref.enable(true); };
+            Runnable toPolicy = () -> { if (ref != null) ref.enable(false); if (policy != null) policy.enable(true); };
+            var r = dev.tune4j.eval.Preferences.of(lm.model(), pd.train, cfg, toReference, toPolicy, pad, batchSize, 1024);
+            result.put("model", model.toString());
+            result.put("adapter", adapter == null ? null : adapter.toString());
+            result.put("reference", !type.needsReference() ? null : refAdapter != null ? refAdapter.toString() : "model without adapter");
+            result.put("loss_type", type.name().toLowerCase(java.util.Locale.ROOT));
+            result.put("beta", cfg.beta());
+            result.put("pairs", pd.train.size());
+            result.put("dropped", pd.dropped);
+            result.put("loss", r.loss());
+            result.putAll(r.metrics());
+            if (!json) {
+                System.out.printf("%s: %d pairs (%d dropped), %s loss %.4f%n", data, pd.train.size(), pd.dropped, result.get("loss_type"), r.loss());
+                System.out.printf("reward accuracy %.3f, margin %.4f (chosen %.4f, rejected %.4f)%n", r.metrics().get("rewards/accuracies"),
+                        r.metrics().get("rewards/margins"), r.metrics().get("rewards/chosen"), r.metrics().get("rewards/rejected"));
             }
         }
         if (json) System.out.println(new ObjectMapper().writeValueAsString(result));

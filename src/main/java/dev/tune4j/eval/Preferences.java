@@ -1,0 +1,25 @@
+package dev.tune4j.eval;
+
+import dev.tune4j.data.PreferencePair;
+import dev.tune4j.model.LlamaModel;
+import dev.tune4j.train.Evaluation;
+import dev.tune4j.train.PairBatches;
+import dev.tune4j.train.PreferenceLoss;
+
+import java.util.List;
+
+/**
+ * A model's preference loss, reward accuracy and margins on held-out pairs, through the same batches, head and loss as
+ * training: policy = the model as given (its adapter on); reference = what {@code toReference} switches to.
+ */
+public final class Preferences {
+    private Preferences() {}
+
+    public static Evaluation.Result of(LlamaModel m, List<PreferencePair> pairs, PreferenceLoss.Config cfg, Runnable toReference, Runnable toPolicy,
+                                       long padId, int batchSize, int chunk) {
+        if (pairs.isEmpty()) throw new IllegalArgumentException("no preference pairs to evaluate");
+        var reference = cfg.type().needsReference() ? PreferenceLoss.switched(m, toReference, toPolicy, chunk) : null;
+        var data = PairBatches.pairs(pairs, batchSize, padId, 0, cfg.type() == PreferenceLoss.Type.ORPO, 0);
+        return Evaluation.run(m, data, new PreferenceLoss(cfg, reference), chunk);
+    }
+}
