@@ -34,7 +34,7 @@ import java.util.concurrent.Callable;
  * 3. LoRA SFT on a generated instruction set, with validation loss and exact match on held-out questions before and after,
  *    sample answers, and the PEFT adapter saved.
  */
-@Command(name = "demo", mixinStandardHelpOptions = true, description = "Run the built-in end-to-end demo: pretrain a small model, LoRA-fine-tune it, compare.")
+@Command(name = "demo", mixinStandardHelpOptions = true, description = "Run the built-in end-to-end demo: pretrain a small model, LoRA-fine-tune it, DPO it toward a preferred style, compare.")
 final class DemoCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = ".tune4j/demo", description = "work folder (default ${DEFAULT-VALUE})")
     Path out;
@@ -91,7 +91,8 @@ final class DemoCommand implements Callable<Integer> {
         var heldOut = qa.subList(0, holdout);
         Path sft = out.resolve("animals.json");
         var rows = new ArrayList<Map<String, String>>();
-        for (String[] p : qa.subList(holdout, qa.size())) rows.add(Map.of("instruction", p[0], "input", "", "output", p[1]));
+        // a third of the answers are chatty ("The sheep says baa too."): the SFT model can say both, and prefers the plain style that DPO then changes
+        for (String[] p : qa.subList(holdout, qa.size())) rows.add(Map.of("instruction", p[0], "input", "", "output", rows.size() % 3 == 2 ? excited(p[1]) : p[1]));
         Files.writeString(sft, json.writeValueAsString(rows));
         Path heldOutFile = out.resolve("animals-heldout.json");
         var heldRows = new ArrayList<Map<String, String>>();
@@ -125,11 +126,78 @@ final class DemoCommand implements Callable<Integer> {
             System.out.println("      base:   " + before.samples().get(i));
             System.out.println("      + LoRA: " + after.samples().get(i));
         }
-        System.out.printf("%nadapter (PEFT format): %s; whole demo %.1f s, peak memory %.0f MiB%n", summary.output(),
+        // 4. DPO from the SFT adapter: the same answers, preferred with enthusiasm ("The dog says woof! Woof!")
+        Path pairsFile = out.resolve("animal-pairs.json");
+        var pairRows = new ArrayList<Map<String, String>>();
+        for (String[] p : qa.subList(holdout, qa.size())) pairRows.add(Map.of("instruction", p[0], "input", "", "chosen", excited(p[1]), "rejected", p[1]));
+        Files.writeString(pairsFile, json.writeValueAsString(pairRows));
+        Path heldPairsFile = out.resolve("animal-pairs-heldout.json");
+        var heldPairRows = new ArrayList<Map<String, String>>();
+        for (String[] p : heldOut) heldPairRows.add(Map.of("instruction", p[0], "input", "", "chosen", excited(p[1]), "rejected", p[1]));
+        Files.writeString(heldPairsFile, json.writeValueAsString(heldPairRows));
+        System.out.printf("%n4. DPO from the SFT adapter on %d preference pairs (%s): preferred answers are chatty (\"%s\")%n",
+                pairRows.size(), pairsFile, excited(heldOut.getFirst()[1]));
+        var dpoMap = new LinkedHashMap<String, String>();
+        dpoMap.put("model", base.toString());
+        dpoMap.put("data", pairsFile.toString());
+        dpoMap.put("out", out.resolve("dpo-run").toString());
+        dpoMap.put("stage", "dpo");
+        dpoMap.put("adapter", summary.output().toString());
+        dpoMap.put("prompt-style", "alpaca");
+        dpoMap.put("lora-dropout", "0");
+        dpoMap.put("epochs", "2");
+        dpoMap.put("batch-size", "8");
+        dpoMap.put("lr", "1e-4");
+        dpoMap.put("beta", "0.5");
+        dpoMap.put("max-seq-len", "96");
+        dpoMap.put("val-ratio", "0.1");
+        dpoMap.put("seed", "1");
+        var dpo = Run.run(TrainConfig.fromMap(dpoMap, "demo"), System.out);
+        var sftStyle = preferenceShift(base, summary.output(), summary.output(), heldOut, heldPairsFile);
+        var dpoStyle = preferenceShift(base, dpo.output(), summary.output(), heldOut, heldPairsFile);
+        System.out.println();
+        System.out.println("   before vs after DPO, on the held-out questions:");
+        System.out.printf("   %-34s %10s %10s%n", "", "SFT", "SFT + DPO");
+        System.out.printf("   %-34s %9.1f%% %9.1f%%%n", "reward accuracy (held-out pairs)", 100 * sftStyle.accuracy(), 100 * dpoStyle.accuracy());
+        System.out.printf("   %-34s %9.1f%% %9.1f%%%n", "answers in the preferred style", 100 * sftStyle.preferred(), 100 * dpoStyle.preferred());
+        for (int i = 0; i < 2; i++) {
+            System.out.println("   Q: " + heldOut.get(i)[0]);
+            System.out.println("      SFT:       " + sftStyle.samples().get(i));
+            System.out.println("      SFT + DPO: " + dpoStyle.samples().get(i));
+        }
+
+        System.out.printf("%nadapters (PEFT format): %s (SFT), %s (DPO); whole demo %.1f s, peak memory %.0f MiB%n", summary.output(), dpo.output(),
                 (System.nanoTime() - start) / 1e9, Memory.mib(Memory.peakResidentBytes()));
-        System.out.println("next: ./tune4j generate --model " + base + " --adapter " + summary.output()
+        System.out.println("next: ./tune4j generate --model " + base + " --adapter " + dpo.output()
                 + " --prompt $'### Instruction:\\nSam sees a dog. What does the dog say?\\n\\n### Response:\\n'");
         return 0;
+    }
+
+    /** "The dog says woof." → "The dog says woof too." (the preferred style, in words the small base model knows) */
+    static String excited(String answer) {
+        return answer.substring(0, answer.length() - 1) + " too.";
+    }
+
+    record Shift(double accuracy, double preferred, List<String> samples) {}
+
+    /** Reward accuracy of {@code adapter} against {@code reference} on held-out pairs, and the share of greedy answers in the preferred style. */
+    private Shift preferenceShift(Path base, Path adapter, Path reference, List<String[]> heldOut, Path heldPairs) throws Exception {
+        try (ModelFolder f = ModelFolder.open(base); LlamaModel m = LlamaModel.load(f, Compute.auto()); Tokenizer t = Tokenizer.load(base);
+             LoraAdapter policy = LoraAdapter.load(adapter, m, "default"); LoraAdapter ref = LoraAdapter.load(reference, m, "reference")) {
+            ref.enable(false);
+            var pairs = PreferenceData.load(new PreferenceDataConfig(heldPairs, null, Encoder.PromptStyle.ALPACA, 96, null, 0, null, false, 0), t, 2).train;
+            var cfg = new dev.tune4j.train.PreferenceLoss.Config(dev.tune4j.train.PreferenceLoss.Type.SIGMOID, 0.1, 0, 0, 0);
+            var r = dev.tune4j.eval.Preferences.of(m, pairs, cfg, () -> { policy.enable(false); ref.enable(true); }, () -> { ref.enable(false); policy.enable(true); }, 2, 16, 1024);
+            int preferred = 0;
+            var samples = new ArrayList<String>();
+            for (String[] q : heldOut) {
+                var g = Generator.generate(m, t.encode(prompt(q[0]), true), GenerationConfig.greedy(20).withEos(List.of(2)), x -> t.decode(x, true), null);
+                String answer = g.text().strip();
+                if (answer.equals(excited(q[1]))) preferred++;
+                if (samples.size() < 2) samples.add(answer.replace("\n", " ⏎ "));
+            }
+            return new Shift(r.metrics().get("rewards/accuracies"), (double) preferred / heldOut.size(), samples);
+        }
     }
 
     record Score(double loss, double exact, List<String> samples) {}
@@ -145,7 +213,7 @@ final class DemoCommand implements Callable<Integer> {
             for (String[] q : heldOut) {
                 var r = Generator.generate(m, t.encode(prompt(q[0]), true), GenerationConfig.greedy(16).withEos(List.of(2)), x -> t.decode(x, true), null);
                 String answer = r.text().strip();
-                if (answer.equals(q[1])) right++;
+                if (answer.equals(q[1]) || answer.equals(excited(q[1]))) right++; // the facts, in either style
                 if (samples.size() < 3) samples.add(answer.replace("\n", " ⏎ "));
             }
             return new Score(loss, (double) right / heldOut.size(), samples);

@@ -184,7 +184,10 @@ public final class PreferenceData {
             String[] texts = s.label() != null ? new String[]{s.textChosen()} : new String[]{s.textChosen(), s.textRejected()};
             for (int i = 0; i < comps.size(); i++) {
                 String text = texts[i] != null ? texts[i] : single(r, fields[i], comps.get(i));
-                long[] ids = after(r, fields[i], out[0], tok.encode(prompt + text, true));
+                // an Alpaca answer is tokenized on its own, exactly as the SFT Encoder does (and as generation continues
+                // after the prompt), so an SFT adapter goes on into DPO on the same tokens; TRL tokenizes prompt + text
+                // jointly, which differs only where the tokenizer treats a word start differently (SentencePiece's "▁")
+                long[] ids = !s.raw() ? tok.encode(text, false) : after(r, fields[i], out[0], tok.encode(prompt + text, true)); // HH transcripts stay one text
                 // TRL appends the EOS token to plain-text completions that do not end with it
                 out[i + 1] = ids[ids.length - 1] == eos ? ids : append(ids, eos);
             }

@@ -71,7 +71,7 @@ public enum PreferenceFormat {
      * the Alpaca/raw prompt style; null means "lay the messages out as Alpaca"). KTO records have completion in
      * {@code chosen}, no rejected, and a label.
      */
-    record Sample(List<Message> prompt, List<Message> chosen, List<Message> rejected, String textPrompt, String textChosen, String textRejected, Boolean label) {}
+    record Sample(List<Message> prompt, List<Message> chosen, List<Message> rejected, String textPrompt, String textChosen, String textRejected, Boolean label, boolean raw) {}
 
     Sample read(Row row) {
         JsonNode v = row.value();
@@ -79,27 +79,27 @@ public enum PreferenceFormat {
         return switch (this) {
             case STANDARD -> {
                 String p = text(row, "prompt"), c = text(row, "chosen"), r = text(row, "rejected");
-                yield new Sample(user(p), assistant(c), assistant(r), alpaca(p, ""), c, r, null);
+                yield new Sample(user(p), assistant(c), assistant(r), alpaca(p, ""), c, r, null, false);
             }
             case ALPACA -> {
                 String instruction = text(row, "instruction"), input = v.has("input") && !v.get("input").isNull() ? optionalText(row, "input") : "";
                 String c = text(row, "chosen"), r = text(row, "rejected");
-                yield new Sample(user(input.isEmpty() ? instruction : instruction + "\n\n" + input), assistant(c), assistant(r), alpaca(instruction, input), c, r, null);
+                yield new Sample(user(input.isEmpty() ? instruction : instruction + "\n\n" + input), assistant(c), assistant(r), alpaca(instruction, input), c, r, null, false);
             }
             case CONVERSATIONAL -> {
                 List<Message> c = messages(row, "chosen"), r = messages(row, "rejected");
-                if (v.path("prompt").isArray()) yield new Sample(messages(row, "prompt"), completion(row, "chosen", c), completion(row, "rejected", r), null, null, null, null);
+                if (v.path("prompt").isArray()) yield new Sample(messages(row, "prompt"), completion(row, "chosen", c), completion(row, "rejected", r), null, null, null, null, false);
                 int k = 0; // implicit prompt: the turns chosen and rejected share
                 while (k < c.size() && k < r.size() && c.get(k).equals(r.get(k))) k++;
                 if (k == 0) throw row.error("field 'chosen': no 'prompt' list, and chosen and rejected share no leading turns to take as the prompt");
-                yield new Sample(c.subList(0, k), completion(row, "chosen", c.subList(k, c.size())), completion(row, "rejected", r.subList(k, r.size())), null, null, null, null);
+                yield new Sample(c.subList(0, k), completion(row, "chosen", c.subList(k, c.size())), completion(row, "rejected", r.subList(k, r.size())), null, null, null, null, false);
             }
             case SHAREGPT -> {
                 var prompt = new ArrayList<Message>();
                 if (v.has("system")) prompt.add(new Message("system", text(row, "system")));
                 prompt.addAll(turns(row, "conversations", "from", "value"));
                 if (!prompt.getLast().role().equals("user")) throw row.error("field 'conversations': expected the last turn from 'human', found '" + prompt.getLast().role() + "'");
-                yield new Sample(prompt, List.of(turn(row, "chosen")), List.of(turn(row, "rejected")), null, null, null, null);
+                yield new Sample(prompt, List.of(turn(row, "chosen")), List.of(turn(row, "rejected")), null, null, null, null, false);
             }
             case HH_RLHF -> {
                 String c = text(row, "chosen"), r = text(row, "rejected");
@@ -112,13 +112,13 @@ public enum PreferenceFormat {
                 String cc = c.substring(prompt.length());
                 if (cc.isBlank()) throw row.error("field 'chosen' is empty after the last '\\n\\nAssistant:'");
                 if (rc.isBlank()) throw row.error("field 'rejected' is empty after the last '\\n\\nAssistant:'");
-                yield new Sample(transcript(row, prompt), assistant(cc.strip()), assistant(rc.strip()), prompt, cc, rc, null);
+                yield new Sample(transcript(row, prompt), assistant(cc.strip()), assistant(rc.strip()), prompt, cc, rc, null, true);
             }
             case KTO -> {
                 boolean label = label(row);
-                if (v.path("prompt").isArray()) yield new Sample(messages(row, "prompt"), completion(row, "completion", messages(row, "completion")), null, null, null, null, label);
+                if (v.path("prompt").isArray()) yield new Sample(messages(row, "prompt"), completion(row, "completion", messages(row, "completion")), null, null, null, null, label, false);
                 String p = text(row, "prompt"), c = text(row, "completion");
-                yield new Sample(user(p), assistant(c), null, alpaca(p, ""), c, null, label);
+                yield new Sample(user(p), assistant(c), null, alpaca(p, ""), c, null, label, false);
             }
             case TOKENIZED, KTO_TOKENIZED -> throw new IllegalStateException("pre-tokenized rows have no text");
         };

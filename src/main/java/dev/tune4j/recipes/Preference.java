@@ -35,7 +35,8 @@ final class Preference {
                     : "unpaired {prompt, completion, label} rows are KTO data; --stage " + c.stage() + " needs pairs (chosen and rejected); use --stage kto"));
         if ((kto ? data.kTrain : data.train).isEmpty()) throw new IllegalArgumentException(c.data() + ": no example left to train on (" + data.summary() + ")");
         log.println("data: " + data.summary() + " (prompt style " + style.name().toLowerCase(Locale.ROOT) + ")");
-        data.warnings.stream().limit(5).forEach(w -> log.println("  skipped: " + w));
+        data.warnings.stream().limit(5).forEach(w -> log.println("  note: " + w));
+        if (data.warnings.size() > 5) log.println("  … and " + (data.warnings.size() - 5) + " more");
         if (kto) return kto(c, model, data, pad, method, log);
         boolean orpo = c.stage().equals("orpo");
         var train = PairBatches.pairs(data.train, c.batchSize(), pad, c.seed(), orpo, 0);
@@ -60,7 +61,8 @@ final class Preference {
             tokens += 2L * p.prompt().length + p.chosen().length + p.rejected().length;
         }
         log.printf("%s: %s, beta %s%s%n", c.stage(), cfg.type().name().toLowerCase(Locale.ROOT), cfg.beta(), reference == null ? ", no reference model"
-                : c.precomputeRefLogps() || method.adapter() == null ? ", reference log-probs precomputed" : ", reference = the base with the adapter off");
+                : c.precomputeRefLogps() || method.adapter() == null ? ", reference log-probs precomputed"
+                : c.adapter() != null ? ", reference = the frozen starting adapter" : ", reference = the base with the adapter off");
         return new Stage(train, val, new PreferenceLoss(cfg, reference), longest, tokens == 0 ? 0.5 : (double) labelled / tokens);
     }
 

@@ -78,8 +78,8 @@ class PreferenceDataTest {
         PreferencePair p = d.train.getFirst();
         String prompt = "### Instruction:\nName a color.\n\n### Response:\n";
         assertThat(p.prompt()).containsExactly(stories.encode(prompt, true));
-        assertThat(cat(p.prompt(), p.chosen())).containsExactly(cat(stories.encode(prompt + "Blue is a color.", true), new long[]{EOS}));
-        assertThat(cat(p.prompt(), p.rejected())).containsExactly(cat(stories.encode(prompt + "No.", true), new long[]{EOS}));
+        assertThat(p.chosen()).as("an Alpaca answer is tokenized on its own, as SFT does").containsExactly(cat(stories.encode("Blue is a color.", false), new long[]{EOS}));
+        assertThat(p.rejected()).as("an Alpaca answer is tokenized on its own, as SFT does").containsExactly(cat(stories.encode("No.", false), new long[]{EOS}));
         assertThat(stories.decode(p.chosen(), false)).isEqualTo("Blue is a color.</s>");
     }
 
@@ -127,7 +127,7 @@ class PreferenceDataTest {
         assertThat(ds.format).isEqualTo(PreferenceFormat.SHAREGPT);
         String layout = "Be kind.\n\n### Instruction:\nHi\n\n### Response:\n";
         assertThat(ds.train.getFirst().prompt()).containsExactly(stories.encode(layout, true));
-        assertThat(cat(ds.train.getFirst().prompt(), ds.train.getFirst().rejected())).containsExactly(cat(stories.encode(layout + "Go away", true), new long[]{EOS}));
+        assertThat(ds.train.getFirst().rejected()).as("an Alpaca answer is tokenized on its own, as SFT does").containsExactly(cat(stories.encode("Go away", false), new long[]{EOS}));
 
         Path multi = write("mt.json", "[{\"conversations\": [{\"from\": \"human\", \"value\": \"Hi\"}, {\"from\": \"gpt\", \"value\": \"Hello\"}, {\"from\": \"human\", \"value\": \"More?\"}],"
                 + " \"chosen\": {\"from\": \"gpt\", \"value\": \"Yes\"}, \"rejected\": {\"from\": \"gpt\", \"value\": \"No\"}}]");
@@ -140,7 +140,7 @@ class PreferenceDataTest {
         assertThat(da.format).isEqualTo(PreferenceFormat.ALPACA);
         String al = "### Instruction:\nFix the spelling.\n\n### Input:\nfreind\n\n### Response:\n";
         assertThat(da.train.getFirst().prompt()).containsExactly(stories.encode(al, true));
-        assertThat(cat(da.train.getFirst().prompt(), da.train.getFirst().chosen())).containsExactly(cat(stories.encode(al + "friend", true), new long[]{EOS}));
+        assertThat(da.train.getFirst().chosen()).as("an Alpaca answer is tokenized on its own, as SFT does").containsExactly(cat(stories.encode("friend", false), new long[]{EOS}));
         try (Tokenizer qwen = qwen()) {
             PreferencePair t = PreferenceData.load(template(a, 256), qwen, qwen.specialId("eos_token")).train.getFirst();
             assertThat(t.prompt()).containsExactly(qwen.encode(QWEN_USER + "Fix the spelling.\n\nfreind" + QWEN_END + QWEN_ASSISTANT, false));
@@ -157,7 +157,7 @@ class PreferenceDataTest {
         assertThat(d.train).isEmpty();
         assertThat(d.kTrain).extracting(KtoExample::desirable).containsExactly(true, false);
         String prompt = "### Instruction:\nSay hi.\n\n### Response:\n";
-        assertThat(cat(d.kTrain.get(1).prompt(), d.kTrain.get(1).completion())).containsExactly(cat(stories.encode(prompt + "No.", true), new long[]{EOS}));
+        assertThat(d.kTrain.get(1).completion()).as("an Alpaca answer is tokenized on its own, as SFT does").containsExactly(cat(stories.encode("No.", false), new long[]{EOS}));
         assertThat(d.summary()).contains("1 desirable, 1 undesirable");
         try (Tokenizer qwen = qwen()) {
             Path m = write("km.jsonl", "{\"prompt\": [{\"role\": \"user\", \"content\": \"Say hi.\"}], \"completion\": [{\"role\": \"assistant\", \"content\": \"Hi!\"}], \"label\": true}\n");
