@@ -124,6 +124,48 @@ class PlanCliTest {
         }
     }
 
+    /** The long flags of a printed "tune4j train" command, as train's key table reads them. */
+    static dev.tune4j.train.TrainConfig trainConfigOf(String command) {
+        assertThat(command).startsWith("tune4j train ");
+        String[] a = command.substring("tune4j train ".length()).split(" ");
+        var m = new java.util.LinkedHashMap<String, String>();
+        for (int i = 0; i < a.length; i += 2) m.put(a[i].substring(2), a[i + 1]);
+        return dev.tune4j.train.TrainConfig.fromMap(m, command);
+    }
+
+    @Test
+    void advisePrintsTheCommandsThatRunSftThenDpo() throws Exception {
+        var r = CliRun.of("advise", "--few-shot-works", "no", "--external-knowledge", "no", "--examples", "5000", "--style-or-behavior", "yes",
+                "--prompting-exhausted", "yes", "--goal", "response-quality", "--model", "llama-2-13b", "--gpus", "2", "--variants", "5");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("commands (SFT + DPO with lora;")
+                .contains("  tune4j plan --model llama-2-13b --method lora --stage dpo --from-adapter\n")
+                .contains("  tune4j train --stage sft --model MODEL --method lora --data SFT_DATA --out RUN/sft\n")
+                .contains("  tune4j train --stage dpo --model MODEL --method lora --adapter RUN/sft/adapter --data PAIRS --out RUN/dpo\n");
+        // the printed commands are valid for train's key table, and the DPO run continues the SFT adapter
+        var j = new ObjectMapper().readTree(CliRun.of("advise", "--few-shot-works", "no", "--external-knowledge", "no", "--examples", "5000", "--style-or-behavior", "yes",
+                "--prompting-exhausted", "yes", "--goal", "response-quality", "--model", Golden.golden("models/llama-tied").toString(), "--json").out());
+        var cmds = j.get("commands");
+        assertThat(cmds).hasSize(3);
+        assertThat(cmds.get(0).asText()).startsWith("tune4j plan --model " + Golden.golden("models/llama-tied"));
+        var sft = trainConfigOf(cmds.get(1).asText());
+        var dpo = trainConfigOf(cmds.get(2).asText());
+        assertThat(sft.stage()).isEqualTo("sft");
+        assertThat(sft.model()).isEqualTo(Golden.golden("models/llama-tied"));
+        assertThat(dpo.stage()).isEqualTo("dpo");
+        assertThat(dpo.adapter()).isEqualTo(sft.out().resolve("adapter"));
+        // full fine-tuning continues the SFT model folder; "DPO" alone is one command
+        assertThat(AdviseCommand.commands(false, null, "full")).containsExactly("tune4j train --stage sft --model MODEL --method full --data SFT_DATA --out RUN/sft",
+                "tune4j train --stage dpo --model RUN/sft/model --method full --data PAIRS --out RUN/dpo");
+        assertThat(trainConfigOf(AdviseCommand.commands(false, null, "full").get(1)).model()).isEqualTo(Path.of("RUN/sft/model"));
+        var harm = CliRun.of("advise", "--few-shot-works", "no", "--external-knowledge", "no", "--examples", "5000", "--style-or-behavior", "yes",
+                "--prompting-exhausted", "yes", "--goal", "reduce-harm", "--vram-gb", "12");
+        assertThat(harm.out()).contains("commands (DPO with qlora;").contains("  tune4j train --stage dpo --model MODEL --method qlora --data PAIRS --out RUN/dpo\n")
+                .doesNotContain("--stage sft");
+        assertThat(CliRun.of("advise", "--few-shot-works", "no", "--external-knowledge", "no", "--examples", "5000", "--style-or-behavior", "yes",
+                "--prompting-exhausted", "yes", "--goal", "output-format").out()).doesNotContain("commands");
+    }
+
     /** A fresh process (its peak RSS is its own): bench train prints the planner's peak next to the measured one. */
     @Test
     void predictedPeakIsWithin15PercentOfAMeasuredTrainingRun() throws Exception {
