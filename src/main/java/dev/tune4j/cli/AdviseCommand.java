@@ -13,9 +13,12 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.Stream;
 
 /**
  * Walks the seeds' decision questions: fine-tune at all (seed 003), which path (seed 000), goal and data size (seed 002),
@@ -139,7 +142,11 @@ final class AdviseCommand implements Callable<Integer> {
                 out.put("recommendation", Rules.recommend(c, gpus, examples == null ? 10_000 : examples, tokensPerExample, objective, variants, budget, price));
             }
         }
+        var preference = Stream.of("goal", "dataset_size").map(k -> (Rules.Answer) out.get(k)).filter(a -> a != null)
+                .map(Rules.Answer::answer).filter(a -> a.equals("DPO") || a.startsWith("SFT + DPO")).findFirst();
+        var commands = preference.map(a -> commands(a.equals("DPO"), model, methodOf(out))).orElse(null);
         if (json) {
+            if (commands != null) out.put("commands", commands);
             System.out.println(new ObjectMapper().writeValueAsString(out));
             return 0;
         }
@@ -153,7 +160,39 @@ final class AdviseCommand implements Callable<Integer> {
                 System.out.printf("  A100-80GB needed: full %s, lora %s, qlora %s; estimated cost: full $%,.2f, lora $%,.2f, qlora $%,.2f%n",
                         n(rec.fullGpus()), n(rec.loraGpus()), n(rec.qloraGpus()), rec.fullUsd(), rec.loraUsd(), rec.qloraUsd());
         }
+        if (commands != null) {
+            System.out.println("commands (" + preference.get() + " with " + methodOf(out) + "; " + (model != null && Files.isDirectory(Path.of(model)) ? "" : "MODEL: a model folder, ")
+                    + "SFT_DATA: instruction data, PAIRS: prompt/chosen/rejected pairs, RUN: a new run folder):");
+            commands.forEach(c -> System.out.println("  " + c));
+        }
         return 0;
+    }
+
+    /** The method the advice chose: seed 001's recommendation, else the data path's full SFT, else QLoRA on a small card, else LoRA. */
+    static String methodOf(Map<String, Object> advice) {
+        if (advice.get("recommendation") instanceof Rules.Recommendation r) return r.method().equals("full_fine_tuning") ? "full" : r.method();
+        if (advice.get("path") instanceof Rules.Answer a && a.answer().equals("full SFT")) return "full";
+        if (advice.get("vram_tier") instanceof Rules.Answer a && a.answer().startsWith("QLoRA")) return "qlora";
+        return "lora";
+    }
+
+    /**
+     * The tune4j commands that run an "SFT + DPO" (or "DPO") answer: the memory plan of the DPO stage, SFT into RUN/sft, then
+     * DPO from its result (LoRA/QLoRA: the SFT adapter is trained on and, frozen, is the reference; full: the SFT model,
+     * with reference log-probs stored before training).
+     */
+    static List<String> commands(boolean dpoOnly, String model, String method) {
+        boolean folder = model != null && Files.isDirectory(Path.of(model)), full = method.equals("full");
+        String m = folder ? model : "MODEL", how = " --method " + method;
+        var c = new ArrayList<String>();
+        if (model != null) c.add("tune4j plan --model " + model + how + " --stage dpo" + (dpoOnly || full ? "" : " --from-adapter"));
+        if (dpoOnly) {
+            c.add("tune4j train --stage dpo --model " + m + how + " --data PAIRS --out RUN/dpo");
+            return c;
+        }
+        c.add("tune4j train --stage sft --model " + m + how + " --data SFT_DATA --out RUN/sft");
+        c.add("tune4j train --stage dpo --model " + (full ? "RUN/sft/model" + how : m + how + " --adapter RUN/sft/adapter") + " --data PAIRS --out RUN/dpo");
+        return c;
     }
 
     private static String n(int gpus) {

@@ -30,6 +30,18 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--method", defaultValue = "lora", description = "full, lora or qlora (default ${DEFAULT-VALUE})")
     String method;
 
+    @Option(names = "--stage", defaultValue = "sft", description = "sft, pt, dpo, kto, orpo or simpo, as train's --stage; a preference micro-batch runs two rows per item (default ${DEFAULT-VALUE})")
+    String stage;
+
+    @Option(names = "--precompute-ref-logps", description = "dpo/kto: reference log-probs computed once before training, no reference pass per step (always so for --method full)")
+    boolean precomputeRef;
+
+    @Option(names = "--ref-copy", description = "dpo/kto, --method full: plan a frozen copy of the model as the reference (TRL's default; tune4j stores log-probs instead)")
+    boolean refCopy;
+
+    @Option(names = "--from-adapter", description = "lora/qlora: the run continues an SFT adapter (train's --adapter); for dpo/kto its frozen copy is the reference")
+    boolean fromAdapter;
+
     @Option(names = "--gpu", split = ",", description = "devices to fit and price (default: the whole catalog and this machine): ${COMPLETION-CANDIDATES}", completionCandidates = GpuNames.class)
     List<String> gpus;
 
@@ -39,19 +51,19 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", description = "folder with tokenizer.json for --data when --model is a catalog name")
     Path tokenizer;
 
-    @Option(names = "--examples", defaultValue = "10000", description = "examples when no --data is given (default ${DEFAULT-VALUE})")
+    @Option(names = "--examples", defaultValue = "10000", description = "examples (pairs for dpo/orpo/simpo) when no --data is given (default ${DEFAULT-VALUE})")
     long examples;
 
-    @Option(names = "--tokens-per-example", defaultValue = "512", description = "tokens per example when no --data is given (default ${DEFAULT-VALUE})")
+    @Option(names = "--tokens-per-example", defaultValue = "512", description = "tokens per row (prompt + one completion for preference stages) when no --data is given (default ${DEFAULT-VALUE})")
     int tokensPerExample;
 
     @Option(names = "--epochs", defaultValue = "3", description = "epochs (default ${DEFAULT-VALUE})")
     double epochs;
 
-    @Option(names = "--batch-size", defaultValue = "1", description = "micro-batch rows (default ${DEFAULT-VALUE})")
+    @Option(names = "--batch-size", defaultValue = "1", description = "micro-batch rows; pairs for dpo/orpo/simpo, examples for kto (default ${DEFAULT-VALUE})")
     int batch;
 
-    @Option(names = "--seq-len", defaultValue = "2048", description = "tokens per row (default ${DEFAULT-VALUE})")
+    @Option(names = "--seq-len", defaultValue = "2048", description = "tokens per row, the longest (default ${DEFAULT-VALUE})")
     int seq;
 
     @Option(names = "--precision", defaultValue = "bf16-mixed", description = "GPU: fp32, bf16-mixed (fp32 master + states, 16 B/param) or bf16 (default ${DEFAULT-VALUE}); the CPU build is fp32")
@@ -132,6 +144,9 @@ final class PlanCommand implements Callable<Integer> {
         boolean folder = Files.isDirectory(p);
         ModelConfig c = folder ? ModelConfig.load(p.resolve("config.json")) : Catalog.get(model);
         var m = MemoryPlan.Method.parse(method);
+        var st = MemoryPlan.Stage.parse(stage);
+        if (fromAdapter && m == MemoryPlan.Method.FULL) throw new Main.BadInput("--from-adapter: an adapter is continued by lora or qlora, not --method full");
+        var ref = MemoryPlan.Reference.of(st, m, precomputeRef, fromAdapter, refCopy);
         var prec = switch (precision) {
             case "fp32" -> MemoryPlan.Precision.FP32;
             case "bf16-mixed" -> MemoryPlan.Precision.BF16_MIXED;
@@ -152,9 +167,11 @@ final class PlanCommand implements Callable<Integer> {
         for (String g : gpus == null ? Gpus.names() : gpus) devices.add(Gpus.priced(Gpus.get(g), prices));
         for (String k : prices.keySet()) Gpus.get(k); // a misspelt --price name is an error, not ignored
 
-        long ex = examples, tokens = (long) examples * tokensPerExample;
+        long ex = examples, tokens = examples * st.rowsPerItem() * tokensPerExample;
         double labelled = labelledShare;
-        String source = "assumed: " + examples + " examples × " + tokensPerExample + " tokens";
+        String source = "assumed: " + examples + (st.rowsPerItem() > 1 ? " items × " + st.rowsPerItem() + " rows" : " examples") + " × " + tokensPerExample + " tokens";
+        if (data != null && st.rowsPerItem() > 1)
+            throw new Main.BadInput("--data with --stage " + stage + ": the planner counts tokens of sft/pt data only; give --examples (pairs) and --tokens-per-example (per row)");
         if (data != null) {
             Path tokDir = tokenizer != null ? tokenizer : folder ? p : null;
             if (tokDir == null) throw new Main.BadInput("--data with a catalog model needs --tokenizer DIR (a folder with tokenizer.json) to count tokens");
@@ -171,7 +188,7 @@ final class PlanCommand implements Callable<Integer> {
             }
         }
         boolean ckpt = checkpointing != null ? checkpointing : m == MemoryPlan.Method.QLORA;
-        var setup = new MemoryPlan.Setup(c, m, prec, opt, batch, seq, ckpt, labelled, lossChunk, r, targets, !noDoubleQuant, MemoryPlan.Runtime.GPU);
+        var setup = new MemoryPlan.Setup(c, m, prec, opt, batch, seq, ckpt, labelled, lossChunk, r, targets, !noDoubleQuant, MemoryPlan.Runtime.GPU).withStage(st, ref, ex);
         boolean isInstruct = instruct != null ? instruct : model.toLowerCase().contains("instruct") || model.toLowerCase().contains("chat");
         var run = new Checks.Run(m, lr, r, alpha, epochs, ex, valRatio, cpt, isInstruct, cpt ? tokens : null, mixRatio,
                 ParamCount.total(c) / 1e9, ckpt, null);

@@ -6,7 +6,9 @@ import dev.tune4j.hf.ModelConfig;
  * Training compute, time, money and storage. FLOPs per token (reference §4.1): full fine-tuning 6N + 12·L·h·T (PaLM's
  * model FLOPs, N without the embedding lookup but with a tied lm_head); LoRA and QLoRA skip the frozen weights' gradient
  * GEMM: 4N + 6·N_lora + 12·L·h·T. Gradient checkpointing adds one forward (2N + 4·L·h·T) of hardware work, which time
- * counts and MFU does not.
+ * counts and MFU does not. Preference stages count the tokens of every row (both of a pair; KTO's KL rows); a DPO/KTO
+ * reference adds one no-grad forward of them per step (6N + 2N for full fine-tuning with a reference copy), or, stored,
+ * one such pass over the data before training.
  */
 public final class Cost {
     private Cost() {}
@@ -30,12 +32,38 @@ public final class Cost {
     /** Hardware FLOPs per token: model FLOPs plus the recomputed forward under checkpointing. */
     public static double hardwareFlopsPerToken(ModelConfig c, MemoryPlan.Method method, long loraParams, int seq, boolean checkpointing) {
         double f = flopsPerToken(c, method, loraParams, seq);
-        return checkpointing ? f + 2.0 * matmulParams(c) + 4.0 * c.numLayers() * c.hiddenSize() * seq : f;
+        return checkpointing ? f + forwardFlopsPerToken(c, seq) : f;
+    }
+
+    /** FLOPs per token of one no-grad forward, a reference pass: 2N + 4·L·h·T. */
+    public static double forwardFlopsPerToken(ModelConfig c, int seq) {
+        return 2.0 * matmulParams(c) + 4.0 * c.numLayers() * c.hiddenSize() * seq;
+    }
+
+    /** Model FLOPs per token of one step at the setup's stage: training, plus the reference's forward when it runs each step. */
+    public static double stepFlopsPerToken(MemoryPlan.Setup s) {
+        return flopsPerToken(s.model(), s.method(), s.trainable(), s.seq()) + (s.reference().passEachStep() ? forwardFlopsPerToken(s.model(), s.seq()) : 0);
+    }
+
+    /** Hardware FLOPs per token of one step at the setup's stage: plus the recomputed forward under checkpointing. */
+    public static double stepHardwareFlopsPerToken(MemoryPlan.Setup s) {
+        return stepFlopsPerToken(s) + (s.checkpointing() ? forwardFlopsPerToken(s.model(), s.seq()) : 0);
+    }
+
+    /** Hardware FLOPs of a run over {@code tokens} per epoch (every row's): its steps, plus a stored reference's one-off pass. */
+    public static double runFlops(MemoryPlan.Setup s, double tokens, double epochs) {
+        double oneOff = s.reference() == MemoryPlan.Reference.STORED ? tokens * forwardFlopsPerToken(s.model(), s.seq()) : 0;
+        return tokens * epochs * stepHardwareFlopsPerToken(s) + oneOff;
     }
 
     /** Hours for {@code tokens} trained tokens on {@code devices} devices of {@code tflops} peak at utilization {@code mfu}. */
     public static double hours(double tokens, double flopsPerToken, double tflops, int devices, double mfu) {
-        return tokens * flopsPerToken / (tflops * 1e12 * devices * mfu) / 3600;
+        return hours(tokens * flopsPerToken, tflops, devices, mfu);
+    }
+
+    /** Hours for {@code flops} of work on {@code devices} devices of {@code tflops} peak at utilization {@code mfu}. */
+    public static double hours(double flops, double tflops, int devices, double mfu) {
+        return flops / (tflops * 1e12 * devices * mfu) / 3600;
     }
 
     /** Bytes of one saved checkpoint: full = weights in bf16 (+ fp32 m, v and master when resumable); LoRA = fp32 adapter (+ its states). */

@@ -2,6 +2,7 @@ package dev.tune4j.plan;
 
 import dev.tune4j.hf.ModelConfig;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -14,6 +15,9 @@ import java.util.Map;
  * <p>Two runtimes: {@code GPU} is tune4j's CUDA build (bf16 activations, SDPA, CUDA context); {@code CPU} is this
  * machine's build (fp32 everything, host RAM, JVM + libtorch resident). The CPU constants marked "measured" come from
  * {@code tune4j bench train} and the forward probe described in docs/planner.md; BENCHMARKS.md records predicted vs measured.
+ *
+ * <p>Stages: a preference micro-batch of B pairs runs the trunk over 2B rows (TRL's layout: chosen then rejected; KTO: n
+ * completions then n KL rows), and a DPO/KTO {@link Reference} adds its own part.
  */
 public final class MemoryPlan {
     private MemoryPlan() {}
@@ -40,25 +44,102 @@ public final class MemoryPlan {
 
     public enum Runtime {GPU, CPU}
 
+    /** The training stage, as train's --stage spells it: sft/pt train on tokens; the preference stages on two rows per item. */
+    public enum Stage {
+        SFT, PT, DPO, KTO, ORPO, SIMPO;
+
+        public static Stage parse(String name) {
+            for (Stage s : values()) if (s.name().toLowerCase(java.util.Locale.ROOT).equals(name)) return s;
+            throw new IllegalArgumentException("--stage: expected sft, pt, dpo, kto, orpo or simpo, found '" + name + "'");
+        }
+
+        /** Rows one item puts in a micro-batch: a pair is prompt+chosen and prompt+rejected; a KTO example adds its KL row. */
+        public int rowsPerItem() {
+            return this == SFT || this == PT ? 1 : 2;
+        }
+
+        /** DPO and KTO score the policy against a reference; ORPO and SimPO are reference-free. */
+        public boolean hasReference() {
+            return this == DPO || this == KTO;
+        }
+    }
+
+    /** Where a DPO/KTO run's reference log-probs come from; each adds its own part to the plan. */
+    public enum Reference {
+        /** SFT, PT, ORPO, SimPO. */
+        NONE,
+        /** A no-grad forward each micro-batch before the policy's: LoRA's base with the adapter disabled. */
+        PASS,
+        /** The same pass through a frozen copy of the SFT adapter the run starts from (--adapter): + its fp32 weights. */
+        ADAPTER,
+        /** --precompute-ref-logps (always for full fine-tuning in tune4j): one pass over the data before training, 16 B per item kept. */
+        STORED,
+        /** A frozen copy of the whole model at the compute dtype (TRL's default for full DPO; tune4j stores log-probs instead). */
+        COPY;
+
+        /** Whether a no-grad reference forward runs before every policy forward. */
+        public boolean passEachStep() {
+            return this == PASS || this == ADAPTER || this == COPY;
+        }
+
+        /** The reference tune4j's train uses for this stage and method; {@code refCopy} plans TRL's full-model copy instead. */
+        public static Reference of(Stage stage, Method method, boolean precompute, boolean fromAdapter, boolean refCopy) {
+            if (!stage.hasReference()) {
+                if (precompute || refCopy)
+                    throw new IllegalArgumentException("stage " + stage.name().toLowerCase() + " has no reference: --precompute-ref-logps and --ref-copy apply to dpo and kto");
+                return NONE;
+            }
+            if (refCopy && (method != Method.FULL || precompute))
+                throw new IllegalArgumentException("--ref-copy plans a frozen copy of the full model: only for --method full without --precompute-ref-logps (LoRA's reference is the base with the adapter disabled)");
+            if (refCopy) return COPY;
+            if (precompute || method == Method.FULL) return STORED;
+            return fromAdapter ? ADAPTER : PASS;
+        }
+    }
+
     /**
      * One run's shape.
      *
+     * @param batch         micro-batch items: rows for sft/pt, pairs for dpo/orpo/simpo, examples for kto (twice the rows)
+     * @param seq           tokens of the longest row (a preference batch is right-padded to it)
      * @param labelledShare fraction of tokens that are loss targets (completion-only SFT ≈ 0.5; pre-training 1.0)
      * @param lossChunk     rows of logits alive at once (tune4j's chunked loss); 0 = the full [tokens × V] HF path
+     * @param items         pairs (KTO: examples) in the data: what stored reference log-probs take; 0 when unknown
      */
     public record Setup(ModelConfig model, Method method, Precision precision, Optim optim, int batch, int seq,
                         boolean checkpointing, double labelledShare, int lossChunk, int r, List<String> targets,
-                        boolean doubleQuant, Runtime runtime) {
-        public Setup withBatch(int b) {
-            return new Setup(model, method, precision, optim, b, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime);
+                        boolean doubleQuant, Runtime runtime, Stage stage, Reference reference, long items) {
+        public Setup {
+            if (stage.hasReference() == (reference == Reference.NONE))
+                throw new IllegalArgumentException("stage " + stage.name().toLowerCase() + " with reference " + reference.name().toLowerCase());
         }
 
-        public Setup withRuntime(Runtime r) {
-            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, this.r, targets, doubleQuant, r);
+        /** An SFT run (the planner's original 13 inputs). */
+        public Setup(ModelConfig model, Method method, Precision precision, Optim optim, int batch, int seq, boolean checkpointing,
+                     double labelledShare, int lossChunk, int r, List<String> targets, boolean doubleQuant, Runtime runtime) {
+            this(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, Stage.SFT, Reference.NONE, 0);
+        }
+
+        /** The same run at another stage; {@code reference} from {@link Reference#of}, {@code items} for stored log-probs. */
+        public Setup withStage(Stage st, Reference ref, long n) {
+            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, st, ref, n);
+        }
+
+        public Setup withBatch(int b) {
+            return new Setup(model, method, precision, optim, b, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, stage, reference, items);
+        }
+
+        public Setup withRuntime(Runtime rt) {
+            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, rt, stage, reference, items);
         }
 
         public Setup withSeq(int s) {
-            return new Setup(model, method, precision, optim, batch, s, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime);
+            return new Setup(model, method, precision, optim, batch, s, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, stage, reference, items);
+        }
+
+        /** Rows the trunk runs per micro-batch: 2B for a preference stage. */
+        public long rows() {
+            return (long) batch * stage.rowsPerItem();
         }
 
         /** Bytes of one activation element: the CPU build computes in fp32, the GPU build in bf16 unless fp32 is asked for. */
@@ -120,9 +201,22 @@ public final class MemoryPlan {
             parts.merge("optimizer states", host, Long::sum);
             host = 0;
         }
-        long activations = (long) s.batch() * s.seq() * activationBytesPerToken(s), logits = logitBytes(s);
-        parts.put(s.checkpointing() ? "activations (layer inputs + one layer recomputed)" : "activations", activations);
+        switch (s.reference()) { // what the reference holds for the whole run; its pass's transient comes after the policy's parts
+            case ADAPTER -> parts.put("reference adapter (frozen copy of the SFT adapter)", 4 * s.trainable());
+            case COPY -> parts.put("reference model (frozen copy at the compute dtype)", (long) (n * w));
+            case STORED -> parts.put("reference log-probs (stored, 16 B per item)", 16 * s.items());
+            case NONE, PASS -> {}
+        }
+        long activations = s.rows() * s.seq() * activationBytesPerToken(s), logits = logitBytes(s);
+        var what = new ArrayList<String>();
+        if (s.stage().rowsPerItem() > 1) what.add(s.stage() == Stage.KTO ? "completion + KL rows" : "chosen + rejected rows");
+        if (s.checkpointing()) what.add("layer inputs + one layer recomputed");
+        parts.put(what.isEmpty() ? "activations" : "activations (" + String.join(", ", what) + ")", activations);
         parts.put(s.lossChunk() > 0 ? "logits (labelled rows, chunked)" : "logits (full, fp32 loss path)", logits);
+        // the reference pass runs under no-grad before the policy's forward: one layer's working set and a logits chunk, freed
+        // before the policy pass; a peak only where larger than the policy's activations and logits (it never is in practice)
+        if (s.reference().passEachStep())
+            parts.put("reference pass (no grad, before the policy pass; above activations)", Math.max(0, referencePassBytes(s) - activations - logits));
         // the optimizer's per-tensor temporaries appear after activations are freed: only a peak if they are larger
         long stepTemp = (long) (s.method() == Method.FULL ? ParamCount.largestTensor(c) : 0) * 2 * 4; // sqrt(v) and m / denom
         if (stepTemp > activations + logits) parts.put("optimizer step temporaries (above activations)", stepTemp - activations - logits);
@@ -148,13 +242,22 @@ public final class MemoryPlan {
         return (stored + perLayer + 3 * h) * s.actBytes();
     }
 
+    /** The reference pass's transient: one layer's working set for every row, and a no-grad logits chunk (logits + log-softmax). */
+    static long referencePassBytes(Setup s) {
+        ModelConfig c = s.model();
+        long perLayer = 10L * c.hiddenSize() + 2L * c.kvDim() + 5L * c.intermediateSize() + 3L * c.hiddenSize();
+        long tokens = s.rows() * s.seq(), v = c.vocabSize();
+        long logits = s.lossChunk() <= 0 ? tokens * v * (s.actBytes() + 8) : Math.min(s.lossChunk(), Math.max(1, Math.round(tokens * s.labelledShare()))) * v * 8;
+        return tokens * perLayer * s.actBytes() + logits;
+    }
+
     /**
      * Chunked (tune4j): at most lossChunk labelled rows of logits at a time, four fp32 [rows × V] buffers at the peak
      * (logits, log-softmax, and their gradients). Full (the HF path, §3.5): bf16 logits + fp32 copy + fp32 log-softmax +
      * fp32 gradient for every token, ≈ 14·V bytes per token.
      */
     static long logitBytes(Setup s) {
-        long v = s.model().vocabSize(), tokens = (long) s.batch() * s.seq();
+        long v = s.model().vocabSize(), tokens = s.rows() * s.seq();
         if (s.lossChunk() <= 0) return tokens * v * (s.actBytes() + 12);
         long rows = Math.min(s.lossChunk(), Math.max(1, Math.round(tokens * s.labelledShare())));
         return rows * v * 16;
@@ -198,7 +301,7 @@ public final class MemoryPlan {
         long perDevice = 0, shardable = 0;
         for (var p : e.parts().entrySet()) {
             String k = p.getKey();
-            if (k.startsWith("activations") || k.startsWith("logits") || k.startsWith("runtime") || k.startsWith("dequantized")) perDevice += p.getValue();
+            if (k.startsWith("activations") || k.startsWith("logits") || k.startsWith("runtime") || k.startsWith("dequantized") || k.startsWith("reference pass")) perDevice += p.getValue();
             else shardable += p.getValue();
         }
         if (perDevice >= deviceBytes) return -1;

@@ -16,7 +16,7 @@ public final class PlanReport {
     private PlanReport() {}
 
     /**
-     * @param tokens       trained tokens per epoch (measured with the tokenizer, or examples × tokens per example)
+     * @param tokens       trained tokens per epoch, every row's (measured with the tokenizer, or examples × rows × tokens per row)
      * @param tokensSource "measured with the tokenizer" or "assumed"
      * @param checkpoints  checkpoints kept on disk during the run
      * @param variants     deployable variants to store (seed 001's k)
@@ -48,6 +48,8 @@ public final class PlanReport {
         method.put("method", s.method().name().toLowerCase());
         method.put("trainable", trainable);
         method.put("trainable_share", (double) trainable / ParamCount.total(c));
+        method.put("stage", s.stage().name().toLowerCase());
+        if (s.stage().hasReference()) method.put("reference", s.reference().name().toLowerCase());
         if (s.method() != MemoryPlan.Method.FULL) {
             method.put("r", s.r());
             method.put("target_modules", s.targets());
@@ -60,6 +62,7 @@ public final class PlanReport {
         mem.put("precision", s.runtime() == MemoryPlan.Runtime.CPU ? "fp32" : s.precision().name().toLowerCase().replace('_', '-'));
         mem.put("optimizer", s.optim().name().toLowerCase());
         mem.put("batch_size", s.batch());
+        mem.put("rows", s.rows());
         mem.put("seq_len", s.seq());
         mem.put("gradient_checkpointing", s.checkpointing());
         mem.put("loss", s.lossChunk() > 0 ? "labelled rows, chunks of " + s.lossChunk() : "full logits");
@@ -68,8 +71,8 @@ public final class PlanReport {
         mem.put("host_bytes", est.host());
         out.put("memory", mem);
 
-        double fpt = Cost.flopsPerToken(c, s.method(), trainable, s.seq());
-        double hfpt = Cost.hardwareFlopsPerToken(c, s.method(), trainable, s.seq(), s.checkpointing());
+        double fpt = Cost.stepFlopsPerToken(s), flops = Cost.runFlops(s, in.tokens(), in.epochs());
+        double hfpt = Cost.stepHardwareFlopsPerToken(s);
         double trained = in.tokens() * in.epochs();
         var compute = new LinkedHashMap<String, Object>();
         compute.put("examples", in.examples());
@@ -79,7 +82,9 @@ public final class PlanReport {
         compute.put("trained_tokens", (long) trained);
         compute.put("model_flops_per_token", fpt);
         compute.put("hardware_flops_per_token", hfpt);
-        compute.put("total_flops", trained * hfpt);
+        if (s.reference().passEachStep()) compute.put("reference_flops_per_token", Cost.forwardFlopsPerToken(c, s.seq()));
+        if (s.reference() == MemoryPlan.Reference.STORED) compute.put("reference_one_off_flops", in.tokens() * Cost.forwardFlopsPerToken(c, s.seq()));
+        compute.put("total_flops", flops);
         compute.put("mfu", in.mfu());
         out.put("compute", compute);
 
@@ -97,7 +102,7 @@ public final class PlanReport {
             d.put("largest_batch_at_seq", MemoryPlan.largestBatch(sd, g.memoryBytes()));
             d.put("largest_seq_at_batch", MemoryPlan.largestSeq(sd, g.memoryBytes()));
             int n = Math.max(1, MemoryPlan.devicesNeeded(e, g.memoryBytes()));
-            double hours = Double.isNaN(g.bf16Tflops()) ? Double.NaN : Cost.hours(trained, hfpt, g.bf16Tflops(), n, in.mfu());
+            double hours = Double.isNaN(g.bf16Tflops()) ? Double.NaN : Cost.hours(flops, g.bf16Tflops(), n, in.mfu());
             d.put("hours", orNull(hours));
             d.put("usd_per_hour", orNull(g.usdPerHour()));
             d.put("usd", orNull(hours * n * g.usdPerHour()));
@@ -165,17 +170,21 @@ public final class PlanReport {
                 method.containsKey("r") ? " r=" + method.get("r") + " on " + String.join(",", (List<String>) method.get("target_modules")) : "")});
         table(sb, markdown, new String[]{"component", "parameters"}, rows);
 
-        sb.append('\n').append(h).append(String.format("Memory at batch %s × %s tokens (%s, %s, %s, checkpointing %s, loss: %s)%n", mem.get("batch_size"), mem.get("seq_len"),
-                mem.get("runtime"), mem.get("precision"), mem.get("optimizer"), (Boolean) mem.get("gradient_checkpointing") ? "on" : "off", mem.get("loss")));
+        String stage = (String) method.get("stage"), batch = stage.equals("sft") || stage.equals("pt") ? String.valueOf(mem.get("batch_size"))
+                : mem.get("batch_size") + (stage.equals("kto") ? " examples" : " pairs") + " = " + mem.get("rows") + " rows";
+        sb.append('\n').append(h).append(String.format("Memory at batch %s × %s tokens (stage %s%s, %s, %s, %s, checkpointing %s, loss: %s)%n", batch, mem.get("seq_len"),
+                stage, method.containsKey("reference") ? ", reference " + method.get("reference") : "", mem.get("runtime"), mem.get("precision"), mem.get("optimizer"), (Boolean) mem.get("gradient_checkpointing") ? "on" : "off", mem.get("loss")));
         rows.clear();
         ((Map<String, Long>) mem.get("components")).forEach((k, v) -> rows.add(new String[]{k, gb(v)}));
         rows.add(new String[]{"predicted peak", gb(mem.get("peak_bytes"))});
         if ((Long) mem.get("host_bytes") > 0) rows.add(new String[]{"host RAM (offloaded optimizer)", gb(mem.get("host_bytes"))});
         table(sb, markdown, new String[]{"component", "bytes"}, rows);
 
-        sb.append('\n').append(h).append(String.format("Devices: %,d tokens/epoch (%s) × %s epochs, %.2f GFLOP/token (%.2f with recompute), MFU %.0f %%%n",
+        String ref = compute.containsKey("reference_flops_per_token") ? String.format(", incl. %.2f for the reference forward", (Double) compute.get("reference_flops_per_token") / 1e9)
+                : compute.containsKey("reference_one_off_flops") ? String.format(", + %.3g PFLOP once for the stored reference log-probs", (Double) compute.get("reference_one_off_flops") / 1e15) : "";
+        sb.append('\n').append(h).append(String.format("Devices: %,d tokens/epoch (%s) × %s epochs, %.2f GFLOP/token (%.2f with recompute%s), MFU %.0f %%%n",
                 (Long) compute.get("tokens_per_epoch"), compute.get("tokens_source"), compute.get("epochs"), (Double) compute.get("model_flops_per_token") / 1e9,
-                (Double) compute.get("hardware_flops_per_token") / 1e9, 100 * (Double) compute.get("mfu")));
+                (Double) compute.get("hardware_flops_per_token") / 1e9, ref, 100 * (Double) compute.get("mfu")));
         rows.clear();
         for (var d : (List<Map<String, Object>>) r.get("devices")) {
             int need = (Integer) d.get("devices_needed");

@@ -3,8 +3,10 @@ package dev.tune4j.plan;
 import dev.tune4j.plan.MemoryPlan.Method;
 import dev.tune4j.plan.MemoryPlan.Optim;
 import dev.tune4j.plan.MemoryPlan.Precision;
+import dev.tune4j.plan.MemoryPlan.Reference;
 import dev.tune4j.plan.MemoryPlan.Runtime;
 import dev.tune4j.plan.MemoryPlan.Setup;
+import dev.tune4j.plan.MemoryPlan.Stage;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -61,6 +63,69 @@ class PlannerTest {
         assertThat(gb(full.part("logits (full, fp32 loss path)"))).isCloseTo(4096L * 151_936 * 14 / 1e9, within(0.01));
         assertThat(a.part("logits (labelled rows, chunked)")).isEqualTo(1024L * 151_936 * 16);
         assertThat(MemoryPlan.estimate(s.withSeq(2048)).peak()).isGreaterThan(a.peak());
+    }
+
+    static long sum(MemoryPlan.Estimate e, String prefix) {
+        return e.parts().entrySet().stream().filter(p -> p.getKey().startsWith(prefix)).mapToLong(java.util.Map.Entry::getValue).sum();
+    }
+
+    @Test
+    void preferenceStagesRunTwoRowsPerPairAndNameTheirReference() {
+        var sft = gpu("qwen2.5-0.5b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 4, 1024, false, 1024);
+        var dpo = MemoryPlan.estimate(sft.withStage(Stage.DPO, Reference.PASS, 10_000));
+        // B pairs = 2B rows: more activation memory than SFT at B, the same as SFT at 2B rows of the same length
+        assertThat(dpo.part("activations (chosen + rejected rows)")).isGreaterThan(MemoryPlan.estimate(sft).part("activations"))
+                .isEqualTo(MemoryPlan.estimate(sft.withBatch(8)).part("activations"));
+        assertThat(sum(MemoryPlan.estimate(sft.withStage(Stage.KTO, Reference.PASS, 0)), "activations")).isEqualTo(dpo.part("activations (chosen + rejected rows)"));
+        // the reference pass runs under no-grad before the policy's forward: named, and no more than the policy's own activations
+        assertThat(dpo.parts()).containsEntry("reference pass (no grad, before the policy pass; above activations)", 0L);
+        assertThat(MemoryPlan.referencePassBytes(sft.withStage(Stage.DPO, Reference.PASS, 0))).isPositive()
+                .isLessThan(dpo.part("activations (chosen + rejected rows)") + dpo.part("logits (labelled rows, chunked)"));
+        // ORPO and SimPO are reference-free; precomputed log-probs replace the pass by 16 B per pair
+        for (Stage st : List.of(Stage.ORPO, Stage.SIMPO)) {
+            var e = MemoryPlan.estimate(sft.withStage(st, Reference.of(st, Method.LORA, false, false, false), 10_000));
+            assertThat(e.parts().keySet()).noneMatch(k -> k.startsWith("reference"));
+            assertThat(e.peak()).isEqualTo(dpo.peak());
+        }
+        var stored = MemoryPlan.estimate(sft.withStage(Stage.DPO, Reference.of(Stage.DPO, Method.LORA, true, false, false), 10_000));
+        assertThat(stored.parts()).doesNotContainKey("reference pass (no grad, before the policy pass; above activations)")
+                .containsEntry("reference log-probs (stored, 16 B per item)", 160_000L);
+        // from an SFT adapter: a frozen copy of its fp32 weights, no gradients or states
+        var fromAdapter = MemoryPlan.estimate(sft.withStage(Stage.DPO, Reference.of(Stage.DPO, Method.LORA, false, true, false), 0));
+        assertThat(fromAdapter.part("reference adapter (frozen copy of the SFT adapter)")).isEqualTo(4 * ParamCount.lora(Catalog.get("qwen2.5-0.5b"), 16, List.of("all-linear")));
+        // full fine-tuning stores log-probs in tune4j; a frozen reference copy (TRL's default) adds the weights at the compute dtype
+        var full = gpu("qwen2.5-0.5b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 4, 1024, true, 1024);
+        assertThat(Reference.of(Stage.DPO, Method.FULL, false, false, false)).isEqualTo(Reference.STORED);
+        var copy = MemoryPlan.estimate(full.withStage(Stage.DPO, Reference.of(Stage.DPO, Method.FULL, false, false, true), 0));
+        var noCopy = MemoryPlan.estimate(full.withStage(Stage.DPO, Reference.STORED, 0));
+        assertThat(copy.part("reference model (frozen copy at the compute dtype)")).isEqualTo(2 * ParamCount.total(Catalog.get("qwen2.5-0.5b")));
+        assertThat(copy.peak() - noCopy.peak()).isEqualTo(2 * ParamCount.total(Catalog.get("qwen2.5-0.5b")));
+        assertThatThrownBy(() -> Reference.of(Stage.DPO, Method.LORA, false, false, true)).hasMessageContaining("--ref-copy");
+        assertThatThrownBy(() -> Reference.of(Stage.ORPO, Method.LORA, true, false, false)).hasMessageContaining("stage orpo has no reference");
+        assertThatThrownBy(() -> Stage.parse("ppo")).hasMessageContaining("--stage: expected sft, pt, dpo, kto, orpo or simpo, found 'ppo'");
+        assertThatThrownBy(() -> sft.withStage(Stage.DPO, Reference.NONE, 0)).hasMessageContaining("stage dpo with reference none");
+        // the largest batch is counted in pairs: at most half the SFT rows
+        long mem = Gpus.get("rtx4090").memoryBytes();
+        assertThat(MemoryPlan.largestBatch(sft.withStage(Stage.DPO, Reference.PASS, 0), mem)).isBetween(1, MemoryPlan.largestBatch(sft, mem) / 2 + 1);
+    }
+
+    @Test
+    void dpoComputeAddsTheReferenceForwardOrAOneOffPass() {
+        var q = Catalog.get("qwen2.5-0.5b");
+        var sft = gpu("qwen2.5-0.5b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 4, 1024, false, 1024);
+        double n = Cost.matmulParams(q), attnFwd = 4.0 * q.numLayers() * q.hiddenSize() * 1024;
+        // full DPO with a reference copy: 6N + 2N (plus attention) per token of both rows
+        var copy = sft.withStage(Stage.DPO, Reference.COPY, 0);
+        assertThat(Cost.stepFlopsPerToken(copy)).isCloseTo(8 * n + 4 * attnFwd, within(1.0));
+        assertThat(Cost.stepFlopsPerToken(sft.withStage(Stage.ORPO, Reference.NONE, 0))).isEqualTo(Cost.flopsPerToken(q, Method.FULL, 0, 1024));
+        // stored: the forward runs once over the data instead of every epoch
+        var stored = sft.withStage(Stage.DPO, Reference.STORED, 0);
+        double tokens = 1e6;
+        assertThat(Cost.runFlops(stored, tokens, 3)).isCloseTo(3 * tokens * Cost.flopsPerToken(q, Method.FULL, 0, 1024) + tokens * (2 * n + attnFwd), within(1e6));
+        assertThat(Cost.runFlops(copy, tokens, 3)).isCloseTo(3 * tokens * (8 * n + 4 * attnFwd), within(1e6));
+        // checkpointing's recompute counts once per step, not for the reference
+        assertThat(Cost.stepHardwareFlopsPerToken(new Setup(q, Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 4, 1024, true, 0.5, 1024, 16, List.of("all-linear"), true, Runtime.GPU)
+                .withStage(Stage.DPO, Reference.COPY, 0))).isCloseTo(8 * n + 4 * attnFwd + 2 * n + attnFwd, within(1.0));
     }
 
     @Test
@@ -216,6 +281,9 @@ class PlannerTest {
                 String text = PlanReport.render(report, false), md = PlanReport.render(report, true);
                 assertThat(text).contains("predicted peak").contains("h100").contains(e.getKey());
                 assertThat(md).contains("| component | bytes |").contains("| predicted peak |");
+                var dpo = PlanReport.build(new PlanReport.Inputs(e.getKey(), e.getValue(), s.withStage(Stage.DPO, Reference.of(Stage.DPO, m, false, false, false), 10_000),
+                        devices, 10_000, 10_240_000, "assumed", 3, 0.35, 3, 5, run));
+                assertThat(PlanReport.render(dpo, false)).contains("pairs = 2 rows").contains(m == Method.FULL ? "reference log-probs (stored" : "reference pass");
             }
     }
 
