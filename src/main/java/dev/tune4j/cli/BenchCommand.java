@@ -223,8 +223,12 @@ final class BenchCommand implements Callable<Integer> {
     /** The planner's peak for exactly this bench run (labels: the second half of every row, loss chunks of 1024). */
     private long predictedPeak(dev.tune4j.hf.ModelConfig c, Compute compute) {
         var s = new dev.tune4j.plan.MemoryPlan.Setup(c, dev.tune4j.plan.MemoryPlan.Method.parse(method), dev.tune4j.plan.MemoryPlan.Precision.BF16_MIXED,
-                dev.tune4j.plan.MemoryPlan.Optim.ADAMW, stage.equals("dpo") ? 2 * batch : batch /* a pair is two rows */, seqLen, checkpointing, 0.5, 1024, r, List.of("all-linear"), true,
+                dev.tune4j.plan.MemoryPlan.Optim.ADAMW, batch, seqLen, checkpointing, 0.5, 1024, r, List.of("all-linear"), true,
                 compute.describe().startsWith("cpu") ? dev.tune4j.plan.MemoryPlan.Runtime.CPU : dev.tune4j.plan.MemoryPlan.Runtime.GPU);
+        if (stage.equals("dpo")) { // --batch-size pairs: the planner doubles them into rows and adds the reference as run
+            var dpo = dev.tune4j.plan.MemoryPlan.Stage.parse("dpo");
+            s = s.withStage(dpo, dev.tune4j.plan.MemoryPlan.Reference.of(dpo, s.method(), precomputeRef, false, false), batch);
+        }
         return dev.tune4j.plan.MemoryPlan.estimate(s).peak();
     }
 

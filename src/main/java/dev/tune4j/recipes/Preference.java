@@ -22,7 +22,7 @@ import java.util.*;
 final class Preference {
     private Preference() {}
 
-    record Stage(MicroSource train, MicroSource val, Objective objective, int longest, double labelledShare) {}
+    record Stage(MicroSource train, MicroSource val, Objective objective, int longest, double labelledShare, long items) {}
 
     static Stage setup(TrainConfig c, LlamaModel model, Tokenizer tok, long eos, long pad, Run.Method method, PrintStream log) throws IOException {
         var style = c.promptStyle() != null ? Encoder.PromptStyle.valueOf(c.promptStyle().toUpperCase(Locale.ROOT))
@@ -63,7 +63,7 @@ final class Preference {
         log.printf("%s: %s, beta %s%s%n", c.stage(), cfg.type().name().toLowerCase(Locale.ROOT), cfg.beta(), reference == null ? ", no reference model"
                 : c.precomputeRefLogps() || method.adapter() == null ? ", reference log-probs precomputed"
                 : c.adapter() != null ? ", reference = the frozen starting adapter" : ", reference = the base with the adapter off");
-        return new Stage(train, val, new PreferenceLoss(cfg, reference), longest, tokens == 0 ? 0.5 : (double) labelled / tokens);
+        return new Stage(train, val, new PreferenceLoss(cfg, reference), longest, tokens == 0 ? 0.5 : (double) labelled / tokens, data.train.size() + data.val.size());
     }
 
     /** KTO: unpaired examples with their KL rows; the reference is the base with the adapter off (a LoRA method only). */
@@ -85,7 +85,7 @@ final class Preference {
             }
         log.printf("kto: beta %s, desirable weight %s, undesirable weight %s, reference = the base with the adapter off%n", c.beta(), c.desirableWeight(), c.undesirableWeight());
         var ref = PreferenceLoss.switched(model, method::toReference, method::toPolicy, c.lossChunk());
-        return new Stage(train, val, new KtoLoss(c.beta(), c.desirableWeight(), c.undesirableWeight(), desirable, ref), longest, tokens == 0 ? 0.5 : (double) labelled / tokens);
+        return new Stage(train, val, new KtoLoss(c.beta(), c.desirableWeight(), c.undesirableWeight(), desirable, ref), longest, tokens == 0 ? 0.5 : (double) labelled / tokens, desirable.length);
     }
 
     /**

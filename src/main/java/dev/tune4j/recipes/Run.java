@@ -65,7 +65,7 @@ public final class Run {
                 train = pref.train();
                 val = pref.val();
                 objective = pref.objective();
-                predicted = RunSetup.predictPeak(c, model.config, 2 * c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), log); // chosen + rejected rows
+                predicted = RunSetup.predictPeak(c, model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), log);
             } else {
                 ds = RunSetup.dataset(c, tok, eos, log);
                 train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed());

@@ -112,14 +112,26 @@ final class RunSetup {
      * optimizer, runtime), printed before training starts so the measured peak at the end can be held against it.
      */
     static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, PrintStream log) {
+        return predictPeak(c, config, rows, seq, labelledShare, method, cpu, 0, log);
+    }
+
+    /**
+     * @param items for a preference stage, the pairs (KTO: examples) in the data, and {@code rows} the pairs per micro-batch:
+     *              the planner doubles them into rows and adds the reference as the run has it
+     */
+    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, long items, PrintStream log) {
         var m = MemoryPlan.Method.parse(method);
         var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
         var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, rows, seq, c.gradientCheckpointing(),
                 labelledShare, c.lossChunk(), c.r(), c.targetModules(), c.doubleQuant(), cpu ? MemoryPlan.Runtime.CPU : MemoryPlan.Runtime.GPU);
+        if (c.preference()) {
+            var stage = MemoryPlan.Stage.parse(c.stage());
+            setup = setup.withStage(stage, MemoryPlan.Reference.of(stage, m, c.precomputeRefLogps(), c.adapter() != null, false), items);
+        }
         var e = MemoryPlan.estimate(setup);
         var sb = new StringBuilder();
         e.parts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(Math.round(v / 1048576.0)).append(" MiB"));
-        log.printf("planner: predicted peak memory %.0f MiB at batch %d × %d tokens (%s)%n", e.peak() / 1048576.0, rows, seq, sb);
+        log.printf("planner: predicted peak memory %.0f MiB at batch %d%s × %d tokens (%s)%n", e.peak() / 1048576.0, rows, c.preference() ? (c.stage().equals("kto") ? " examples" : " pairs") : "", seq, sb);
         return e.peak();
     }
 
