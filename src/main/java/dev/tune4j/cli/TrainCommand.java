@@ -3,7 +3,9 @@ package dev.tune4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.tune4j.hf.OutputPaths;
 import dev.tune4j.recipes.LoraSft;
+import dev.tune4j.train.Checkpoints;
 import dev.tune4j.train.TrainConfig;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
@@ -61,7 +63,7 @@ final class TrainCommand {
         HELP.put("keep-last", "most recent checkpoints kept (default 1)");
         HELP.put("early-stopping-patience", "stop after N evaluations without improvement (default 0: off)");
         HELP.put("logging-steps", "write metrics every N steps (default 1)");
-        HELP.put("resume", "continue from a checkpoint folder, or 'latest' under --out");
+        HELP.put("resume", "continue from a checkpoint folder, or 'latest' under --out (the default when --resume has no value); an incomplete latest checkpoint is set aside with a warning");
         HELP.put("general-file", "general text: after training, compare its perplexity with and without the adapter (forgetting check)");
         HELP.put("forgetting-threshold", "flag a relative perplexity increase above this (default 0.1)");
         HELP.put("quant", "qlora: nf4 (default) or fp4");
@@ -70,6 +72,7 @@ final class TrainCommand {
         HELP.put("optim", "adamw (default, fp32 state) or adamw8bit (bitsandbytes' blockwise 8-bit state, ~2 bytes/param)");
         HELP.put("double-quant", "qlora: quantize the absmax values too (default true)");
         HELP.put("blocksize", "qlora: elements per quantization block, a power of two in 32..4096 (default 64)");
+        HELP.put("overwrite", "replace an existing non-empty --out (its old checkpoints and metrics are removed); without it, or --resume, an existing run is refused");
     }
 
     static CommandLine build() {
@@ -80,9 +83,10 @@ final class TrainCommand {
         spec.usageMessage().description("Fine-tune a model (LoRA SFT) from flags or a YAML/JSON run file; flags override the file.");
         spec.addOption(OptionSpec.builder("--config").paramLabel("FILE").type(Path.class).description("YAML or JSON run file whose keys are the flag names below").build());
         for (String k : TrainConfig.KEYS) {
-            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing", "double-quant", "optim-offload").contains(k);
-            spec.addOption(OptionSpec.builder("--" + k).type(String.class).arity(flag ? "0..1" : "1").fallbackValue("true")
-                    .paramLabel(flag ? "BOOL" : "VALUE").description(HELP.get(k)).build());
+            boolean flag = List.of("use-rslora", "skip-bad-rows", "packing", "gradient-checkpointing", "double-quant", "optim-offload", "overwrite").contains(k);
+            boolean resume = k.equals("resume"); // --resume alone means latest (transformers' resume_from_checkpoint=True)
+            spec.addOption(OptionSpec.builder("--" + k).type(String.class).arity(flag || resume ? "0..1" : "1").fallbackValue(resume ? "latest" : "true")
+                    .paramLabel(flag ? "BOOL" : resume ? "latest|DIR" : "VALUE").description(HELP.get(k)).build());
         }
         return new CommandLine(spec).setOverwrittenOptionsAllowed(true); // the last occurrence of a flag wins
     }
@@ -96,14 +100,78 @@ final class TrainCommand {
             source = file.toString();
         }
         for (String k : TrainConfig.KEYS) if (p.hasMatchedOption("--" + k)) values.put(k, p.matchedOptionValue("--" + k, ""));
+        String resume = values.get("resume");
+        if (resume != null && (resume.isEmpty() || resume.equalsIgnoreCase("true"))) values.put("resume", "latest");
+        if (resume != null && resume.equalsIgnoreCase("false")) values.remove("resume");
         TrainConfig cfg = TrainConfig.fromMap(values, source);
         try {
+            Path from = prepareRunFolder(cfg, p.matchedOptionValue("--config", (Path) null));
+            if (from != null) {
+                values.put("resume", from.toString());
+                cfg = TrainConfig.fromMap(values, source);
+            }
             if (cfg.method().equals("full")) dev.tune4j.recipes.FullSft.run(cfg, System.out);
             else LoraSft.run(cfg, System.out);
         } catch (IOException e) {
             throw new RuntimeException(e);
         }
         return 0;
+    }
+
+    /**
+     * Before the model is loaded: the run folder is checked (an existing run needs --resume or --overwrite; no overlap
+     * with an input; writable), the checkpoint to resume is chosen and checked, and only then is an old run replaced.
+     * Returns the checkpoint to resume from, or null.
+     */
+    static Path prepareRunFolder(TrainConfig c, Path configFile) throws IOException {
+        var inputs = Arrays.asList(c.model(), c.data(), c.valFile(), c.mixFile(), c.generalFile(), configFile);
+        var checked = OutputPaths.check(c.out(), OutputPaths.Kind.FOLDER, c.overwrite() || c.resume() != null,
+                "pass --resume to continue the run in it, or --overwrite to replace it", inputs);
+        Path from = null;
+        if (c.resume() != null) {
+            if (c.overwrite() && (c.resume().equals("latest") || OutputPaths.real(Path.of(c.resume())).startsWith(checked.real())))
+                throw new Main.BadInput("--overwrite would delete the checkpoint that --resume " + c.resume() + " continues from (in " + c.out() + "); give one of them");
+            if (c.resume().equals("latest")) {
+                from = new Checkpoints(c.out(), c.keepBest(), c.keepLast()).latestGood(System.out::println);
+                if (from == null) throw new Main.BadInput("--resume latest: no complete checkpoint under " + c.out().resolve("checkpoints"));
+            } else {
+                from = Path.of(c.resume());
+                String why = Checkpoints.problem(from);
+                if (why != null) throw new Main.BadInput("--resume " + from + ": not a complete checkpoint: " + why);
+            }
+            var st = Checkpoints.readState(from);
+            if (c.maxSteps() > 0 && c.maxSteps() <= st.step())
+                throw new Main.BadInput("--resume " + from + " is at step " + st.step() + " and --max-steps is " + c.maxSteps()
+                        + ": nothing left to train (give --max-steps above " + st.step() + ")");
+            if (c.maxSteps() <= 0 && st.epoch() >= c.epochs())
+                throw new Main.BadInput("--resume " + from + " is at epoch " + st.epoch() + " and --epochs is " + c.epochs()
+                        + ": nothing left to train (raise --epochs or give --max-steps)");
+            dropCutLastLine(c.out().resolve("metrics.jsonl"));
+        }
+        if (c.overwrite() && checked.hasContent()) {
+            OutputPaths.clearFolder(c.out());
+            System.out.println("--overwrite: removed the previous contents of " + c.out());
+        }
+        return from;
+    }
+
+    /** A run killed while writing metrics.jsonl leaves a cut last line; the resumed run would append to it and break both records. */
+    static void dropCutLastLine(Path metrics) throws IOException {
+        if (!Files.isRegularFile(metrics) || Files.size(metrics) == 0) return;
+        try (var ch = java.nio.channels.FileChannel.open(metrics, java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+            long end = ch.size();
+            var one = java.nio.ByteBuffer.allocate(1);
+            ch.read(one, end - 1);
+            if (one.get(0) == '\n') return;
+            long keep = end - 1;
+            for (; keep > 0; keep--) {
+                one.clear();
+                ch.read(one, keep - 1);
+                if (one.get(0) == '\n') break;
+            }
+            ch.truncate(keep);
+            System.out.println("warning: " + metrics + " ended in a cut line (the run was killed while writing it); removed its " + (end - keep) + " bytes");
+        }
     }
 
     static Map<String, String> readFile(Path file) {

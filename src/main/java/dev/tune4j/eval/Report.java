@@ -25,12 +25,26 @@ public final class Report {
         if (!Files.exists(run.resolve("metrics.jsonl"))) throw new dev.tune4j.hf.HfFormatException(run, "not a run folder (no metrics.jsonl)");
         var steps = new ArrayList<double[]>(); // step, loss, lr
         var vals = new ArrayList<double[]>();  // step, val_loss
-        for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
-            if (line.isBlank()) continue;
-            JsonNode r = JSON.readTree(line);
-            double step = r.path("step").asDouble();
-            if (r.has("loss")) steps.add(new double[]{step, r.get("loss").asDouble(), r.path("lr").asDouble()});
-            if (r.has("val_loss")) vals.add(new double[]{step, r.get("val_loss").asDouble()});
+        Path metrics = run.resolve("metrics.jsonl");
+        int n = 0;
+        try (var in = Files.newBufferedReader(metrics, StandardCharsets.UTF_8)) {
+            for (String line; (line = in.readLine()) != null; ) {
+                n++;
+                if (line.isBlank()) continue;
+                JsonNode r;
+                try {
+                    r = JSON.reader().with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS).readTree(line);
+                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                    throw new dev.tune4j.hf.HfFormatException(metrics, "line " + n + ": not valid JSON (" + e.getOriginalMessage()
+                            + "); a run killed mid-write leaves a cut last line: delete that line and run report again");
+                }
+                if (r == null || !r.isObject()) throw new dev.tune4j.hf.HfFormatException(metrics, "line " + n + ": expected a JSON object, found " + line.strip());
+                double step = r.path("step").asDouble();
+                if (r.has("loss")) steps.add(new double[]{step, r.get("loss").asDouble(), r.path("lr").asDouble()});
+                if (r.has("val_loss")) vals.add(new double[]{step, r.get("val_loss").asDouble()});
+            }
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new dev.tune4j.hf.HfFormatException(metrics, "line " + (n + 1) + ": invalid UTF-8");
         }
         var h = new StringBuilder("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>tune4j run report</title><style>")
                 .append("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}")

@@ -23,14 +23,16 @@ public record TrainConfig(
         // after training
         Path generalFile, double forgettingThreshold,
         // QLoRA
-        String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype) {
+        String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype,
+        // the run folder: replace an existing run instead of refusing it
+        boolean overwrite) {
 
     /** Every key a file or flag may set, in the order help lists them. */
     public static final List<String> KEYS = List.of("model", "data", "out", "method", "r", "lora-alpha", "lora-dropout", "target-modules",
             "use-rslora", "format", "prompt-style", "max-seq-len", "val-ratio", "val-file", "mix-file", "mix-ratio", "skip-bad-rows", "packing",
             "lr", "epochs", "max-steps", "batch-size", "grad-accum", "scheduler", "warmup-ratio", "warmup-steps", "weight-decay",
             "max-grad-norm", "seed", "gradient-checkpointing", "loss-chunk", "eval-steps", "save-steps", "keep-best", "keep-last",
-            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold", "quant", "double-quant", "blocksize", "optim", "optim-offload", "compute-dtype");
+            "early-stopping-patience", "logging-steps", "resume", "general-file", "forgetting-threshold", "quant", "double-quant", "blocksize", "optim", "optim-offload", "compute-dtype", "overwrite");
 
     public TrainConfig {
         if (!Set.of("lora", "qlora", "full").contains(method)) throw new IllegalArgumentException("method: expected lora, qlora or full, found '" + method + "'");
@@ -63,7 +65,8 @@ public record TrainConfig(
                 v.integer("eval-steps", 0), v.integer("save-steps", 0), v.integer("keep-best", 1), v.integer("keep-last", 1),
                 v.integer("early-stopping-patience", 0), v.integer("logging-steps", 1), v.str("resume", null),
                 v.path("general-file"), v.dbl("forgetting-threshold", 0.1),
-                v.str("quant", "nf4"), v.bool("double-quant", true), v.integer("blocksize", 64), v.str("optim", "adamw"), v.bool("optim-offload", false), v.str("compute-dtype", null));
+                v.str("quant", "nf4"), v.bool("double-quant", true), v.integer("blocksize", 64), v.str("optim", "adamw"), v.bool("optim-offload", false), v.str("compute-dtype", null),
+                v.bool("overwrite", false));
     }
 
     /** The resolved configuration as key → value (for run_config.json and the start-of-run printout). */
@@ -72,7 +75,7 @@ public record TrainConfig(
         Object[] values = {model, data, out, method, r, loraAlpha, loraDropout, String.join(",", targetModules), useRslora, format, promptStyle,
                 maxSeqLen, valRatio, valFile, mixFile, mixRatio, skipBadRows, packing, lr, epochs, maxSteps, batchSize, gradAccum, scheduler,
                 warmupRatio, warmupSteps, weightDecay, maxGradNorm, seed, gradientCheckpointing, lossChunk, evalSteps, saveSteps, keepBest,
-                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold, quant, doubleQuant, blocksize, optim, optimOffload, computeDtype};
+                keepLast, earlyStoppingPatience, loggingSteps, resume, generalFile, forgettingThreshold, quant, doubleQuant, blocksize, optim, optimOffload, computeDtype, overwrite};
         for (int i = 0; i < KEYS.size(); i++) m.put(KEYS.get(i), values[i] instanceof Path p ? p.toString() : values[i]);
         return m;
     }
