@@ -104,6 +104,7 @@ final class TrainCommand {
         if (resume != null && (resume.isEmpty() || resume.equalsIgnoreCase("true"))) values.put("resume", "latest");
         if (resume != null && resume.equalsIgnoreCase("false")) values.remove("resume");
         TrainConfig cfg = TrainConfig.fromMap(values, source);
+        boolean created = !Files.exists(cfg.out());
         try {
             Path from = prepareRunFolder(cfg, p.matchedOptionValue("--config", (Path) null));
             if (from != null) {
@@ -114,8 +115,20 @@ final class TrainCommand {
             else LoraSft.run(cfg, System.out);
         } catch (IOException e) {
             throw new RuntimeException(e);
+        } catch (RuntimeException e) {
+            if (created) removeIfOnlyConfig(cfg.out());
+            throw e;
         }
         return 0;
+    }
+
+    /** A run that failed before its first checkpoint (bad data, a bad flag) leaves no folder it created behind. */
+    static void removeIfOnlyConfig(Path out) {
+        try (var s = Files.list(out)) {
+            if (s.allMatch(p -> p.getFileName().toString().equals("run_config.json"))) dev.tune4j.hf.AtomicFiles.deleteTree(out);
+        } catch (IOException e) {
+            // leave it: it is named in the error the user sees anyway
+        }
     }
 
     /**

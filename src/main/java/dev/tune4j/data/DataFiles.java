@@ -83,7 +83,8 @@ public final class DataFiles {
                 int end = (int) p.currentLocation().getCharOffset();
                 if (end >= 0 && end < line.length() && !line.substring(end).isBlank()) {
                     String rest = line.substring(end).strip();
-                    throw new DataException(file, where, "extra data after the JSON value, at column " + (end + 1) + ": '"
+                    int column = line.indexOf(rest.charAt(0), end) + 1; // Python's json.loads: "Extra data: line 1 column N"
+                    throw new DataException(file, where, "extra data after the JSON value, at column " + column + ": '"
                             + (rest.length() > 40 ? rest.substring(0, 40) + "…" : rest) + "' (one JSON value per line)");
                 }
                 rows.accept(new Row(file, where, v));
