@@ -58,6 +58,10 @@ final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         long start = System.nanoTime();
+        // the demo reuses its own work folder (the pretrained base is cached there), but never writes into another folder
+        boolean demoFolder = Files.exists(out.resolve("base.stamp")) || Files.exists(out.resolve("stories260K-hf")) || Files.exists(out.resolve("lora-run"));
+        dev.tune4j.hf.OutputPaths.check(out, dev.tune4j.hf.OutputPaths.Kind.FOLDER, demoFolder,
+                "it is not a demo work folder (no base.stamp): give an empty or new --out", List.of());
         Files.createDirectories(out);
         var json = new ObjectMapper();
 

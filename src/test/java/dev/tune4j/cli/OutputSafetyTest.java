@@ -111,6 +111,7 @@ class OutputSafetyTest {
         refused(dir.toString(), convert(dir));
         refused(file + ": exists and is not empty", export(file));
         refused(file.toString(), "logits", "--model", qwen.toString(), "--input", "[1, 2]", "--out", file.toString());
+        refused("not a demo work folder", "demo", "--out", dir.toString());
     }
 
     @Test
