@@ -1,6 +1,7 @@
 package dev.tune4j.cli;
 
 import dev.tune4j.hf.Llama2cImport;
+import dev.tune4j.hf.OutputPaths;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -30,8 +31,12 @@ final class ConvertCommand implements Runnable {
         @Option(names = "--out", required = true, description = "output folder (written to a temporary folder, then renamed)")
         Path out;
 
+        @Option(names = "--overwrite", description = "replace an existing non-empty --out (still built beside it and swapped in)")
+        boolean overwrite;
+
         @Override
         public Integer call() throws Exception {
+            OutputPaths.check(out, OutputPaths.Kind.FOLDER, overwrite, "pass --overwrite to replace it", java.util.List.of(model, tokenizer));
             Llama2cImport.convert(model, tokenizer, out);
             System.out.println("wrote " + out + " (config.json, generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json)");
             return 0;

@@ -58,6 +58,10 @@ final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         long start = System.nanoTime();
+        // the demo reuses its own work folder (the pretrained base is cached there), but never writes into another folder
+        boolean demoFolder = Files.exists(out.resolve("base.stamp")) || Files.exists(out.resolve("stories260K-hf")) || Files.exists(out.resolve("lora-run"));
+        dev.tune4j.hf.OutputPaths.check(out, dev.tune4j.hf.OutputPaths.Kind.FOLDER, demoFolder,
+                "it is not a demo work folder (no base.stamp): give an empty or new --out", List.of());
         Files.createDirectories(out);
         var json = new ObjectMapper();
 
@@ -113,6 +117,7 @@ final class DemoCommand implements Callable<Integer> {
         cfgMap.put("max-seq-len", "96");
         cfgMap.put("val-ratio", "0.1");
         cfgMap.put("seed", "1");
+        cfgMap.put("overwrite", "true"); // the demo's own run folder, rewritten on every run
         var summary = Run.run(TrainConfig.fromMap(cfgMap, "demo"), System.out);
         var after = evaluate(base, summary.output(), heldOut, heldOutFile);
 
@@ -152,6 +157,7 @@ final class DemoCommand implements Callable<Integer> {
         dpoMap.put("max-seq-len", "96");
         dpoMap.put("val-ratio", "0.1");
         dpoMap.put("seed", "1");
+        dpoMap.put("overwrite", "true");
         var dpo = Run.run(TrainConfig.fromMap(dpoMap, "demo"), System.out);
         var sftStyle = preferenceShift(base, summary.output(), summary.output(), heldOut, heldPairsFile);
         var dpoStyle = preferenceShift(base, dpo.output(), summary.output(), heldOut, heldPairsFile);

@@ -1,6 +1,7 @@
 package dev.tune4j.cli;
 
 import dev.tune4j.hf.Gguf;
+import dev.tune4j.hf.OutputPaths;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -26,6 +27,9 @@ final class ExportCommand implements Runnable {
         @Option(names = "--out", required = true, description = "output .gguf file")
         Path out;
 
+        @Option(names = "--overwrite", description = "replace an existing non-empty --out file (written beside it, validated, then renamed over it)")
+        boolean overwrite;
+
         @Option(names = "--dtype", defaultValue = "f16", description = "f32, f16 or q8_0 (default ${DEFAULT-VALUE}); norms stay f32")
         String dtype;
 
@@ -37,6 +41,7 @@ final class ExportCommand implements Runnable {
                 case "q8_0", "q8" -> Gguf.Type.Q8_0;
                 default -> throw new Main.BadInput("--dtype: expected f32, f16 or q8_0, found '" + dtype + "'");
             };
+            OutputPaths.check(out, OutputPaths.Kind.FILE, overwrite, "pass --overwrite to replace it", java.util.List.of(model));
             Gguf.export(model, out, t);
             var g = Gguf.read(out);
             System.out.printf("wrote %s: GGUF v%d, %d tensors, %d metadata keys, %s (validated by re-reading)%n", out, g.version(), g.tensors().size(), g.metadata().size(),

@@ -36,10 +36,16 @@ final class LogitsCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "safetensors file to write")
     Path out;
 
+    @Option(names = "--overwrite", description = "replace an existing non-empty --out file")
+    boolean overwrite;
+
     record Batch(long[] ids, long[] mask, long[] positions, long b, long t) {}
 
     @Override
     public Integer call() throws Exception {
+        var inputs = new java.util.ArrayList<Path>(java.util.Arrays.asList(model, adapter));
+        if (input.endsWith(".safetensors") || input.endsWith(".json")) inputs.add(Path.of(input));
+        dev.tune4j.hf.OutputPaths.check(out, dev.tune4j.hf.OutputPaths.Kind.FILE, overwrite, "pass --overwrite to replace it", inputs);
         Batch batch = readInput();
         try (LoadedModel lm = LoadedModel.open(model, adapter); PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
             var c = lm.model().compute;

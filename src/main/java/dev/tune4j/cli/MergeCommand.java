@@ -1,6 +1,8 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.AtomicFiles;
 import dev.tune4j.hf.DType;
+import dev.tune4j.hf.OutputPaths;
 import dev.tune4j.peft.Merge;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -25,6 +27,9 @@ final class MergeCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "output folder (written beside, verified, then renamed)")
     Path out;
 
+    @Option(names = "--overwrite", description = "replace an existing non-empty --out (still built beside it and swapped in)")
+    boolean overwrite;
+
     @Option(names = "--dtype", description = "stored dtype: f32, bf16 or f16 (default: the base model's)")
     String dtype;
 
@@ -42,7 +47,25 @@ final class MergeCommand implements Callable<Integer> {
             case "f16", "fp16", "float16" -> DType.F16;
             default -> throw new Main.BadInput("--dtype: expected f32, bf16 or f16, found '" + dtype + "'");
         };
-        Merge.run(model, adapters, weights, out, d, parseSize(maxShard), tolerance, System.out);
+        var inputs = new ArrayList<Path>(adapters);
+        inputs.add(model);
+        OutputPaths.check(out, OutputPaths.Kind.FOLDER, overwrite, "pass --overwrite to replace it", inputs);
+        // Merge builds and verifies its folder beside the path it is given: give it a staging name of ours, so that a killed
+        // merge leaves a folder the next run recognises, and publish it here
+        Path stage = AtomicFiles.stagingName(out, "tmp");
+        try {
+            Merge.Result r;
+            try {
+                r = Merge.run(model, adapters, weights, stage, d, parseSize(maxShard), tolerance, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
+            } catch (IllegalStateException e) {
+                throw new IllegalStateException(e.getMessage().replace(stage.toString(), out.toString()), e);
+            }
+            AtomicFiles.publishDir(stage, out);
+            System.out.printf("merged %d adapter(s) (%d modules) into %s as %s; verified: max |Δlogit| / logit scale = %.3g ≤ %.3g%n", adapters.size(),
+                    r.modules(), out, r.dtype(), r.relativeLogitDiff(), r.tolerance());
+        } finally {
+            AtomicFiles.deleteTree(stage);
+        }
         return 0;
     }
 

@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.OutputPaths;
 import dev.tune4j.quant.QuantizeFolder;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -16,6 +17,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "output folder")
     Path out;
 
+    @Option(names = "--overwrite", description = "replace an existing non-empty --out (still built beside it and swapped in)")
+    boolean overwrite;
+
     @Option(names = "--quant", defaultValue = "nf4", description = "nf4 (default) or fp4")
     String quant;
 
@@ -27,6 +31,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        OutputPaths.check(out, OutputPaths.Kind.FOLDER, overwrite, "pass --overwrite to replace it", java.util.List.of(model));
         var r = QuantizeFolder.run(model, out, quant, blocksize, doubleQuant, 5_000_000_000L);
         double ratio = (double) r.quantizedBytes() / r.denseBytes();
         System.out.printf("wrote %s: %d projections in %s%s, %.1f MiB → %.1f MiB (%.3f of fp32, %.3f bits per parameter)%n", out, r.tensors(), quant,

@@ -3,6 +3,7 @@ package dev.tune4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.tune4j.hf.OutputPaths;
 import dev.tune4j.train.TrainConfig;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
@@ -29,8 +30,9 @@ final class TrainCommand {
         spec.addOption(OptionSpec.builder("--config").paramLabel("FILE").type(Path.class).description("YAML or JSON run file whose keys are the flag names below").build());
         for (TrainConfig.Key k : TrainConfig.TABLE) {
             boolean flag = k.kind() == TrainConfig.Kind.BOOL;
-            spec.addOption(OptionSpec.builder("--" + k.name()).type(String.class).arity(flag ? "0..1" : "1").fallbackValue("true")
-                    .paramLabel(flag ? "BOOL" : k.kind().name()).description(k.describe()).build());
+            boolean resume = k.name().equals("resume"); // --resume alone means latest
+            spec.addOption(OptionSpec.builder("--" + k.name()).type(String.class).arity(flag || resume ? "0..1" : "1").fallbackValue(resume ? "latest" : "true")
+                    .paramLabel(flag ? "BOOL" : resume ? "latest|DIR" : k.kind().name()).description(k.describe()).build());
         }
         return new CommandLine(spec).setOverwrittenOptionsAllowed(true); // the last occurrence of a flag wins
     }
@@ -53,6 +55,15 @@ final class TrainCommand {
         }
         var flags = new LinkedHashMap<String, String>();
         for (String k : TrainConfig.KEYS) if (p.hasMatchedOption("--" + k)) flags.put(k, p.matchedOptionValue("--" + k, ""));
+        for (var m : List.of(values, flags)) { // --resume alone, or resume: true, means latest (transformers' resume_from_checkpoint=True)
+            String resume = m.get("resume");
+            if (resume != null && (resume.isEmpty() || resume.equalsIgnoreCase("true"))) m.put("resume", "latest");
+            if (resume != null && resume.equalsIgnoreCase("false")) m.remove("resume");
+        }
+        Path configFile = p.matchedOptionValue("--config", (Path) null);
+        String out = flags.getOrDefault("out", values.get("out"));
+        if (configFile != null && out != null) // the run file is an input too: no run folder may hold or replace it
+            OutputPaths.check(Path.of(out), OutputPaths.Kind.FOLDER, true, "", List.of(configFile));
         try {
             if (stages.isEmpty()) {
                 values.putAll(flags);
@@ -66,7 +77,6 @@ final class TrainCommand {
                 m.putAll(flags);
                 merged.add(m);
             }
-            String out = flags.getOrDefault("out", values.get("out"));
             if (out == null) throw new Main.BadInput(source + ": out is required (the run folder that holds every stage)");
             dev.tune4j.recipes.Stages.run(Path.of(out), merged, source, System.out);
         } catch (IOException e) {

@@ -50,14 +50,28 @@ public final class Report {
         var steps = new ArrayList<double[]>(); // step, loss, lr, reward margin, reward accuracy
         var vals = new ArrayList<double[]>();  // step, val_loss
         boolean preference = false;
-        for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
-            if (line.isBlank()) continue;
-            JsonNode r = JSON.readTree(line);
-            double step = r.path("step").asDouble();
-            preference |= r.has("rewards/margins");
-            if (r.has("loss")) steps.add(new double[]{step, r.get("loss").asDouble(), r.path("lr").asDouble(),
-                    r.path("rewards/margins").asDouble(Double.NaN), r.path("rewards/accuracies").asDouble(Double.NaN)});
-            if (r.has("val_loss")) vals.add(new double[]{step, r.get("val_loss").asDouble()});
+        Path metrics = run.resolve("metrics.jsonl");
+        int n = 0;
+        try (var in = Files.newBufferedReader(metrics, StandardCharsets.UTF_8)) {
+            for (String line; (line = in.readLine()) != null; ) {
+                n++;
+                if (line.isBlank()) continue;
+                JsonNode r;
+                try {
+                    r = JSON.reader().with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS).readTree(line);
+                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                    throw new dev.tune4j.hf.HfFormatException(metrics, "line " + n + ": not valid JSON (" + e.getOriginalMessage()
+                            + "); a run killed mid-write leaves a cut last line: delete that line and run report again");
+                }
+                if (r == null || !r.isObject()) throw new dev.tune4j.hf.HfFormatException(metrics, "line " + n + ": expected a JSON object, found " + line.strip());
+                double step = r.path("step").asDouble();
+                preference |= r.has("rewards/margins");
+                if (r.has("loss")) steps.add(new double[]{step, r.get("loss").asDouble(), r.path("lr").asDouble(),
+                        r.path("rewards/margins").asDouble(Double.NaN), r.path("rewards/accuracies").asDouble(Double.NaN)});
+                if (r.has("val_loss")) vals.add(new double[]{step, r.get("val_loss").asDouble()});
+            }
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new dev.tune4j.hf.HfFormatException(metrics, "line " + (n + 1) + ": invalid UTF-8");
         }
         JsonNode summary = read(run.resolve("summary.json"));
         h.append("<h2>Summary</h2>");

@@ -93,7 +93,9 @@ public final class Gguf {
 
             var tensors = new ArrayList<Object[]>(); // gguf name, hf name, shape
             for (String hf : c.expectedTensors().keySet()) tensors.add(new Object[]{ggufName(hf), hf, c.expectedTensors().get(hf)});
-            Path tmp = out.toAbsolutePath().resolveSibling("." + out.getFileName() + ".tmp");
+            Files.createDirectories(out.toAbsolutePath().getParent());
+            AtomicFiles.removeStale(out.toAbsolutePath().getParent());
+            Path tmp = AtomicFiles.stagingName(out, "tmp");
             try {
             try (var os = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 20))) {
                 var w = new Writer(os);
@@ -130,12 +132,15 @@ public final class Gguf {
                     w.pad();
                 }
             }
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                ch.force(true);
+            }
+            read(tmp); // validate what was written before it takes the name
             Files.move(tmp, out, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             } finally {
-                Files.deleteIfExists(tmp); // only left when writing failed
+                Files.deleteIfExists(tmp); // only left when writing or validation failed
             }
         }
-        read(out); // validate what was written
     }
 
     /** HF rotate-half rows → GGML's interleaved pairs (llama.cpp's permute): row h·hd + 2i + j ← h·hd + j·hd/2 + i. */

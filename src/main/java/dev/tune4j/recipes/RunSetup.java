@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.tune4j.data.*;
 import dev.tune4j.hf.AtomicFiles;
+import dev.tune4j.hf.OutputPaths;
+import dev.tune4j.train.Checkpoints;
 import dev.tune4j.plan.MemoryPlan;
 import dev.tune4j.text.Tokenizer;
 import dev.tune4j.train.TrainConfig;
@@ -41,6 +43,71 @@ final class RunSetup {
         for (String w : ds.warnings.subList(0, Math.min(5, ds.warnings.size()))) log.println("  skipped: " + w);
         if (ds.warnings.size() > 5) log.println("  … and " + (ds.warnings.size() - 5) + " more");
         return ds;
+    }
+
+    /**
+     * Before the model is loaded: the run folder is checked (an existing run needs --resume or --overwrite; no overlap
+     * with an input; writable), the checkpoint to resume is chosen and checked, and only then is an old run replaced.
+     * Returns the checkpoint to resume from, or null.
+     */
+    static Path prepareRunFolder(TrainConfig c, PrintStream log) throws IOException {
+        var inputs = Arrays.asList(c.model(), c.data(), c.valFile(), c.mixFile(), c.generalFile(), c.adapter());
+        var checked = OutputPaths.check(c.out(), OutputPaths.Kind.FOLDER, c.overwrite() || c.resume() != null,
+                "pass --resume to continue the run in it, or --overwrite to replace it", inputs);
+        Path from = null;
+        if (c.resume() != null) {
+            if (c.overwrite() && (c.resume().equals("latest") || OutputPaths.real(Path.of(c.resume())).startsWith(checked.real())))
+                throw new IllegalArgumentException("--overwrite would delete the checkpoint that --resume " + c.resume() + " continues from (in " + c.out() + "); give one of them");
+            if (c.resume().equals("latest")) {
+                from = new Checkpoints(c.out(), c.keepBest(), c.keepLast()).latestGood(log::println);
+                if (from == null) throw new IllegalArgumentException("--resume latest: no complete checkpoint under " + c.out().resolve("checkpoints"));
+            } else {
+                from = Path.of(c.resume());
+                String why = Checkpoints.problem(from);
+                if (why != null) throw new IllegalArgumentException("--resume " + from + ": not a complete checkpoint: " + why);
+            }
+            var st = Checkpoints.readState(from);
+            if (c.maxSteps() > 0 && c.maxSteps() <= st.step())
+                throw new IllegalArgumentException("--resume " + from + " is at step " + st.step() + " and --max-steps is " + c.maxSteps()
+                        + ": nothing left to train (give --max-steps above " + st.step() + ")");
+            if (c.maxSteps() <= 0 && st.epoch() >= c.epochs())
+                throw new IllegalArgumentException("--resume " + from + " is at epoch " + st.epoch() + " and --epochs is " + c.epochs()
+                        + ": nothing left to train (raise --epochs or give --max-steps)");
+            dropCutLastLine(c.out().resolve("metrics.jsonl"), log);
+        }
+        if (c.overwrite() && checked.hasContent()) {
+            OutputPaths.clearFolder(c.out());
+            log.println("--overwrite: removed the previous contents of " + c.out());
+        }
+        return from;
+    }
+
+    /** A run killed while writing metrics.jsonl leaves a cut last line; the resumed run would append to it and break both records. */
+    private static void dropCutLastLine(Path metrics, PrintStream log) throws IOException {
+        if (!Files.isRegularFile(metrics) || Files.size(metrics) == 0) return;
+        try (var ch = java.nio.channels.FileChannel.open(metrics, java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+            long end = ch.size();
+            var one = java.nio.ByteBuffer.allocate(1);
+            ch.read(one, end - 1);
+            if (one.get(0) == '\n') return;
+            long keep = end - 1;
+            for (; keep > 0; keep--) {
+                one.clear();
+                ch.read(one, keep - 1);
+                if (one.get(0) == '\n') break;
+            }
+            ch.truncate(keep);
+            log.println("warning: " + metrics + " ended in a cut line (the run was killed while writing it); removed its " + (end - keep) + " bytes");
+        }
+    }
+
+    /** A run that failed before its first checkpoint (bad data, a bad flag) leaves no folder it created behind. */
+    static void removeIfOnlyConfig(Path out) {
+        try (var s = Files.list(out)) {
+            if (s.allMatch(p -> Set.of("run_config.json", "run_fingerprint.json").contains(p.getFileName().toString()))) AtomicFiles.deleteTree(out);
+        } catch (IOException e) {
+            // leave it: it is named in the error the user sees anyway
+        }
     }
 
     static void writeResolvedConfig(TrainConfig c, PrintStream log) throws IOException {

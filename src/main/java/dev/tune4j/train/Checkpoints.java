@@ -94,6 +94,50 @@ public final class Checkpoints {
         } else target.copy_(Tensors.floats(st.floats(name), shape));
     }
 
+    /** Reads a checkpoint's trainer_state.json; a missing or unreadable one is named. */
+    public static State readState(Path dir) {
+        Path f = dir.resolve("trainer_state.json");
+        if (!Files.isRegularFile(f)) throw new HfFormatException(dir, "not a checkpoint (no trainer_state.json)");
+        try {
+            return new ObjectMapper().readValue(f.toFile(), State.class);
+        } catch (IOException e) {
+            String why = e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getOriginalMessage() : e.getMessage();
+            throw new HfFormatException(f, "unreadable (truncated or corrupt): " + why);
+        }
+    }
+
+    /** Why {@code dir} is not a complete checkpoint (state, tensors and optimizer files whole), or null when it is. */
+    public static String problem(Path dir) {
+        try {
+            readState(dir);
+            for (String f : List.of("trainable.safetensors", "optimizer.safetensors")) {
+                if (!Files.isRegularFile(dir.resolve(f))) return dir.resolve(f) + ": missing";
+                Safetensors.open(dir.resolve(f)).close(); // header, offsets and file size agree
+            }
+            return null;
+        } catch (HfFormatException e) {
+            return e.getMessage();
+        }
+    }
+
+    /**
+     * The newest complete checkpoint, or null when there is none. Newer incomplete ones (a truncated file, a disk that
+     * filled up) are renamed {@code step-N.broken}, kept for inspection but out of retention and resume, and reported.
+     */
+    public Path latestGood(java.util.function.Consumer<String> warn) throws IOException {
+        var all = new ArrayList<>(list());
+        all.sort(Comparator.comparingLong(Checkpoints::stepOf).reversed());
+        for (Path p : all) {
+            String why = problem(p);
+            if (why == null) return p;
+            Path aside = p.resolveSibling(p.getFileName() + ".broken");
+            for (int i = 1; Files.exists(aside); i++) aside = p.resolveSibling(p.getFileName() + ".broken-" + i);
+            java.nio.file.Files.move(p, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            warn.accept("warning: checkpoint " + p + " is incomplete (" + why + "); renamed to " + aside.getFileName() + ", trying the one before it");
+        }
+        return null;
+    }
+
     /** The checkpoint with the highest step, or null. */
     public Path latest() throws IOException {
         return list().stream().max(Comparator.comparingLong(Checkpoints::stepOf)).orElse(null);

@@ -26,7 +26,9 @@ public record TrainConfig(
         String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype,
         // stage and preference training, DoRA, initial adapter
         String stage, String lossType, double beta, double labelSmoothing, double simpoGamma, double cpoAlpha, double orpoLambda,
-        boolean precomputeRefLogps, Path adapter, boolean useDora, double desirableWeight, double undesirableWeight) {
+        boolean precomputeRefLogps, Path adapter, boolean useDora, double desirableWeight, double undesirableWeight,
+        // output safety
+        boolean overwrite) {
 
 
     /** What kind of value a key takes (and so how a flag parses it). */
@@ -89,7 +91,8 @@ public record TrainConfig(
             new Key("keep-last", Kind.INT, "1", "most recent checkpoints kept", ALL),
             new Key("early-stopping-patience", Kind.INT, "0", "stop after N evaluations without improvement (0: off)", ALL),
             new Key("logging-steps", Kind.INT, "1", "write metrics every N steps", ALL),
-            new Key("resume", Kind.TEXT, null, "continue from a checkpoint folder, or 'latest' under --out", ALL),
+            new Key("resume", Kind.TEXT, null, "continue from a checkpoint folder, or 'latest' under --out (given alone: latest)", ALL),
+            new Key("overwrite", Kind.BOOL, "false", "replace an existing run folder (moved aside, then removed) instead of refusing it", ALL),
             new Key("general-file", Kind.PATH, null, "general text: its perplexity before and after training (forgetting check)", ALL),
             new Key("forgetting-threshold", Kind.NUMBER, "0.1", "flag a relative perplexity increase above this", ALL),
             new Key("quant", Kind.TEXT, "nf4", "nf4 or fp4", QLORA),
@@ -165,7 +168,7 @@ public record TrainConfig(
                 v.str("quant"), v.bool("double-quant"), v.integer("blocksize"), v.str("optim"), v.bool("optim-offload"), v.str("compute-dtype"),
                 stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
                 v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"),
-                v.dbl("desirable-weight"), v.dbl("undesirable-weight"));
+                v.dbl("desirable-weight"), v.dbl("undesirable-weight"), v.bool("overwrite"));
     }
 
     /** Whether a key means something for this run's method and stage (those that do not are left out of run_config.json). */
@@ -188,7 +191,7 @@ public record TrainConfig(
                 "resume", resume, "general-file", generalFile, "forgetting-threshold", forgettingThreshold, "quant", quant, "double-quant", doubleQuant,
                 "blocksize", blocksize, "optim", optim, "optim-offload", optimOffload, "compute-dtype", computeDtype, "loss-type", lossType,
                 "beta", beta, "label-smoothing", labelSmoothing, "precompute-ref-logps", precomputeRefLogps, "simpo-gamma", simpoGamma,
-                "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight};
+                "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight, "overwrite", overwrite};
         for (int i = 0; i < pairs.length; i += 2) v.put((String) pairs[i], pairs[i + 1] instanceof Path p ? p.toString() : pairs[i + 1]);
         if (v.size() != TABLE.size()) throw new IllegalStateException("toMap names " + v.size() + " keys, the table has " + TABLE.size());
         var m = new LinkedHashMap<String, Object>();
