@@ -153,6 +153,7 @@ final class RunSetup {
     }
 
     private static String sha256(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) return "not a regular file"; // named as an error when the data is read
         try (var in = Files.newInputStream(file)) {
             var md = java.security.MessageDigest.getInstance("SHA-256");
             byte[] buf = new byte[1 << 16];
