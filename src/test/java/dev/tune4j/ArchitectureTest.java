@@ -28,7 +28,7 @@ class ArchitectureTest {
             Map.entry("generate", new Rule(Set.of("model", "tensor"), true, 500)),
             Map.entry("quant", new Rule(Set.of("hf", "tensor", "model"), true, 600)),
             Map.entry("plan", new Rule(Set.of("hf"), false, 1_100)),
-            Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 680)), // 600 + DoRA (magnitude, detached norm, merge/unmerge, its file keys),
+            Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 680)), // 600 + DoRA (magnitude, detached norm, merge/unmerge, its file keys)
             Map.entry("data", new Rule(Set.of("hf", "text"), false, 800)),
             Map.entry("train", new Rule(Set.of("hf", "tensor", "model", "peft", "data", "quant"), true, 1_700)),
             Map.entry("eval", new Rule(Set.of("hf", "tensor", "model", "text", "data", "generate", "peft", "train"), true, 900)),
