@@ -250,6 +250,16 @@ class GoldenDoraTest {
                     }
                     assertThat(a.namedParameters().keySet()).filteredOn(k -> k.endsWith(".lora_magnitude_vector")).hasSize(2 * ConfigPresets.tiny().numLayers());
                 }
+                // the per-pass B@A and W + s·B@A die with their scope: native objects stay flat across steps
+                long[] live = new long[3];
+                for (int step = 0; step < 3; step++) {
+                    try (PointerScope s = new PointerScope()) {
+                        var ids = Tensors.longs(new long[]{1, 40, 41, 42, 43, 44, 45, 46}, 2, 4);
+                        CausalLmLoss.mean(q.logits(ids, null, null), ids).backward();
+                    }
+                    live[step] = Tensors.liveNativeObjects();
+                }
+                assertThat(live[2]).as("native objects after steps 2 and 3").isEqualTo(live[1]);
                 assertThatThrownBy(a::merge).hasMessageContaining("4-bit");
             }
         }
