@@ -42,6 +42,9 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--from-adapter", description = "lora/qlora: the run continues an SFT adapter (train's --adapter); for dpo/kto its frozen copy is the reference")
     boolean fromAdapter;
 
+    @Option(names = "--use-dora", description = "DoRA on top of lora/qlora (PEFT use_dora): magnitude vectors, and ‖W + s·B·A‖_row formed per projection per pass")
+    boolean dora;
+
     @Option(names = "--gpu", split = ",", description = "devices to fit and price (default: the whole catalog and this machine): ${COMPLETION-CANDIDATES}", completionCandidates = GpuNames.class)
     List<String> gpus;
 
@@ -188,7 +191,8 @@ final class PlanCommand implements Callable<Integer> {
             }
         }
         boolean ckpt = checkpointing != null ? checkpointing : m == MemoryPlan.Method.QLORA;
-        var setup = new MemoryPlan.Setup(c, m, prec, opt, batch, seq, ckpt, labelled, lossChunk, r, targets, !noDoubleQuant, MemoryPlan.Runtime.GPU).withStage(st, ref, ex);
+        if (dora && m == MemoryPlan.Method.FULL) throw new Main.BadInput("--use-dora: DoRA is an option of --method lora or qlora, not of full");
+        var setup = new MemoryPlan.Setup(c, m, prec, opt, batch, seq, ckpt, labelled, lossChunk, r, targets, !noDoubleQuant, MemoryPlan.Runtime.GPU).withStage(st, ref, ex).withDora(dora);
         boolean isInstruct = instruct != null ? instruct : model.toLowerCase().contains("instruct") || model.toLowerCase().contains("chat");
         var run = new Checks.Run(m, lr, r, alpha, epochs, ex, valRatio, cpt, isInstruct, cpt ? tokens : null, mixRatio,
                 ParamCount.total(c) / 1e9, ckpt, null);

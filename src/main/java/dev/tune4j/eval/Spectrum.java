@@ -10,6 +10,9 @@ import java.util.List;
 /**
  * Singular values of each LoRA update ΔW = scaling·B·A, from the small factors only: with G_A = A·Aᵀ and G_B = Bᵀ·B
  * (both r × r), σ(ΔW)² are the eigenvalues of G_A^½ · G_B · G_A^½. The out × in matrix is never formed.
+ *
+ * <p>DoRA adapters are refused: their update (m/‖W + s·B·A‖_row)[:,None]·(W + s·B·A) − W rescales every row of W, so it
+ * has full rank and depends on the base weights; the spectrum of s·B·A alone would describe only its direction part.
  */
 public final class Spectrum {
     private Spectrum() {}
@@ -32,6 +35,7 @@ public final class Spectrum {
     }
 
     public static List<Module> of(LoraAdapter adapter) {
+        if (adapter.config.useDora()) throw new IllegalArgumentException(doraRefusal("this adapter"));
         var out = new ArrayList<Module>();
         adapter.modules().forEach((name, l) -> out.add(of(name, Tensors.toFloats(l.lora_A), Tensors.toFloats(l.lora_B), (int) l.r(), l.scaling)));
         return out;
@@ -42,6 +46,7 @@ public final class Spectrum {
         var cfgFile = dir.resolve("adapter_config.json");
         if (!java.nio.file.Files.exists(cfgFile)) throw new dev.tune4j.hf.HfFormatException(dir, "no adapter_config.json (not a PEFT adapter folder)");
         var c = new com.fasterxml.jackson.databind.ObjectMapper().readTree(cfgFile.toFile());
+        if (c.path("use_dora").asBoolean(false)) throw new dev.tune4j.hf.HfFormatException(cfgFile, doraRefusal(dir.toString()));
         int r = c.path("r").asInt(8);
         double alpha = c.path("lora_alpha").asDouble(8);
         double scaling = c.path("use_rslora").asBoolean(false) ? alpha / Math.sqrt(r) : alpha / r;
@@ -49,6 +54,8 @@ public final class Spectrum {
         try (var st = dev.tune4j.hf.Safetensors.open(dir.resolve("adapter_model.safetensors"))) {
             for (var t : st.tensors()) {
                 String n = t.name();
+                if (n.endsWith(LoraAdapter.MAGNITUDE))
+                    throw new dev.tune4j.hf.HfFormatException(dir.resolve("adapter_model.safetensors"), "tensor '" + n + "' is a DoRA magnitude vector: " + doraRefusal(dir.toString()));
                 if (!n.endsWith(".lora_A.weight")) continue;
                 String module = n.substring(LoraAdapter.KEY_PREFIX.length(), n.length() - ".lora_A.weight".length());
                 String bName = LoraAdapter.KEY_PREFIX + module + ".lora_B.weight";
@@ -57,6 +64,11 @@ public final class Spectrum {
             }
         }
         return out;
+    }
+
+    static String doraRefusal(String what) {
+        return what + " is a DoRA adapter (use_dora: true): its update (m/‖W + s·B·A‖_row)·(W + s·B·A) − W rescales every row of W, "
+                + "has full rank and depends on the base weights, so the spectrum of s·B·A would misdescribe it; no spectrum is computed for DoRA";
     }
 
     /** a: (r, in) row-major, b: (out, r) row-major. */

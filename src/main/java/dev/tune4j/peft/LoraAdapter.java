@@ -17,10 +17,14 @@ import java.util.*;
 /**
  * The LoRA modules attached to one model, and their files in PEFT's format: {@code adapter_config.json} (the LoraConfig
  * fields PEFT 0.12 writes) and {@code adapter_model.safetensors} with keys
- * {@code base_model.model.<module>.lora_A.weight} (r, in) and {@code .lora_B.weight} (out, r).
+ * {@code base_model.model.<module>.lora_A.weight} (r, in) and {@code .lora_B.weight} (out, r); a DoRA adapter
+ * ({@code use_dora: true}) also has {@code base_model.model.<module>.lora_magnitude_vector} (out), with no {@code .weight}
+ * suffix (PEFT 0.12 strips it on save).
  */
 public final class LoraAdapter implements AutoCloseable {
     public static final String KEY_PREFIX = "base_model.model.";
+    /** The file key's suffix of a DoRA magnitude vector. */
+    public static final String MAGNITUDE = ".lora_magnitude_vector";
     static final String PREFIX = KEY_PREFIX;
 
     public final LoraConfig config;
@@ -51,7 +55,7 @@ public final class LoraAdapter implements AutoCloseable {
 
     /**
      * New adapter with PEFT's initialisation: A ~ kaiming-uniform(a=√5) = U(−1/√in, 1/√in), B = 0, so the model is
-     * unchanged until the first update.
+     * unchanged until the first update; with DoRA, m = ‖W‖ per output row (from the dequantized weight for a 4-bit base).
      */
     public static LoraAdapter create(LlamaModel model, LoraConfig cfg, long seed, String baseModel) {
         return create(model, cfg, seed, baseModel, freeName(model));
@@ -66,7 +70,12 @@ public final class LoraAdapter implements AutoCloseable {
             double bound = 1 / Math.sqrt(l.inFeatures());
             Tensor a = Tensors.escape(() -> model.compute.placeTrainable(torch.empty(cfg.r(), l.inFeatures()).uniform_(-bound, bound, new org.bytedeco.pytorch.GeneratorOptional())));
             Tensor b = Tensors.escape(() -> model.compute.placeTrainable(torch.zeros(l.outFeatures(), cfg.r())));
-            mods.put(e.getKey(), new LoraLinear(name, a, b, cfg.scaling(), cfg.dropout()));
+            Tensor m = !cfg.useDora() ? null : Tensors.escape(() -> {
+                try (var ng = new org.bytedeco.pytorch.NoGradGuard()) { // ‖W + s·B@A‖ per row with B = 0
+                    return model.compute.placeTrainable(l.denseWeight().to(torch.ScalarType.Float).norm(new org.bytedeco.pytorch.ScalarOptional(new org.bytedeco.pytorch.Scalar(2)), 1));
+                }
+            });
+            mods.put(e.getKey(), new LoraLinear(name, a, b, m, cfg.scaling(), cfg.dropout()));
         }
         if (mods.isEmpty())
             throw new IllegalArgumentException("target_modules " + cfg.targetModules() + " match no projection of " + model.config.arch().className
@@ -89,8 +98,7 @@ public final class LoraAdapter implements AutoCloseable {
             throw new HfFormatException(cfgFile, "not valid JSON: " + e.getMessage(), e);
         }
         if (!"LORA".equals(c.path("peft_type").asText())) throw new HfFormatException(cfgFile, "peft_type: expected LORA, found " + c.path("peft_type"));
-        for (String unsupported : List.of("use_dora", "fan_in_fan_out"))
-            if (c.path(unsupported).asBoolean(false)) throw new HfFormatException(cfgFile, unsupported + "=true is not supported");
+        if (c.path("fan_in_fan_out").asBoolean(false)) throw new HfFormatException(cfgFile, "fan_in_fan_out=true is not supported");
         if (!c.path("bias").asText("none").equals("none")) throw new HfFormatException(cfgFile, "bias: only \"none\" is supported, found " + c.get("bias"));
         if (c.hasNonNull("modules_to_save") && !c.get("modules_to_save").isEmpty())
             throw new HfFormatException(cfgFile, "modules_to_save is not supported, found " + c.get("modules_to_save"));
@@ -103,7 +111,8 @@ public final class LoraAdapter implements AutoCloseable {
         LoraConfig cfg;
         try {
             cfg = new LoraConfig(c.path("r").asInt(8), c.path("lora_alpha").asDouble(8), c.path("lora_dropout").asDouble(0),
-                    targets.isEmpty() ? List.of(LoraConfig.ALL_LINEAR) : targets, c.path("use_rslora").asBoolean(false));
+                    targets.isEmpty() ? List.of(LoraConfig.ALL_LINEAR) : targets, c.path("use_rslora").asBoolean(false),
+                    c.path("use_dora").asBoolean(false));
         } catch (IllegalArgumentException e) {
             throw new HfFormatException(cfgFile, e.getMessage());
         }
@@ -118,8 +127,14 @@ public final class LoraAdapter implements AutoCloseable {
             var names = new TreeSet<String>();
             for (TensorInfo i : st.tensors()) {
                 String n = i.name();
+                if (n.startsWith(PREFIX) && n.endsWith(MAGNITUDE)) {
+                    if (!cfg.useDora())
+                        throw new HfFormatException(weights, "tensor '" + n + "' is a DoRA magnitude vector, but " + cfgFile.getFileName() + " says use_dora: false");
+                    continue;
+                }
                 if (!n.startsWith(PREFIX) || !(n.endsWith(".lora_A.weight") || n.endsWith(".lora_B.weight")))
-                    throw new HfFormatException(weights, "unexpected tensor '" + n + "': expected base_model.model.<module>.lora_A.weight / lora_B.weight");
+                    throw new HfFormatException(weights, "unexpected tensor '" + n + "': expected base_model.model.<module>.lora_A.weight / lora_B.weight"
+                            + (cfg.useDora() ? " / lora_magnitude_vector" : ""));
                 String module = n.substring(PREFIX.length(), n.length() - ".lora_A.weight".length());
                 if (!linears.containsKey(module))
                     throw new HfFormatException(weights, "tensor '" + n + "' is for module '" + module + "', which " + model.config.arch().className + " does not have");
@@ -137,11 +152,26 @@ public final class LoraAdapter implements AutoCloseable {
                 float[] av = st.floats(ka), bv = st.floats(kb);
                 Tensor a = Tensors.escape(() -> model.compute.placeTrainable(Tensors.floats(av, sa)));
                 Tensor b = Tensors.escape(() -> model.compute.placeTrainable(Tensors.floats(bv, sb)));
-                mods.put(module, new LoraLinear(name, a, b, cfg.scaling(), cfg.dropout()));
+                mods.put(module, new LoraLinear(name, a, b, cfg.useDora() ? magnitude(st, weights, module, l, cfgFile, model) : null, cfg.scaling(), cfg.dropout()));
             }
+            for (TensorInfo i : st.tensors())
+                if (i.name().endsWith(MAGNITUDE) && !names.contains(i.name().substring(PREFIX.length(), i.name().length() - MAGNITUDE.length())))
+                    throw new HfFormatException(weights, "tensor '" + i.name() + "' has no lora_A / lora_B beside it");
         }
         if (mods.isEmpty()) throw new HfFormatException(weights, "holds no LoRA tensors");
         return new LoraAdapter(name, cfg, base, model, mods);
+    }
+
+    /** DoRA: the module's magnitude vector (out), required for every module when use_dora is true. */
+    private static Tensor magnitude(Safetensors st, Path weights, String module, Linear l, Path cfgFile, LlamaModel model) {
+        String km = PREFIX + module + MAGNITUDE;
+        if (!st.contains(km))
+            throw new HfFormatException(weights, "module '" + module + "' has no '" + km + "', but " + cfgFile.getFileName() + " says use_dora: true (DoRA needs one per module)");
+        long[] sm = st.info(km).shape();
+        if (sm.length != 1 || sm[0] != l.outFeatures())
+            throw new HfFormatException(weights, "tensor '" + km + "': expected shape [" + l.outFeatures() + "], found " + Arrays.toString(sm));
+        float[] mv = st.floats(km);
+        return Tensors.escape(() -> model.compute.placeTrainable(Tensors.floats(mv, sm)));
     }
 
     /** When the adapter names a base folder we can find, its config must describe the model we attach to. */
@@ -170,7 +200,7 @@ public final class LoraAdapter implements AutoCloseable {
             SafetensorsWriter.write(tmp.resolve("adapter_model.safetensors"), blobs, SafetensorsWriter.PT_METADATA);
             AtomicFiles.writeString(tmp.resolve("adapter_config.json"), PythonJson.dumps(peftConfig()));
             AtomicFiles.writeString(tmp.resolve("README.md"), "---\nbase_model: " + baseModel + "\nlibrary_name: peft\n---\n\n"
-                    + "LoRA adapter written by tune4j (PEFT format): r=" + config.r() + ", lora_alpha=" + config.alpha()
+                    + (config.useDora() ? "DoRA" : "LoRA") + " adapter written by tune4j (PEFT format): r=" + config.r() + ", lora_alpha=" + config.alpha()
                     + ", target_modules=" + targetModulesForConfig() + ". Load with `PeftModel.from_pretrained(base, this_folder)`.\n");
             AtomicFiles.publishDir(tmp, dir);
         } finally {
@@ -203,7 +233,7 @@ public final class LoraAdapter implements AutoCloseable {
         m.put("revision", null);
         m.put("target_modules", targetModulesForConfig());
         m.put("task_type", "CAUSAL_LM");
-        m.put("use_dora", false);
+        m.put("use_dora", config.useDora());
         m.put("use_rslora", config.rslora());
         return m;
     }
@@ -220,12 +250,13 @@ public final class LoraAdapter implements AutoCloseable {
         return t;
     }
 
-    /** lora_A / lora_B of every module under their PEFT keys, in module order. */
+    /** lora_A / lora_B (and DoRA's lora_magnitude_vector) of every module under their PEFT file keys, in module order. */
     public LinkedHashMap<String, Tensor> namedParameters() {
         var m = new LinkedHashMap<String, Tensor>();
         modules.forEach((name, l) -> {
             m.put(PREFIX + name + ".lora_A.weight", l.lora_A);
             m.put(PREFIX + name + ".lora_B.weight", l.lora_B);
+            if (l.dora()) m.put(PREFIX + name + MAGNITUDE, l.lora_magnitude_vector);
         });
         return m;
     }
@@ -244,12 +275,12 @@ public final class LoraAdapter implements AutoCloseable {
         return Collections.unmodifiableMap(modules);
     }
 
-    /** Training mode turns on lora_dropout; gradients flow to A and B only (the base weights never require grad). */
+    /** Training mode turns on lora_dropout; gradients flow to A, B (and m) only (the base weights never require grad). */
     public void train(boolean on) {
         modules.values().forEach(l -> l.training = on);
     }
 
-    /** Folds every update into its base weight (W += scaling·B@A); the adapter then adds nothing. */
+    /** Folds every update into its base weight (W += scaling·B@A; DoRA: W = (m/n)·(W + scaling·B@A)); the adapter then adds nothing. */
     public void merge() {
         var linears = model.linears();
         modules.forEach((name, l) -> l.merge(linears.get(name)));

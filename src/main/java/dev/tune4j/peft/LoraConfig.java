@@ -12,8 +12,9 @@ import java.util.regex.Pattern;
  * @param targetModules module names or suffixes ("q_proj"), or one Python regex matched against the full module name,
  *                      or "all-linear" (every projection except lm_head). Default all-linear.
  * @param rslora        use_rslora: scale by alpha / √r (default false)
+ * @param useDora       use_dora: DoRA, a trainable magnitude per output row on top of the LoRA direction (default false)
  */
-public record LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean rslora) {
+public record LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean rslora, boolean useDora) {
     public static final String ALL_LINEAR = "all-linear";
 
     public LoraConfig {
@@ -22,6 +23,15 @@ public record LoraConfig(int r, double alpha, double dropout, List<String> targe
         if (!(dropout >= 0 && dropout < 1)) throw new IllegalArgumentException("lora_dropout must be in [0, 1), found " + dropout);
         if (targetModules == null || targetModules.isEmpty()) throw new IllegalArgumentException("target_modules must name at least one module");
         targetModules = List.copyOf(targetModules);
+    }
+
+    /** Plain LoRA (use_dora false). */
+    public LoraConfig(int r, double alpha, double dropout, List<String> targetModules, boolean rslora) {
+        this(r, alpha, dropout, targetModules, rslora, false);
+    }
+
+    public LoraConfig withDora(boolean on) {
+        return new LoraConfig(r, alpha, dropout, targetModules, rslora, on);
     }
 
     public static LoraConfig defaults() {

@@ -1,36 +1,54 @@
 package dev.tune4j.peft;
 
 import dev.tune4j.model.Linear;
+import dev.tune4j.tensor.Tensors;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
+
+import java.util.function.Supplier;
 
 /**
  * One LoRA update on a frozen projection: delta(x) = scaling · B(A(dropout(x))), never forming B·A while training.
  * merge() folds scaling · B@A into the base weight (for export or fast inference) and unmerge() takes it out again.
+ *
+ * <p>With a magnitude vector m this is DoRA (PEFT 0.12 {@code use_dora}): the layer computes x·((m/n)[:,None]·(W + s·B@A))ᵀ
+ * with n = ‖W + s·B@A‖ per output row, treated as a constant (detached, DoRA §4.3), so
+ * delta = (m/n − 1)·x'Wᵀ + (m/n)·s·B(A(x')) with x' = dropout(x), as PEFT computes it (with dropout the rescaled base term
+ * also sees the dropped-out input). n is the one place B@A is formed while training: once per forward, freed at once.
+ * The bias is not rescaled. {@link #weight} w scales the whole delta, so w = 0 is the base and w = 1 the adapter.
  */
 public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public final Tensor lora_A; // (r, in)
     public final Tensor lora_B; // (out, r)
+    public final Tensor lora_magnitude_vector; // (out) fp32, trainable; null for plain LoRA
     public final double scaling;
     double dropout; // a training setting: a continued adapter takes the new run's
     double weight = 1.0; // a merge of several adapters can weigh each one
     boolean training;
     final String name; // the adapter's name on the projection ("default" as in PEFT)
     private Linear mergedInto;
+    private Tensor mergedScale; // DoRA: m/n at merge time (out), to invert the merge exactly as PEFT does (it caches n)
 
-    LoraLinear(String name, Tensor a, Tensor b, double scaling, double dropout) {
+    LoraLinear(String name, Tensor a, Tensor b, Tensor magnitude, double scaling, double dropout) {
         this.name = name;
         this.lora_A = a;
         this.lora_B = b;
+        this.lora_magnitude_vector = magnitude;
         this.scaling = scaling;
         this.dropout = dropout;
     }
 
+    public boolean dora() {
+        return lora_magnitude_vector != null;
+    }
+
     @Override
-    public Tensor delta(Tensor x, Tensor base, java.util.function.Supplier<Tensor> weight) {
-        return delta(x);
+    public Tensor delta(Tensor x, Tensor base, Supplier<Tensor> weight) {
+        return dora() ? dora(x, base, weight.get()) : delta(x);
     }
 
     Tensor delta(Tensor x) {
@@ -42,31 +60,74 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         return cast ? y.to(dtype) : y;
     }
 
-    /** W ← W + scaling · B@A, in place, and the projection stops calling this adapter until unmerge(). */
+    /** DoRA's delta in fp32 (PEFT casts the input to the adapter's dtype): base = x Wᵀ before bias, w = the (dequantized) W. */
+    private Tensor dora(Tensor x, Tensor base, Tensor w) {
+        var dtype = x.scalar_type().intern();
+        boolean drop = training && dropout > 0, cast = dtype != torch.ScalarType.Float;
+        Tensor in = drop ? torch.dropout(x, dropout, true) : x;
+        if (cast) in = in.to(torch.ScalarType.Float);
+        Tensor f = lora_magnitude_vector.div(Tensors.scoped(() -> rowNorm(w)));                   // (out) m/n, n detached
+        Tensor xw = drop ? torch.linear(in, w.to(torch.ScalarType.Float)) : cast ? base.to(torch.ScalarType.Float) : base; // (…, out)
+        Tensor lora = torch.linear(torch.linear(in, lora_A), lora_B);                             // (…, r) → (…, out)
+        Tensor y = xw.mul(f.sub(new Scalar(1)).mul(new Scalar(weight))).add(lora.mul(f.mul(new Scalar(scaling * weight)))); // (…, out)
+        return cast ? y.to(dtype) : y;
+    }
+
+    /** n = ‖W + s·B@A‖ per output row (out), fp32, without gradient; the (out, in) temporaries die with the caller's scope. */
+    Tensor rowNorm(Tensor w) {
+        try (NoGradGuard ng = new NoGradGuard()) {
+            return w.to(torch.ScalarType.Float).add(lora_B.matmul(lora_A), new Scalar(scaling)).norm(new ScalarOptional(new Scalar(2)), 1);
+        }
+    }
+
+    /**
+     * W ← W + scaling · B@A in place (DoRA: W ← W + w·((m/n)[:,None]·(W + s·B@A) − W), which is PEFT's (m/n)·(W + s·B@A) at
+     * w = 1), and the projection stops calling this adapter until unmerge().
+     */
     public void merge(Linear base) {
         if (mergedInto != null) throw new IllegalStateException("already merged");
         if (base.adapters().get(name) != this) throw new IllegalStateException("merge into the projection this adapter is attached to");
         if (base.quantized != null)
             throw new IllegalStateException("refusing to merge into 4-bit weights: the update would be rounded away; merge into the original (unquantized) base");
-        try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
-            base.weight.add_(delta().to(base.weight.scalar_type().intern()));
+        try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
+            if (!dora()) base.weight.add_(delta().to(base.weight.scalar_type().intern()));
+            else {
+                Tensor f = lora_magnitude_vector.div(rowNorm(base.weight));                            // (out)
+                mergedScale = Tensors.escape(() -> f.detach().clone());
+                Tensor[] ab = rowCoefficients();
+                base.weight.copy_(base.weight.to(torch.ScalarType.Float).mul(ab[0]).add(delta().mul(ab[1]))); // (out, in)
+            }
         }
         mergedInto = base;
         base.detach(name);
     }
 
+    /** LoRA subtracts the update; DoRA inverts W' = a·W + b·s·B@A with the row factors of the merge (PEFT: W'/(m/n) − s·B@A). */
     public void unmerge() {
         if (mergedInto == null) throw new IllegalStateException("not merged");
-        try (PointerScope s = new PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
-            mergedInto.weight.sub_(delta().to(mergedInto.weight.scalar_type().intern()));
+        Tensor w = mergedInto.weight;
+        try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
+            if (!dora()) w.sub_(delta().to(w.scalar_type().intern()));
+            else {
+                Tensor[] ab = rowCoefficients();
+                w.copy_(w.to(torch.ScalarType.Float).sub(delta().mul(ab[1])).div(ab[0]));
+                mergedScale.close();
+                mergedScale = null;
+            }
         }
         mergedInto.attach(name, this);
         mergedInto = null;
     }
 
-    /** weight · scaling · B@A in fp32 (out, in): formed only to merge, never while training. */
+    /** DoRA merge as W' = a·W + b·(s·B@A) per row: a = 1 − w + w·m/n, b = w·m/n, both (out, 1). */
+    private Tensor[] rowCoefficients() {
+        Tensor b = mergedScale.mul(new Scalar(weight)).unsqueeze(1);
+        return new Tensor[]{b.add(new Scalar(1 - weight)), b};
+    }
+
+    /** weight · scaling · B@A in fp32 (out, in) for LoRA, scaling · B@A for DoRA: formed only to merge. */
     Tensor delta() {
-        return lora_B.matmul(lora_A).mul(new Scalar(scaling * weight));
+        return lora_B.matmul(lora_A).mul(new Scalar(dora() ? scaling : scaling * weight));
     }
 
     public boolean merged() {
@@ -81,5 +142,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public void close() {
         lora_A.close();
         lora_B.close();
+        if (lora_magnitude_vector != null) lora_magnitude_vector.close();
+        if (mergedScale != null) mergedScale.close();
     }
 }

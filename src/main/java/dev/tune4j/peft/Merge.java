@@ -19,7 +19,9 @@ import java.util.Random;
 /**
  * Folds LoRA adapters into a base model and writes a plain Hugging Face folder, then proves it: a fixed batch goes
  * through base + adapters (unmerged) and through the written folder, reloaded from disk; logits that differ beyond the
- * tolerance fail the merge and nothing is published. W' = W + Σ weightᵢ · scalingᵢ · Bᵢ@Aᵢ, computed in fp32.
+ * tolerance fail the merge and nothing is published. W' = W + Σ weightᵢ · scalingᵢ · Bᵢ@Aᵢ, computed in fp32. A DoRA
+ * adapter merges as PEFT does, W' = (m/‖W + s·B@A‖_row)[:,None]·(W + s·B@A) (with a weight w: W + w·(that − W)); it
+ * rescales the whole weight, so it is merged alone (with others the result would depend on the order).
  */
 public final class Merge {
     private Merge() {}
@@ -54,6 +56,9 @@ public final class Merge {
             try {
                 for (int i = 0; i < adapters.size(); i++) {
                     LoraAdapter a = LoraAdapter.load(adapters.get(i), m);
+                    if (a.config.useDora() && adapters.size() > 1)
+                        throw new IllegalArgumentException(adapters.get(i) + " is a DoRA adapter (use_dora: true): it rescales each row of the whole weight, "
+                                + "so merging it together with other adapters depends on the order and is not supported; merge it alone");
                     if (!weights.isEmpty()) a.setWeight(weights.get(i));
                     modules += a.modules().size();
                     loaded.add(a);

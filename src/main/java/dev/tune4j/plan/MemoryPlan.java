@@ -31,6 +31,8 @@ public final class MemoryPlan {
                 case "full" -> FULL;
                 case "lora" -> LORA;
                 case "qlora" -> QLORA;
+                case "dora", "qdora" -> throw new IllegalArgumentException("--method: expected full, lora or qlora, found '" + name
+                        + "' (DoRA is an option of lora and qlora, PEFT's use_dora: give --method lora or qlora with --use-dora)");
                 default -> throw new IllegalArgumentException("--method: expected full, lora or qlora, found '" + name + "'");
             };
         }
@@ -105,36 +107,42 @@ public final class MemoryPlan {
      * @param labelledShare fraction of tokens that are loss targets (completion-only SFT ≈ 0.5; pre-training 1.0)
      * @param lossChunk     rows of logits alive at once (tune4j's chunked loss); 0 = the full [tokens × V] HF path
      * @param items         pairs (KTO: examples) in the data: what stored reference log-probs take; 0 when unknown
+     * @param dora          LoRA/QLoRA with use_dora: a magnitude per output row, and ‖W + s·B·A‖ formed per projection per pass
      */
     public record Setup(ModelConfig model, Method method, Precision precision, Optim optim, int batch, int seq,
                         boolean checkpointing, double labelledShare, int lossChunk, int r, List<String> targets,
-                        boolean doubleQuant, Runtime runtime, Stage stage, Reference reference, long items) {
+                        boolean doubleQuant, Runtime runtime, Stage stage, Reference reference, long items, boolean dora) {
         public Setup {
             if (stage.hasReference() == (reference == Reference.NONE))
                 throw new IllegalArgumentException("stage " + stage.name().toLowerCase() + " with reference " + reference.name().toLowerCase());
+            if (dora && method == Method.FULL) throw new IllegalArgumentException("DoRA (use_dora) is an option of lora and qlora, not of full fine-tuning");
         }
 
-        /** An SFT run (the planner's original 13 inputs). */
+        /** An SFT run without DoRA (the planner's original 13 inputs). */
         public Setup(ModelConfig model, Method method, Precision precision, Optim optim, int batch, int seq, boolean checkpointing,
                      double labelledShare, int lossChunk, int r, List<String> targets, boolean doubleQuant, Runtime runtime) {
-            this(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, Stage.SFT, Reference.NONE, 0);
+            this(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, Stage.SFT, Reference.NONE, 0, false);
         }
 
         /** The same run at another stage; {@code reference} from {@link Reference#of}, {@code items} for stored log-probs. */
         public Setup withStage(Stage st, Reference ref, long n) {
-            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, st, ref, n);
+            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, st, ref, n, dora);
+        }
+
+        public Setup withDora(boolean on) {
+            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, stage, reference, items, on);
         }
 
         public Setup withBatch(int b) {
-            return new Setup(model, method, precision, optim, b, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, stage, reference, items);
+            return new Setup(model, method, precision, optim, b, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, stage, reference, items, dora);
         }
 
         public Setup withRuntime(Runtime rt) {
-            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, rt, stage, reference, items);
+            return new Setup(model, method, precision, optim, batch, seq, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, rt, stage, reference, items, dora);
         }
 
         public Setup withSeq(int s) {
-            return new Setup(model, method, precision, optim, batch, s, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, stage, reference, items);
+            return new Setup(model, method, precision, optim, batch, s, checkpointing, labelledShare, lossChunk, r, targets, doubleQuant, runtime, stage, reference, items, dora);
         }
 
         /** Rows the trunk runs per micro-batch: 2B for a preference stage. */
@@ -148,7 +156,8 @@ public final class MemoryPlan {
         }
 
         long trainable() {
-            return method == Method.FULL ? ParamCount.total(model) : ParamCount.lora(model, r, targets);
+            if (method == Method.FULL) return ParamCount.total(model);
+            return ParamCount.lora(model, r, targets) + (dora ? ParamCount.doraMagnitudes(model, targets) : 0);
         }
     }
 
@@ -196,6 +205,8 @@ public final class MemoryPlan {
             parts.put("adapters (fp32 weights + grads + states)", (long) (lora * (8 + states)));
             if (s.optim() == Optim.OFFLOAD) host = 8 * lora;
             if (s.method() == Method.QLORA) parts.put("dequantized weight (one at a time)", (long) (ParamCount.largestLinear(c) * w));
+            // DoRA forms B·A and W + s·B·A in fp32 (plus W cast to fp32 when it is not) for ‖·‖_row, one projection at a time
+            if (s.dora()) parts.put("dora norm temporaries (one projection at a time)", ParamCount.largestLinear(c) * 4 * (w == 4 ? 2 : 3));
         }
         if (s.runtime() == Runtime.CPU && s.optim() == Optim.OFFLOAD) { // host memory is the device here
             parts.merge("optimizer states", host, Long::sum);
@@ -229,7 +240,8 @@ public final class MemoryPlan {
      * Bytes one token adds. Per layer tune4j's graph keeps (elements): the two norms' inputs and outputs, q after RoPE,
      * k and v, the attention output and its reshaped copy, and SwiGLU's gate, up, silu and product: about
      * 10h + 2·k·d + 5·I (measured on CPU within 12 % for stories260K and SmolLM2-135M). A LoRA layer also keeps, per
-     * adapted projection, its r-wide A output and its out-wide update. With checkpointing only each layer's input stays,
+     * adapted projection, its r-wide A output and its out-wide update; DoRA two more out-wide tensors (the base output and
+     * B·A·x, which the magnitude's gradient needs). With checkpointing only each layer's input stays,
      * plus one layer recomputed. One more layer's worth is backward's working set; the embedding and final norm add 3h.
      */
     static long activationBytesPerToken(Setup s) {
@@ -237,7 +249,7 @@ public final class MemoryPlan {
         long h = c.hiddenSize(), kd = c.kvDim(), inter = c.intermediateSize(), layers = c.numLayers();
         long perLayer = 10 * h + 2 * kd + 5 * inter;
         if (s.method() != Method.FULL)
-            for (String t : ParamCount.targets(s.targets())) perLayer += s.r() + ParamCount.shape(c, t)[1];
+            for (String t : ParamCount.targets(s.targets())) perLayer += s.r() + ParamCount.shape(c, t)[1] * (s.dora() ? 3 : 1);
         long stored = s.checkpointing() ? layers * h + perLayer : layers * perLayer;
         return (stored + perLayer + 3 * h) * s.actBytes();
     }
@@ -301,7 +313,8 @@ public final class MemoryPlan {
         long perDevice = 0, shardable = 0;
         for (var p : e.parts().entrySet()) {
             String k = p.getKey();
-            if (k.startsWith("activations") || k.startsWith("logits") || k.startsWith("runtime") || k.startsWith("dequantized") || k.startsWith("reference pass")) perDevice += p.getValue();
+            if (k.startsWith("activations") || k.startsWith("logits") || k.startsWith("runtime") || k.startsWith("dequantized") || k.startsWith("reference pass")
+                    || k.startsWith("dora")) perDevice += p.getValue();
             else shardable += p.getValue();
         }
         if (perDevice >= deviceBytes) return -1;

@@ -8,7 +8,8 @@ import java.util.Map;
 
 /**
  * Exact parameter counts by component from a config, and the trainable count of LoRA for any rank and target set:
- * N = V·h·(tied ? 1 : 2) + h + L·[h·(a·d) + 2·h·(k·d) + (a·d)·h + 3·h·I + 2h + biases]; LoRA adds r·(in + out) per module.
+ * N = V·h·(tied ? 1 : 2) + h + L·[h·(a·d) + 2·h·(k·d) + (a·d)·h + 3·h·I + 2h + biases]; LoRA adds r·(in + out) per module,
+ * DoRA another out.
  */
 public final class ParamCount {
     private ParamCount() {}
@@ -86,6 +87,13 @@ public final class ParamCount {
             long[] s = shape(c, t);
             n += (long) r * (s[0] + s[1]);
         }
+        return n * c.numLayers();
+    }
+
+    /** DoRA's magnitude vectors: out per targeted projection in every layer. */
+    public static long doraMagnitudes(ModelConfig c, List<String> targets) {
+        long n = 0;
+        for (String t : targets(targets)) n += shape(c, t)[1];
         return n * c.numLayers();
     }
 }

@@ -61,20 +61,20 @@ final class Adapters implements Run.Method {
             lora = LoraAdapter.load(c.adapter(), model, "default");
             lora.setDropout(c.loraDropout());
             var own = lora.config;
-            if (own.r() != c.r() || own.alpha() != c.loraAlpha() || !own.targetModules().equals(c.targetModules()) || own.rslora() != c.useRslora())
-                log.printf("adapter: r=%d, lora_alpha=%s, target_modules=%s, use_rslora=%s come from %s (the run's LoRA shape keys do not change a loaded adapter)%n",
-                        own.r(), own.alpha(), own.targetModules(), own.rslora(), c.adapter());
+            if (own.r() != c.r() || own.alpha() != c.loraAlpha() || !own.targetModules().equals(c.targetModules()) || own.rslora() != c.useRslora() || own.useDora() != c.useDora())
+                log.printf("adapter: r=%d, lora_alpha=%s, target_modules=%s, use_rslora=%s, use_dora=%s come from %s (the run's LoRA shape keys do not change a loaded adapter)%n",
+                        own.r(), own.alpha(), own.targetModules(), own.rslora(), own.useDora(), c.adapter());
             if (c.preference()) {
                 reference = LoraAdapter.load(c.adapter(), model, "reference");
                 reference.enable(false);
             }
             log.printf("adapter: starting from %s%s%n", c.adapter(), reference == null ? "" : " (also the frozen reference)");
         } else {
-            var cfg = new LoraConfig(c.r(), c.loraAlpha(), c.loraDropout(), c.targetModules(), c.useRslora());
+            var cfg = new LoraConfig(c.r(), c.loraAlpha(), c.loraDropout(), c.targetModules(), c.useRslora(), c.useDora());
             lora = LoraAdapter.create(model, cfg, c.seed(), c.model().toAbsolutePath().toString(), "default");
         }
-        log.printf("model: %s, %,d parameters (frozen); LoRA r=%d alpha=%s on %d modules: %,d trainable (%.3f%%)%n",
-                model.config.arch().className, model.parameterCount(), lora.config.r(), lora.config.alpha(), lora.modules().size(),
+        log.printf("model: %s, %,d parameters (frozen); %s r=%d alpha=%s on %d modules: %,d trainable (%.3f%%)%n",
+                model.config.arch().className, model.parameterCount(), lora.config.useDora() ? "DoRA" : "LoRA", lora.config.r(), lora.config.alpha(), lora.modules().size(),
                 lora.trainableParameterCount(), 100.0 * lora.trainableParameterCount() / model.parameterCount());
         return new Adapters(model, lora, reference);
     }

@@ -56,7 +56,7 @@ final class RunReport {
         s.lastMetrics().forEach(sum::put);
         save(out.resolve("summary.json"), json.writeValueAsBytes(sum));
 
-        if (lora != null) {
+        if (lora != null && !lora.config.useDora()) { // a DoRA update is full rank and depends on W: no r-dimensional spectrum to show
             var spectrum = Spectrum.of(lora);
             var rows = spectrum.stream().map(m -> {
                 var r = new LinkedHashMap<String, Object>();

@@ -192,6 +192,7 @@ final class RunSetup {
         var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
         var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, rows, seq, c.gradientCheckpointing(),
                 labelledShare, c.lossChunk(), c.r(), c.targetModules(), c.doubleQuant(), cpu ? MemoryPlan.Runtime.CPU : MemoryPlan.Runtime.GPU);
+        if (c.useDora()) setup = setup.withDora(true);
         if (c.preference()) {
             var stage = MemoryPlan.Stage.parse(c.stage());
             setup = setup.withStage(stage, MemoryPlan.Reference.of(stage, m, c.precomputeRefLogps(), c.adapter() != null, false), items);

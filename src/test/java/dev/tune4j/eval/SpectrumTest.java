@@ -72,4 +72,20 @@ class SpectrumTest {
         assertThat(run.code()).as(run.err()).isZero();
         assertThat(run.out()).contains("14 LoRA modules").contains("model.layers.1.mlp.down_proj").contains("eff.rank");
     }
+
+    /** A DoRA update (m/‖W + s·B·A‖)·(W + s·B·A) − W is full rank and needs the base: refused by name, not misreported. */
+    @Test
+    void doraAdaptersAreRefusedByName() throws Exception {
+        var dora = Golden.golden("dora/llama-untied/adapter");
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> Spectrum.ofFolder(dora))
+                .isInstanceOf(dev.tune4j.hf.HfFormatException.class).hasMessageContaining("DoRA").hasMessageContaining("use_dora");
+        CliRun run = CliRun.of("inspect", "--adapter", dora.toString());
+        assertThat(run.code()).isEqualTo(2);
+        assertThat(run.err()).contains("DoRA adapter").contains("full rank");
+        try (var f = dev.tune4j.hf.ModelFolder.open(Golden.golden("models/llama-untied"));
+             var m = dev.tune4j.model.LlamaModel.load(f, Compute.cpu());
+             var a = dev.tune4j.peft.LoraAdapter.load(dora, m)) {
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> Spectrum.of(a)).hasMessageContaining("DoRA");
+        }
+    }
 }

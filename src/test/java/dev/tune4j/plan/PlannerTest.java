@@ -295,4 +295,29 @@ class PlannerTest {
         assertThat(Gpus.priced(Gpus.get("t4"), java.util.Map.of("t4", 0.35)).usdPerHour()).isEqualTo(0.35);
         assertThatThrownBy(() -> Gpus.get("tpu-v9")).hasMessageContaining("unknown GPU 'tpu-v9'").hasMessageContaining("a100-80gb");
     }
+
+    /** DoRA on lora/qlora: magnitude vectors are trainable, and one projection's B·A and W + s·B·A (fp32) are alive per pass. */
+    @Test
+    void doraIsAFlagOnLoraAndQlora() {
+        var c = Catalog.get("llama-2-7b");
+        for (Method m : new Method[]{Method.LORA, Method.QLORA}) {
+            var plain = gpu("llama-2-7b", m, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024);
+            var dora = plain.withDora(true);
+            // 7 projections per layer: out = 4096 (q, k, v, o, down) and 11008 (gate, up); 32 layers
+            assertThat(dora.trainable() - plain.trainable()).isEqualTo(32L * (5 * 4096 + 2 * 11008));
+            var e = MemoryPlan.estimate(dora);
+            assertThat(e.part("dora norm temporaries (one projection at a time)")).isEqualTo(ParamCount.largestLinear(c) * 4 * 3); // bf16 W cast to fp32 too
+            assertThat(e.part("activations (layer inputs + one layer recomputed)")).isGreaterThan(MemoryPlan.estimate(plain).part("activations (layer inputs + one layer recomputed)"));
+            assertThat(e.peak()).isGreaterThan(MemoryPlan.estimate(plain).peak());
+            assertThat(MemoryPlan.estimate(dora.withBatch(2)).part("dora norm temporaries (one projection at a time)")).as("per projection, not per token").isEqualTo(e.part("dora norm temporaries (one projection at a time)"));
+        }
+        assertThatThrownBy(() -> gpu("llama-2-7b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024).withDora(true)).hasMessageContaining("DoRA");
+        assertThatThrownBy(() -> Method.parse("dora")).hasMessageContaining("--use-dora");
+        var cli = dev.tune4j.CliRun.of("plan", "--model", "smollm2-135m", "--method", "qlora", "--use-dora");
+        assertThat(cli.code()).as(cli.err()).isZero();
+        assertThat(cli.out()).contains("dora norm temporaries");
+        var bad = dev.tune4j.CliRun.of("plan", "--model", "smollm2-135m", "--method", "dora");
+        assertThat(bad.code()).isEqualTo(2);
+        assertThat(bad.err()).contains("--use-dora");
+    }
 }

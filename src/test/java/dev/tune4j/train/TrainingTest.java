@@ -233,6 +233,30 @@ class TrainingTest {
         assertThat(Files.readString(out.resolve("metrics.jsonl"))).as("the old run is untouched").isEqualTo(before);
     }
 
+    @Test
+    void doraTrainsForLoraAndQloraAndItsAdapterLoadsBack() throws Exception {
+        Path data = task(32);
+        for (String method : List.of("lora", "qlora")) {
+            Path out = tmp.resolve("dora-" + method);
+            var args = base(data, out);
+            args.addAll(List.of("--use-dora", "--method", method, "--max-steps", "3", "--val-ratio", "0"));
+            CliRun r = cli(args.toArray(String[]::new));
+            assertThat(r.code()).as(method + r.err() + r.out()).isZero();
+            assertThat(r.out()).contains("DoRA r=8");
+            JsonNode cfg = JSON.readTree(out.resolve("adapter/adapter_config.json").toFile());
+            assertThat(cfg.get("use_dora").asBoolean()).as("PEFT's use_dora").isTrue();
+            try (Safetensors st = Safetensors.open(out.resolve("adapter/adapter_model.safetensors"))) {
+                var names = st.tensors().stream().map(TensorInfo::name).toList();
+                assertThat(names).contains("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector");
+                float[] m = st.floats("base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector");
+                for (float x : m) assertThat(x).as("magnitudes are positive row norms").isPositive();
+            }
+            assertThat(out.resolve("spectrum.json")).as("no r-dimensional spectrum for a DoRA update").doesNotExist();
+            CliRun ev = cli("eval", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(), "--data", data.toString(), "--prompt-style", "alpaca", "--max-seq-len", "48", "--json");
+            assertThat(ev.code()).as(ev.err()).isZero();
+        }
+    }
+
     /** Runs train in a child JVM and kills it (SIGKILL) as soon as its first checkpoint folder exists. */
     static void killAfterFirstCheckpoint(List<String> args, Path out, Path logFile) throws Exception {
         var cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
