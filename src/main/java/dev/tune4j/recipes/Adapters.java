@@ -119,6 +119,11 @@ final class Adapters implements Run.Method {
     }
 
     @Override
+    public LlamaModel referenceCopy() {
+        return null;
+    }
+
+    @Override
     public LoraAdapter adapter() {
         return lora;
     }

@@ -19,11 +19,13 @@ import java.util.List;
 /**
  * Full fine-tuning: every weight trained (weight decay on matrices only, fp32 state), the result a Hugging Face model
  * folder with the base's tokenizer and generation config. A preference stage's reference log-probs are computed once,
- * before training, from the weights as loaded (only one model in memory).
+ * before training, from the weights as loaded (only one model in memory); KTO, whose KL rows change with every batch,
+ * gets a frozen copy of the starting weights instead.
  */
 final class Full implements Run.Method {
     private final LlamaModel model;
     private final Path source;
+    private LlamaModel reference; // loaded only for KTO, whose reference cannot be precomputed
 
     private Full(LlamaModel model, Path source) {
         this.model = model;
@@ -79,6 +81,15 @@ final class Full implements Run.Method {
     }
 
     @Override
+    public LlamaModel referenceCopy() {
+        if (reference == null)
+            try (ModelFolder f = ModelFolder.open(source)) {
+                reference = LlamaModel.load(f, model.compute); // frozen: its weights never require grad
+            }
+        return reference;
+    }
+
+    @Override
     public LoraAdapter adapter() {
         return null;
     }
@@ -90,6 +101,7 @@ final class Full implements Run.Method {
 
     @Override
     public void close() {
+        if (reference != null) reference.close();
         model.requireGrad(false);
     }
 }

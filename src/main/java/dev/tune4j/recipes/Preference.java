@@ -68,9 +68,6 @@ final class Preference {
 
     /** KTO: unpaired examples with their KL rows; the reference is the base with the adapter off (a LoRA method only). */
     private static Stage kto(TrainConfig c, LlamaModel model, PreferenceData data, long pad, Run.Method method, PrintStream log) {
-        if (method.adapter() == null)
-            throw new IllegalArgumentException("--stage kto --method full: KTO's KL rows change with every batch, so its reference cannot be precomputed and "
-                    + "tune4j keeps no second model; train KTO with --method lora or qlora");
         var train = PairBatches.kto(data.kTrain, c.batchSize(), pad, c.seed(), 0);
         var val = PairBatches.kto(data.kVal, c.batchSize(), pad, c.seed(), data.kTrain.size());
         boolean[] desirable = new boolean[data.kTrain.size() + data.kVal.size()];
@@ -83,8 +80,13 @@ final class Preference {
                 labelled += e.completion().length;
                 tokens += e.prompt().length + e.completion().length;
             }
-        log.printf("kto: beta %s, desirable weight %s, undesirable weight %s, reference = the base with the adapter off%n", c.beta(), c.desirableWeight(), c.undesirableWeight());
-        var ref = PreferenceLoss.switched(model, method::toReference, method::toPolicy, c.lossChunk());
+        // KL rows pair each prompt with another completion of the same batch, so the reference runs beside each step:
+        // the base with the adapter off, or for full fine-tuning a frozen copy of the starting weights
+        boolean copy = method.adapter() == null;
+        log.printf("kto: beta %s, desirable weight %s, undesirable weight %s, reference = %s%n", c.beta(), c.desirableWeight(), c.undesirableWeight(),
+                copy ? "a frozen copy of the starting model (a second model in memory)" : c.adapter() != null ? "the frozen starting adapter" : "the base with the adapter off");
+        var ref = copy ? PreferenceLoss.switched(method.referenceCopy(), () -> {}, () -> {}, c.lossChunk())
+                : PreferenceLoss.switched(model, method::toReference, method::toPolicy, c.lossChunk());
         return new Stage(train, val, new KtoLoss(c.beta(), c.desirableWeight(), c.undesirableWeight(), desirable, ref), longest, tokens == 0 ? 0.5 : (double) labelled / tokens, desirable.length);
     }
 

@@ -35,6 +35,9 @@ public final class Run {
 
         LoraAdapter adapter(); // null for full fine-tuning
 
+        /** A frozen copy of the starting weights, loaded on first use (full fine-tuning's KTO reference); null when the method switches adapters instead. */
+        LlamaModel referenceCopy();
+
         long trainableCount();
 
         @Override

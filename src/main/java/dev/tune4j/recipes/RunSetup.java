@@ -195,7 +195,8 @@ final class RunSetup {
         if (c.useDora()) setup = setup.withDora(true);
         if (c.preference()) {
             var stage = MemoryPlan.Stage.parse(c.stage());
-            setup = setup.withStage(stage, MemoryPlan.Reference.of(stage, m, c.precomputeRefLogps(), c.adapter() != null, false), items);
+            boolean copy = c.stage().equals("kto") && m == MemoryPlan.Method.FULL; // full KTO keeps a frozen copy (see recipes.Preference)
+            setup = setup.withStage(stage, MemoryPlan.Reference.of(stage, m, c.precomputeRefLogps(), c.adapter() != null, copy), items);
         }
         var e = MemoryPlan.estimate(setup);
         var sb = new StringBuilder();

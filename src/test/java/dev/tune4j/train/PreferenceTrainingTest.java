@@ -148,6 +148,14 @@ class PreferenceTrainingTest {
         CliRun r = CliRun.of(args.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(metrics(out).getFirst().has("kl")).isTrue();
+        // full fine-tuning's KTO reference is a frozen copy of the starting weights (KL rows change every batch: nothing to precompute)
+        Path fullKto = tmp.resolve("kto-full");
+        var fk = base("kto", kto, fullKto);
+        fk.addAll(List.of("--method", "full", "--lr", "1e-4", "--max-steps", "2"));
+        CliRun full = CliRun.of(fk.toArray(String[]::new));
+        assertThat(full.code()).as(full.err() + full.out()).isZero();
+        assertThat(full.out()).contains("a frozen copy of the starting model").contains("reference model (frozen copy");
+        assertThat(fullKto.resolve("model/model.safetensors")).exists();
         // the wrong kind of data for a stage is a named error, and nothing is trained
         Path wrong = tmp.resolve("wrong");
         CliRun bad = CliRun.of(base("dpo", kto, wrong).toArray(String[]::new));
