@@ -106,19 +106,10 @@ final class DemoCommand implements Callable<Integer> {
         Path run = out.resolve("lora-run");
         var before = evaluate(base, null, heldOut, heldOutFile);
         System.out.printf("3. LoRA SFT on %d instructions (%s); %d questions held out%n", rows.size(), sft, heldOut.size());
-        var cfgMap = new LinkedHashMap<String, String>();
-        cfgMap.put("model", base.toString());
-        cfgMap.put("data", sft.toString());
-        cfgMap.put("out", run.toString());
-        cfgMap.put("prompt-style", "alpaca");
-        cfgMap.put("epochs", "3");
-        cfgMap.put("batch-size", "16");
-        cfgMap.put("lr", "2e-3");
-        cfgMap.put("max-seq-len", "96");
-        cfgMap.put("val-ratio", "0.1");
-        cfgMap.put("seed", "1");
-        cfgMap.put("overwrite", "true"); // the demo's own run folder, rewritten on every run
-        var summary = Run.run(TrainConfig.fromMap(cfgMap, "demo"), System.out);
+        // the demo's own run folders are rewritten on every run (overwrite)
+        var sftRun = config("model", base, "data", sft, "out", run, "prompt-style", "alpaca", "epochs", 3, "batch-size", 16, "lr", "2e-3",
+                "max-seq-len", 96, "val-ratio", 0.1, "seed", 1, "overwrite", true);
+        var summary = Run.run(sftRun, System.out);
         var after = evaluate(base, summary.output(), heldOut, heldOutFile);
 
         System.out.println();
@@ -142,23 +133,10 @@ final class DemoCommand implements Callable<Integer> {
         Files.writeString(heldPairsFile, json.writeValueAsString(heldPairRows));
         System.out.printf("%n4. DPO from the SFT adapter on %d preference pairs (%s): preferred answers are chatty (\"%s\")%n",
                 pairRows.size(), pairsFile, excited(heldOut.getFirst()[1]));
-        var dpoMap = new LinkedHashMap<String, String>();
-        dpoMap.put("model", base.toString());
-        dpoMap.put("data", pairsFile.toString());
-        dpoMap.put("out", out.resolve("dpo-run").toString());
-        dpoMap.put("stage", "dpo");
-        dpoMap.put("adapter", summary.output().toString());
-        dpoMap.put("prompt-style", "alpaca");
-        dpoMap.put("lora-dropout", "0");
-        dpoMap.put("epochs", "2");
-        dpoMap.put("batch-size", "8");
-        dpoMap.put("lr", "1e-4");
-        dpoMap.put("beta", "0.5");
-        dpoMap.put("max-seq-len", "96");
-        dpoMap.put("val-ratio", "0.1");
-        dpoMap.put("seed", "1");
-        dpoMap.put("overwrite", "true");
-        var dpo = Run.run(TrainConfig.fromMap(dpoMap, "demo"), System.out);
+        var dpoRun = config("model", base, "data", pairsFile, "out", out.resolve("dpo-run"), "stage", "dpo", "adapter", summary.output(),
+                "prompt-style", "alpaca", "lora-dropout", 0, "epochs", 2, "batch-size", 8, "lr", "1e-4", "beta", 0.5, "max-seq-len", 96,
+                "val-ratio", 0.1, "seed", 1, "overwrite", true);
+        var dpo = Run.run(dpoRun, System.out);
         var sftStyle = preferenceShift(base, summary.output(), summary.output(), heldOut, heldPairsFile);
         var dpoStyle = preferenceShift(base, dpo.output(), summary.output(), heldOut, heldPairsFile);
         System.out.println();
@@ -182,6 +160,13 @@ final class DemoCommand implements Callable<Integer> {
     /** "The dog says woof." → "The dog says woof too." (the preferred style, in words the small base model knows) */
     static String excited(String answer) {
         return answer.substring(0, answer.length() - 1) + " too.";
+    }
+
+    /** A run's keys as train's flags would give them. */
+    private static TrainConfig config(Object... keyValues) {
+        var m = new LinkedHashMap<String, String>();
+        for (int i = 0; i < keyValues.length; i += 2) m.put((String) keyValues[i], String.valueOf(keyValues[i + 1]));
+        return TrainConfig.fromMap(m, "demo");
     }
 
     record Shift(double accuracy, double preferred, List<String> samples) {}

@@ -97,10 +97,7 @@ class PreferenceTrainingTest {
         CliRun r = CliRun.of(resumed.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(r.out()).contains("resumed from");
-        try (Safetensors x = Safetensors.open(full.resolve("adapter/adapter_model.safetensors"));
-             Safetensors y = Safetensors.open(killed.resolve("adapter/adapter_model.safetensors"))) {
-            for (TensorInfo t : x.tensors()) assertThat(y.floats(t.name())).as(t.name()).containsExactly(x.floats(t.name()));
-        }
+        TrainingTest.assertSameAdapter(full, killed);
     }
 
     @Test

@@ -145,10 +145,7 @@ class TrainingTest {
         CliRun r = cli(resumed.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(r.out()).contains("resumed from");
-        try (Safetensors x = Safetensors.open(full.resolve("adapter/adapter_model.safetensors"));
-             Safetensors y = Safetensors.open(killed.resolve("adapter/adapter_model.safetensors"))) {
-            for (TensorInfo t : x.tensors()) assertThat(y.floats(t.name())).as(t.name()).containsExactly(x.floats(t.name()));
-        }
+        assertSameAdapter(full, killed);
     }
 
     @Test
@@ -254,6 +251,14 @@ class TrainingTest {
             assertThat(out.resolve("spectrum.json")).as("no r-dimensional spectrum for a DoRA update").doesNotExist();
             CliRun ev = cli("eval", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(), "--data", data.toString(), "--prompt-style", "alpaca", "--max-seq-len", "48", "--json");
             assertThat(ev.code()).as(ev.err()).isZero();
+        }
+    }
+
+    /** The two runs' adapters are bit-identical. */
+    static void assertSameAdapter(Path runA, Path runB) throws Exception {
+        try (Safetensors x = Safetensors.open(runA.resolve("adapter/adapter_model.safetensors"));
+             Safetensors y = Safetensors.open(runB.resolve("adapter/adapter_model.safetensors"))) {
+            for (TensorInfo t : x.tensors()) assertThat(y.floats(t.name())).as(t.name()).containsExactly(x.floats(t.name()));
         }
     }
 
