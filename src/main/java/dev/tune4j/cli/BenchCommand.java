@@ -69,6 +69,8 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if ((shape == null) == (model == null)) throw new Main.BadInput("give exactly one of --shape NAME or --model DIR");
+        if (batch < 1 || seqLen < 2 || steps < 1 || r < 1)
+            throw new Main.BadInput("--batch-size, --steps and --r must be >= 1 and --seq-len >= 2, found " + batch + ", " + steps + ", " + r + " and " + seqLen);
         Compute compute = Compute.auto();
         ModelFolder folder = model == null ? null : ModelFolder.open(model);
         try (LlamaModel m = folder == null ? LlamaModel.random(ConfigPresets.byName(shape), 0, compute) : LlamaModel.load(folder, compute)) {

@@ -174,6 +174,7 @@ final class EvalCommand implements Callable<Integer> {
             long pad = padTok != null ? padTok : lm.model().config.padTokenId() != null ? lm.model().config.padTokenId() : Math.max(0, eos);
             Runnable toReference = () -> { if (policy != null) policy.enable(false); if (ref != null) ref.enable(true); };
             Runnable toPolicy = () -> { if (ref != null) ref.enable(false); if (policy != null) policy.enable(true); };
+            dev.tune4j.train.PairBatches.checkIds(data, pd.train, java.util.List.of(), java.util.List.of(), java.util.List.of(), lm.model().config.vocabSize());
             var r = dev.tune4j.eval.Preferences.of(lm.model(), pd.train, cfg, toReference, toPolicy, pad, batchSize, 1024);
             result.put("model", model.toString());
             result.put("adapter", adapter == null ? null : adapter.toString());

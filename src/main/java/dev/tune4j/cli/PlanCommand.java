@@ -99,7 +99,7 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--lr", description = "learning rate to check against the seeds' ranges")
     Double lr;
 
-    @Option(names = "--val-ratio", description = "validation share to check (seeds: 10–20 %)")
+    @Option(names = "--val-ratio", description = "validation share to check (seeds: 10–20 %%)")
     Double valRatio;
 
     @Option(names = "--mix-ratio", description = "share of general data mixed in (full fine-tuning's forgetting guard)")

@@ -24,7 +24,11 @@ public enum Format {
         if (v.has("messages")) return CHAT;
         if (v.has("conversations")) return SHAREGPT;
         if (v.has("instruction") && v.has("output")) return ALPACA;
-        if (v.has("prompt") && v.has("completion")) return PROMPT_COMPLETION;
+        if (v.has("prompt") && v.has("completion")) {
+            if (v.has("label")) throw first.error("has a 'label': unpaired KTO data (SFT would learn the undesirable completions too); train it with --stage kto");
+            return PROMPT_COMPLETION;
+        }
+        if (v.has("chosen") && v.has("rejected")) throw first.error("has 'chosen' and 'rejected': preference pairs; train them with --stage dpo, orpo or simpo");
         if (v.has("text")) return TEXT;
         var keys = new ArrayList<String>();
         v.fieldNames().forEachRemaining(keys::add);

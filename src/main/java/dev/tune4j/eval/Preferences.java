@@ -18,6 +18,7 @@ public final class Preferences {
     public static Evaluation.Result of(LlamaModel m, List<PreferencePair> pairs, PreferenceLoss.Config cfg, Runnable toReference, Runnable toPolicy,
                                        long padId, int batchSize, int chunk) {
         if (pairs.isEmpty()) throw new IllegalArgumentException("no preference pairs to evaluate");
+        PairBatches.checkIds(java.nio.file.Path.of("the pairs"), pairs, List.of(), List.of(), List.of(), m.config.vocabSize());
         var reference = cfg.type().needsReference() ? PreferenceLoss.switched(m, toReference, toPolicy, chunk) : null;
         var data = PairBatches.pairs(pairs, batchSize, padId, 0, cfg.type() == PreferenceLoss.Type.ORPO, 0);
         return Evaluation.run(m, data, new PreferenceLoss(cfg, reference), chunk);

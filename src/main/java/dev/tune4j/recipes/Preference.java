@@ -26,7 +26,7 @@ final class Preference {
 
     static Stage setup(TrainConfig c, LlamaModel model, Tokenizer tok, long eos, long pad, Run.Method method, PrintStream log) throws IOException {
         var style = c.promptStyle() != null ? Encoder.PromptStyle.valueOf(c.promptStyle().toUpperCase(Locale.ROOT))
-                : tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
+                : tok != null && tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
         var data = PreferenceData.load(new PreferenceDataConfig(c.data(), c.format() == null ? null : PreferenceFormat.parse(c.format()), style,
                 c.maxSeqLen(), null, c.valRatio(), c.valFile(), c.skipBadRows(), c.seed()), tok, eos);
         boolean kto = c.stage().equals("kto");
@@ -34,6 +34,7 @@ final class Preference {
             throw new IllegalArgumentException(c.data() + ": " + (kto ? "--stage kto needs unpaired {prompt, completion, label} rows, found pairs (" + data.format + "); use --stage dpo"
                     : "unpaired {prompt, completion, label} rows are KTO data; --stage " + c.stage() + " needs pairs (chosen and rejected); use --stage kto"));
         if ((kto ? data.kTrain : data.train).isEmpty()) throw new IllegalArgumentException(c.data() + ": no example left to train on (" + data.summary() + ")");
+        PairBatches.checkIds(c.data(), data.train, data.val, data.kTrain, data.kVal, model.config.vocabSize());
         log.println("data: " + data.summary() + " (prompt style " + style.name().toLowerCase(Locale.ROOT) + ")");
         data.warnings.stream().limit(5).forEach(w -> log.println("  note: " + w));
         if (data.warnings.size() > 5) log.println("  … and " + (data.warnings.size() - 5) + " more");

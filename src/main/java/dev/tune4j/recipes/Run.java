@@ -44,6 +44,13 @@ public final class Run {
         void close();
     }
 
+    /** The model folder's tokenizer; pre-tokenized preference data trains without one (as the golden models have none). */
+    private static Tokenizer tokenizer(TrainConfig c) {
+        if (java.nio.file.Files.exists(c.model().resolve("tokenizer.json")) || !c.preference()) return Tokenizer.load(c.model());
+        if (c.generalFile() != null) throw new IllegalArgumentException(c.model() + ": no tokenizer.json, which --general-file needs to read its text");
+        return null;
+    }
+
     /** @param output the PEFT adapter folder (LoRA/QLoRA) or the model folder (full fine-tuning) */
     public record Summary(long steps, double lastLoss, double bestValLoss, double firstValLoss, double seconds, long peakRssBytes,
                           Path output, boolean stoppedEarly, long trainableParams, long predictedPeakBytes, Map<String, Double> lastMetrics) {}
@@ -66,7 +73,7 @@ public final class Run {
         boolean full = c.method().equals("full");
         try (ModelFolder folder = ModelFolder.open(c.model());
              LlamaModel model = full ? Full.load(c, folder, compute) : Adapters.load(c, folder, compute, log);
-             Tokenizer tok = Tokenizer.load(c.model());
+             Tokenizer tok = tokenizer(c);
              Method method = full ? Full.attach(c, model, log) : Adapters.attach(c, model, log)) {
             long eos = RunSetup.eosId(tok, model.config), pad = RunSetup.padId(tok, model.config, eos);
             // ---- the stage: data and objective ----

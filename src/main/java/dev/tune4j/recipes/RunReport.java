@@ -53,7 +53,7 @@ final class RunReport {
         sum.put("trainable_parameters", s.trainableParams());
         sum.put("stopped_early", s.stoppedEarly());
         sum.put(lora != null ? "adapter" : "model", s.output().toString());
-        s.lastMetrics().forEach(sum::put);
+        s.lastMetrics().forEach((k, v) -> { if (Double.isFinite(v)) sum.put(k, v); });
         save(out.resolve("summary.json"), json.writeValueAsBytes(sum));
 
         if (lora != null && !lora.config.useDora()) { // a DoRA update is full rank and depends on W: no r-dimensional spectrum to show

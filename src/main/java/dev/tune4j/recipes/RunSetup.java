@@ -21,14 +21,14 @@ final class RunSetup {
     private RunSetup() {}
 
     static long eosId(Tokenizer tok, dev.tune4j.hf.ModelConfig config) {
-        Integer e = tok.specialId("eos_token");
+        Integer e = tok == null ? null : tok.specialId("eos_token");
         if (e != null) return e;
         if (!config.eosTokenIds().isEmpty()) return config.eosTokenIds().getFirst();
         throw new IllegalArgumentException("neither tokenizer_config.json nor config.json names an end-of-sequence token");
     }
 
     static long padId(Tokenizer tok, dev.tune4j.hf.ModelConfig config, long eos) {
-        Integer p = tok.specialId("pad_token");
+        Integer p = tok == null ? null : tok.specialId("pad_token");
         if (p != null) return p;
         return config.padTokenId() != null ? config.padTokenId() : eos; // padding is masked and never a target
     }
@@ -74,8 +74,12 @@ final class RunSetup {
                 throw new IllegalArgumentException("--resume " + from + " is at epoch " + st.epoch() + " and --epochs is " + c.epochs()
                         + ": nothing left to train (raise --epochs or give --max-steps)");
             dropCutLastLine(c.out().resolve("metrics.jsonl"), log);
+            dropStepsAfter(c.out().resolve("metrics.jsonl"), st.step(), log);
         }
         if (c.overwrite() && checked.hasContent()) {
+            if (!Files.exists(c.out().resolve("run_config.json")))
+                throw new IllegalArgumentException("--overwrite replaces a tune4j run folder (one with run_config.json); " + c.out()
+                        + " holds other files: give a new or empty --out");
             OutputPaths.clearFolder(c.out());
             log.println("--overwrite: removed the previous contents of " + c.out());
         }
@@ -101,6 +105,27 @@ final class RunSetup {
         }
     }
 
+    /** Steps logged after the checkpoint a run resumes from are run again: their old lines go, so each step is logged once. */
+    private static void dropStepsAfter(Path metrics, long step, PrintStream log) throws IOException {
+        if (!Files.isRegularFile(metrics)) return;
+        var mapper = new ObjectMapper();
+        var keep = new ArrayList<String>();
+        int dropped = 0;
+        for (String line : Files.readAllLines(metrics)) {
+            long s;
+            try {
+                s = line.isBlank() ? -1 : mapper.readTree(line).path("step").asLong(-1);
+            } catch (IOException e) {
+                s = -1;
+            }
+            if (s > step) dropped++;
+            else keep.add(line);
+        }
+        if (dropped == 0) return;
+        AtomicFiles.writeString(metrics, String.join("\n", keep) + (keep.isEmpty() ? "" : "\n"));
+        log.printf("resume: %d metrics line(s) after step %d removed from %s (those steps run again)%n", dropped, step, metrics);
+    }
+
     /** A run that failed before its first checkpoint (bad data, a bad flag) leaves no folder it created behind. */
     static void removeIfOnlyConfig(Path out) {
         try (var s = Files.list(out)) {
@@ -124,8 +149,9 @@ final class RunSetup {
     /** What a resumed run must share with the run it continues: the data order and batches depend on all of it. */
     static Map<String, Object> fingerprint(TrainConfig c) throws IOException {
         var f = new LinkedHashMap<String, Object>();
-        for (String k : List.of("method", "stage", "seed", "batch-size", "grad-accum", "max-seq-len", "packing", "val-ratio", "format"))
-            f.put(k, String.valueOf(c.toMap().get(k)));
+        for (String k : List.of("method", "stage", "seed", "batch-size", "grad-accum", "max-seq-len", "packing", "val-ratio", "format",
+                "loss-type", "beta", "label-smoothing", "simpo-gamma", "cpo-alpha", "orpo-lambda", "desirable-weight", "undesirable-weight"))
+            if (c.applies(k)) f.put(k, String.valueOf(c.toMap().get(k))); // the objective too: a resumed loss must mean what it meant
         f.put("data sha256", sha256(c.data()));
         f.put("val-file sha256", c.valFile() == null ? "-" : sha256(c.valFile()));
         f.put("mix-file sha256", c.mixFile() == null ? "-" : sha256(c.mixFile()));

@@ -55,6 +55,25 @@ public final class PairBatches implements MicroSource {
         });
     }
 
+    /** Every token id must index the model's vocabulary (pre-tokenized data is taken as given): a named error, not a libtorch crash. */
+    public static void checkIds(java.nio.file.Path file, List<PreferencePair> train, List<PreferencePair> val, List<KtoExample> kTrain, List<KtoExample> kVal, int vocab) {
+        var where = new String[]{"train", "validation"};
+        for (int s = 0; s < 2; s++) {
+            var pairs = s == 0 ? train : val;
+            for (int i = 0; i < pairs.size(); i++)
+                for (long[] ids : new long[][]{pairs.get(i).prompt(), pairs.get(i).chosen(), pairs.get(i).rejected()}) check(file, where[s] + " pair " + (i + 1), ids, vocab);
+            var ks = s == 0 ? kTrain : kVal;
+            for (int i = 0; i < ks.size(); i++)
+                for (long[] ids : new long[][]{ks.get(i).prompt(), ks.get(i).completion()}) check(file, where[s] + " example " + (i + 1), ids, vocab);
+        }
+    }
+
+    private static void check(java.nio.file.Path file, String what, long[] ids, int vocab) {
+        for (long id : ids)
+            if (id < 0 || id >= vocab)
+                throw new IllegalArgumentException(file + ": " + what + ": token id " + id + " is outside the model's vocabulary (0.." + (vocab - 1) + ")");
+    }
+
     private static long[] concat(long[] a, long[] b) {
         long[] c = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, c, a.length, b.length);

@@ -137,7 +137,21 @@ public record TrainConfig(
         if (!(lr > 0)) throw new IllegalArgumentException("lr must be positive, found " + lr);
         if (keepBest < 0 || keepLast < 0) throw new IllegalArgumentException("keep-best and keep-last must be >= 0");
         if (!STAGES.contains(stage)) throw new IllegalArgumentException("stage: expected one of " + STAGES + ", found '" + stage + "'");
-        if (stage.equals("dpo")) dev.tune4j.train.PreferenceLoss.Type.parse(lossType);
+        if (stage.equals("dpo") && !Set.of("sigmoid", "ipo", "hinge", "robust").contains(lossType))
+            throw new IllegalArgumentException("loss-type: expected sigmoid, ipo, hinge or robust for --stage dpo, found '" + lossType + "'"
+                    + (Set.of("simpo", "orpo").contains(lossType) ? " (use --stage " + lossType + ")" : ""));
+        // the preference keys are checked here, by name, so a run file's later stage fails before its first stage trains
+        if (Set.of("dpo", "kto", "simpo").contains(stage) && !(beta > 0 && Double.isFinite(beta))) throw new IllegalArgumentException("beta must be positive, found " + beta);
+        if (stage.equals("orpo") && !(orpoLambda > 0 && Double.isFinite(orpoLambda))) throw new IllegalArgumentException("orpo-lambda must be positive, found " + orpoLambda);
+        if (stage.equals("dpo") && !(labelSmoothing >= 0 && labelSmoothing < 0.5)) throw new IllegalArgumentException("label-smoothing must be in [0, 0.5), found " + labelSmoothing);
+        if (stage.equals("dpo") && labelSmoothing > 0 && !Set.of("sigmoid", "robust").contains(lossType))
+            throw new IllegalArgumentException("label-smoothing applies to --loss-type robust (and sigmoid, as conservative DPO), not to " + lossType);
+        if (stage.equals("simpo") && !(cpoAlpha >= 0)) throw new IllegalArgumentException("cpo-alpha must be >= 0, found " + cpoAlpha);
+        if (stage.equals("kto")) {
+            if (!(desirableWeight >= 0) || !(undesirableWeight >= 0) || desirableWeight + undesirableWeight == 0)
+                throw new IllegalArgumentException("desirable-weight and undesirable-weight must be >= 0 and not both 0, found " + desirableWeight + " and " + undesirableWeight);
+            if (batchSize < 2) throw new IllegalArgumentException("batch-size must be >= 2 for --stage kto: its KL estimate pairs each prompt with another example's completion in the batch (TRL refuses 1 too)");
+        }
         targetModules = List.copyOf(targetModules);
     }
 

@@ -162,7 +162,7 @@ public final class Trainer {
                 lastLoss = s.loss();
                 lastMetrics = s.metrics();
                 var rec = Metrics.step(step, (double) micro / train.perEpoch(), s.loss(), s.lr(), s.gradNorm(), s.tokens() / s.seconds());
-                s.metrics().forEach((k, v) -> rec.put(k, Metrics.round(v, 6)));
+                s.metrics().forEach((k, v) -> { if (Double.isFinite(v)) rec.put(k, Metrics.round(v, 6)); }); // a metric with no rows (KTO, one label) is left out
                 bar.step();
                 bar.setExtraMessage(String.format(" loss %.4f lr %.2e %.0f tok/s", s.loss(), s.lr(), s.tokens() / s.seconds()));
 
@@ -174,7 +174,7 @@ public final class Trainer {
                     valLoss = v.loss();
                     rec.put("val_loss", Metrics.round(valLoss, 6));
                     if (!objective.needsLogps()) rec.put("val_perplexity", Metrics.round(Math.exp(valLoss), 4));
-                    v.metrics().forEach((k, x) -> rec.put("eval_" + k, Metrics.round(x, 6)));
+                    v.metrics().forEach((k, x) -> { if (Double.isFinite(x)) rec.put("eval_" + k, Metrics.round(x, 6)); });
                     if (Double.isNaN(best) || valLoss < best) {
                         best = valLoss;
                         noImprovement = 0;

@@ -185,4 +185,65 @@ class PreferenceTrainingTest {
         // a DPO stage that starts from the SFT adapter starts at policy = reference: loss log 2
         assertThat(metrics(out.resolve("2-dpo")).getFirst().get("loss").asDouble()).isCloseTo(Math.log(2), org.assertj.core.data.Offset.offset(1e-3));
     }
+
+    /** What a careful user tried (review of issue 10): each is a named error, exit 2, and nothing is trained or deleted. */
+    @Test
+    void badPreferenceRunsAreNamedAndTouchNothing() throws Exception {
+        Path data = pairs(16);
+        java.util.function.BiConsumer<CliRun, String> refused = (r, msg) -> {
+            assertThat(r.code()).as(r.err() + r.out()).isEqualTo(2);
+            assertThat(r.err()).contains(msg).doesNotContain("Exception");
+        };
+        // --overwrite replaces a run folder, never a folder of the user's own files
+        Path mine = tmp.resolve("mine");
+        Files.createDirectories(mine);
+        Files.writeString(mine.resolve("notes.txt"), "keep me");
+        var ow = base("dpo", data, mine);
+        ow.addAll(List.of("--max-steps", "1", "--overwrite"));
+        refused.accept(CliRun.of(ow.toArray(String[]::new)), "holds other files");
+        assertThat(Files.readString(mine.resolve("notes.txt"))).isEqualTo("keep me");
+        // SimPO and ORPO are stages, not DPO loss types
+        var lt = base("dpo", data, tmp.resolve("lt"));
+        lt.addAll(List.of("--loss-type", "simpo"));
+        refused.accept(CliRun.of(lt.toArray(String[]::new)), "use --stage simpo");
+        // KTO's KL estimate needs another example in the batch
+        Path kto = tmp.resolve("k.jsonl");
+        Files.writeString(kto, "{\"prompt\": \"Hi\", \"completion\": \"Hello.\", \"label\": true}\n{\"prompt\": \"Hi\", \"completion\": \"Go.\", \"label\": false}\n");
+        var kb = base("kto", kto, tmp.resolve("kb"));
+        kb.set(kb.indexOf("--batch-size") + 1, "1");
+        refused.accept(CliRun.of(kb.toArray(String[]::new)), "batch-size must be >= 2 for --stage kto");
+        // SFT on KTO rows would learn the undesirable completions
+        refused.accept(CliRun.of(base("sft", kto, tmp.resolve("sk")).toArray(String[]::new)), "--stage kto");
+        // a resumed DPO run must keep its loss: a changed beta is listed
+        Path run = tmp.resolve("beta");
+        var first = base("dpo", data, run);
+        first.addAll(List.of("--max-steps", "2", "--val-ratio", "0"));
+        assertThat(CliRun.of(first.toArray(String[]::new)).code()).isZero();
+        var again = base("dpo", data, run);
+        again.addAll(List.of("--max-steps", "4", "--val-ratio", "0", "--beta", "0.5", "--resume"));
+        refused.accept(CliRun.of(again.toArray(String[]::new)), "beta: 0.1 → 0.5");
+        // a later stage's bad key stops the run before the first stage trains
+        Path staged = tmp.resolve("staged"), yaml = tmp.resolve("bad.yaml");
+        Files.writeString(yaml, "model: " + model + "\nout: " + staged + "\nprompt-style: alpaca\nmax-seq-len: 128\n"
+                + "stages:\n  - {stage: sft, data: " + data.getParent().resolve("sft-unused.json") + "}\n  - {stage: dpo, data: " + data + ", beta: -2}\n");
+        refused.accept(CliRun.of("train", "--config", yaml.toString()), "beta must be positive");
+        assertThat(staged.resolve("1-sft")).doesNotExist();
+    }
+
+    /** Pre-tokenized pairs (TRL's column names) train on a model folder without a tokenizer; ids outside the vocabulary are named. */
+    @Test
+    void preTokenizedPairsTrainWithoutATokenizer() throws Exception {
+        Path golden = dev.tune4j.Golden.golden("models/llama-untied");
+        Path pairs = tmp.resolve("ids.jsonl");
+        Files.writeString(pairs, "{\"prompt_ids\": [5, 6, 7], \"chosen_ids\": [8, 9, 2], \"rejected_ids\": [10, 2]}\n".repeat(6));
+        var args = new ArrayList<>(List.of("train", "--model", golden.toString(), "--data", pairs.toString(), "--out", tmp.resolve("ids").toString(),
+                "--stage", "dpo", "--max-steps", "2", "--batch-size", "2", "--val-ratio", "0"));
+        CliRun r = CliRun.of(args.toArray(String[]::new));
+        assertThat(r.code()).as(r.err() + r.out()).isZero();
+        Files.writeString(pairs, "{\"prompt_ids\": [5, 6, 7], \"chosen_ids\": [8, 9, 300], \"rejected_ids\": [10, 2]}\n".repeat(2));
+        args.set(args.indexOf("--out") + 1, tmp.resolve("ids2").toString());
+        CliRun bad = CliRun.of(args.toArray(String[]::new));
+        assertThat(bad.code()).isEqualTo(2);
+        assertThat(bad.err()).contains("ids.jsonl").contains("token id 300 is outside the model's vocabulary (0..255)").doesNotContain("Exception");
+    }
 }
