@@ -105,6 +105,6 @@ class TrainConfigTest {
         assertThatThrownBy(() -> TrainConfig.fromMap(s, "t")).hasMessageContaining("stage: expected one of");
         var l = required("lora", "dpo");
         l.put("loss-type", "exo");
-        assertThatThrownBy(() -> TrainConfig.fromMap(l, "t")).hasMessageContaining("loss-type: expected sigmoid, ipo, hinge, robust");
+        assertThatThrownBy(() -> TrainConfig.fromMap(l, "t")).hasMessageContaining("loss-type: expected sigmoid, ipo, hinge or robust for --stage dpo, found 'exo'");
     }
 }
