@@ -7,6 +7,7 @@ import dev.tune4j.eval.Forgetting;
 import dev.tune4j.eval.Perplexity;
 import dev.tune4j.eval.Scoring;
 import dev.tune4j.peft.LoraAdapter;
+import dev.tune4j.train.Evaluation;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -80,6 +81,9 @@ final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--ref-adapter", description = "with --preference: the reference is the model + this adapter (an SFT adapter) instead of the model alone")
     Path refAdapter;
+
+    @Option(names = "--ref-model", description = "with --preference: the reference is this model folder (e.g. the base of a fully fine-tuned --model)")
+    Path refModel;
 
     @Option(names = "--batch-size", defaultValue = "8", description = "with --preference: pairs per batch (default ${DEFAULT-VALUE})")
     int batchSize;
@@ -161,8 +165,10 @@ final class EvalCommand implements Callable<Integer> {
         try (LoadedModel lm = LoadedModel.open(model);
              LoraAdapter policy = adapter == null ? null : LoraAdapter.load(adapter, lm.model(), "default");
              LoraAdapter ref = refAdapter == null ? null : LoraAdapter.load(refAdapter, lm.model(), "reference")) {
-            if (type.needsReference() && policy == null && ref == null)
-                throw new Main.BadInput("--preference with " + lossType + " compares the policy (--adapter) with a reference: give --adapter DIR (and optionally --ref-adapter DIR)");
+            if (refModel != null && (refAdapter != null || !type.needsReference()))
+                throw new Main.BadInput(refAdapter != null ? "give one reference: --ref-adapter or --ref-model" : "--ref-model: " + lossType + " has no reference model");
+            if (type.needsReference() && policy == null && ref == null && refModel == null)
+                throw new Main.BadInput("--preference with " + lossType + " compares the policy (--adapter, or a fine-tuned --model with --ref-model) with a reference: give --adapter DIR (and optionally --ref-adapter DIR), or --ref-model DIR");
             if (ref != null) ref.enable(false);
             var tok = lm.tokenizer();
             long eos = lm.eosIds().isEmpty() ? -1 : lm.eosIds().getFirst();
@@ -175,10 +181,17 @@ final class EvalCommand implements Callable<Integer> {
             Runnable toReference = () -> { if (policy != null) policy.enable(false); if (ref != null) ref.enable(true); };
             Runnable toPolicy = () -> { if (ref != null) ref.enable(false); if (policy != null) policy.enable(true); };
             dev.tune4j.train.PairBatches.checkIds(data, pd.train, java.util.List.of(), java.util.List.of(), java.util.List.of(), lm.model().config.vocabSize());
-            var r = dev.tune4j.eval.Preferences.of(lm.model(), pd.train, cfg, toReference, toPolicy, pad, batchSize, 1024);
+            Evaluation.Result r;
+            if (refModel != null) {
+                try (LoadedModel refLm = LoadedModel.open(refModel)) {
+                    if (refLm.model().config.vocabSize() != lm.model().config.vocabSize())
+                        throw new Main.BadInput("--ref-model " + refModel + " has a vocabulary of " + refLm.model().config.vocabSize() + ", --model " + lm.model().config.vocabSize());
+                    r = dev.tune4j.eval.Preferences.against(lm.model(), refLm.model(), pd.train, cfg, pad, batchSize, 1024);
+                }
+            } else r = dev.tune4j.eval.Preferences.of(lm.model(), pd.train, cfg, toReference, toPolicy, pad, batchSize, 1024);
             result.put("model", model.toString());
             result.put("adapter", adapter == null ? null : adapter.toString());
-            result.put("reference", !type.needsReference() ? null : refAdapter != null ? refAdapter.toString() : "model without adapter");
+            result.put("reference", !type.needsReference() ? null : refModel != null ? refModel.toString() : refAdapter != null ? refAdapter.toString() : "model without adapter");
             result.put("loss_type", type.name().toLowerCase(java.util.Locale.ROOT));
             result.put("beta", cfg.beta());
             result.put("pairs", pd.train.size());

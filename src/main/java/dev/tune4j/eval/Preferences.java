@@ -23,4 +23,11 @@ public final class Preferences {
         var data = PairBatches.pairs(pairs, batchSize, padId, 0, cfg.type() == PreferenceLoss.Type.ORPO, 0);
         return Evaluation.run(m, data, new PreferenceLoss(cfg, reference), chunk);
     }
+
+    /** The same against a separate reference model (a fully fine-tuned policy against its base). */
+    public static Evaluation.Result against(LlamaModel policy, LlamaModel reference, List<PreferencePair> pairs, PreferenceLoss.Config cfg, long padId, int batchSize, int chunk) {
+        PairBatches.checkIds(java.nio.file.Path.of("the pairs"), pairs, List.of(), List.of(), List.of(), policy.config.vocabSize());
+        var data = PairBatches.pairs(pairs, batchSize, padId, 0, cfg.type() == PreferenceLoss.Type.ORPO, 0);
+        return Evaluation.run(policy, data, new PreferenceLoss(cfg, PreferenceLoss.switched(reference, () -> {}, () -> {}, chunk)), chunk);
+    }
 }

@@ -43,6 +43,10 @@ class EvalPreferenceTest {
         CliRun same = CliRun.of("eval", "--model", model, "--adapter", adapter, "--ref-adapter", adapter, "--data", pairs.toString(), "--preference", "--json");
         assertThat(same.code()).as(same.err()).isZero();
         assertThat(mapper.readTree(same.out()).get("loss").asDouble()).isCloseTo(Math.log(2), offset(1e-6));
+        // a fully fine-tuned model against its base: the golden merged model (base + adapter folded in) scores as base + adapter
+        CliRun merged = CliRun.of("eval", "--model", Golden.golden("lora/llama-untied/merged").toString(), "--ref-model", model, "--data", pairs.toString(), "--preference", "--json");
+        assertThat(merged.code()).as(merged.err()).isZero();
+        assertThat(mapper.readTree(merged.out()).get("loss").asDouble()).isCloseTo(dpo.get("losses").get("sigmoid_beta0.1").get("loss").asDouble(), offset(1e-4));
         // a DPO evaluation without a policy adapter is a named error
         CliRun bad = CliRun.of("eval", "--model", model, "--data", pairs.toString(), "--preference");
         assertThat(bad.code()).isEqualTo(2);
