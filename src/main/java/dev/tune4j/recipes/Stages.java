@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.tune4j.eval.Report;
 import dev.tune4j.hf.AtomicFiles;
+import dev.tune4j.hf.OutputPaths;
 import dev.tune4j.train.TrainConfig;
 
 import java.io.IOException;
@@ -47,6 +48,17 @@ public final class Stages {
             previousMethod = method;
         }
         boolean resume = stages.stream().anyMatch(s -> s.containsKey("resume"));
+        boolean overwrite = configs.stream().anyMatch(TrainConfig::overwrite);
+        // the run folder holds every stage: it is new or empty, or an earlier run of stages continued or replaced by request
+        boolean ours = Files.exists(out.resolve("stages.json"));
+        var inputs = new ArrayList<Path>();
+        configs.forEach(c -> inputs.addAll(Arrays.asList(c.model(), c.data(), c.valFile(), c.mixFile(), c.generalFile())));
+        var checked = OutputPaths.check(out, OutputPaths.Kind.FOLDER, ours && (resume || overwrite),
+                ours ? "pass --resume to continue its stages, or --overwrite to replace them" : "it is not a tune4j stages run (no stages.json): give a new or empty out", inputs);
+        if (overwrite && !resume && checked.hasContent()) {
+            OutputPaths.clearFolder(out);
+            log.println("--overwrite: removed the previous stages in " + out);
+        }
         Files.createDirectories(out);
         byte[] index = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(Map.of("stages", dirs));
         AtomicFiles.write(out.resolve("stages.json"), o -> o.write(index));

@@ -228,6 +228,13 @@ class PreferenceTrainingTest {
                 + "stages:\n  - {stage: sft, data: " + data.getParent().resolve("sft-unused.json") + "}\n  - {stage: dpo, data: " + data + ", beta: -2}\n");
         refused.accept(CliRun.of("train", "--config", yaml.toString()), "beta must be positive");
         assertThat(staged.resolve("1-sft")).doesNotExist();
+        // a stages run never writes into a folder of the user's own files
+        Files.writeString(yaml, "model: " + model + "\nout: " + mine + "\nprompt-style: alpaca\nmax-seq-len: 128\n"
+                + "stages:\n  - {stage: dpo, data: " + data + ", max-steps: 1}\n");
+        refused.accept(CliRun.of("train", "--config", yaml.toString(), "--overwrite"), "not a tune4j stages run");
+        try (var files = Files.list(mine)) {
+            assertThat(files.map(f -> f.getFileName().toString()).toList()).containsExactly("notes.txt");
+        }
     }
 
     /** Pre-tokenized pairs (TRL's column names) train on a model folder without a tokenizer; ids outside the vocabulary are named. */
