@@ -42,6 +42,7 @@ public final class Stages {
                 m.put("model", previousOutput.toString());
             m.remove("resume");
             configs.add(TrainConfig.fromMap(m, source + " stage " + (i + 1))); // every stage is checked before the first one trains
+            checkDataKind(configs.getLast(), i + 1);
             merged.add(m);
             dirs.add(Map.of("stage", name, "dir", dir));
             previousOutput = out.resolve(dir).resolve(method.equals("full") ? "model" : "adapter");
@@ -79,5 +80,38 @@ public final class Stages {
         }
         log.println("report: " + Report.write(out));
         return summaries;
+    }
+
+    /** Thrown to stop reading a data file after its first record. */
+    private static final class First extends RuntimeException {
+        final dev.tune4j.data.Row row;
+
+        First(dev.tune4j.data.Row row) {
+            super(null, null, false, false);
+            this.row = row;
+        }
+    }
+
+    /** The stage's data is of its kind (pairs for dpo/orpo/simpo, labelled completions for kto, SFT records otherwise), read from its first record. */
+    private static void checkDataKind(TrainConfig c, int stage) {
+        dev.tune4j.data.Row first;
+        try {
+            dev.tune4j.data.DataFiles.forEach(c.data(), c.skipBadRows(), r -> { throw new First(r); }, w -> {});
+            return; // no record: the stage itself names the empty file
+        } catch (First f) {
+            first = f.row;
+        }
+        try {
+            if (!c.preference()) {
+                if (c.format() == null && !c.stage().equals("pt")) dev.tune4j.data.Format.detect(first);
+                return;
+            }
+            var f = c.format() != null ? dev.tune4j.data.PreferenceFormat.parse(c.format()) : dev.tune4j.data.PreferenceFormat.detect(first);
+            if (f.unpaired() != c.stage().equals("kto"))
+                throw new IllegalArgumentException(c.data() + ": stage " + stage + " (" + c.stage() + ") " + (f.unpaired()
+                        ? "needs pairs (chosen and rejected), found unpaired KTO rows; use stage: kto" : "needs unpaired {prompt, completion, label} rows, found pairs; use stage: dpo"));
+        } catch (dev.tune4j.data.DataException e) {
+            throw new IllegalArgumentException("stage " + stage + " (" + c.stage() + "): " + e.getMessage(), e);
+        }
     }
 }

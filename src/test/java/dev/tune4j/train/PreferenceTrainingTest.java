@@ -223,10 +223,16 @@ class PreferenceTrainingTest {
         again.addAll(List.of("--max-steps", "4", "--val-ratio", "0", "--beta", "0.5", "--resume"));
         refused.accept(CliRun.of(again.toArray(String[]::new)), "beta: 0.1 → 0.5");
         // a later stage's bad key stops the run before the first stage trains
-        Path staged = tmp.resolve("staged"), yaml = tmp.resolve("bad.yaml");
+        Path staged = tmp.resolve("staged"), yaml = tmp.resolve("bad.yaml"), sft = tmp.resolve("sft.json");
+        Files.writeString(sft, "[{\"instruction\": \"Hi\", \"output\": \"Hello.\"}, {\"instruction\": \"Bye\", \"output\": \"Bye.\"}]");
         Files.writeString(yaml, "model: " + model + "\nout: " + staged + "\nprompt-style: alpaca\nmax-seq-len: 128\n"
-                + "stages:\n  - {stage: sft, data: " + data.getParent().resolve("sft-unused.json") + "}\n  - {stage: dpo, data: " + data + ", beta: -2}\n");
+                + "stages:\n  - {stage: sft, data: " + sft + "}\n  - {stage: dpo, data: " + data + ", beta: -2}\n");
         refused.accept(CliRun.of("train", "--config", yaml.toString()), "beta must be positive");
+        assertThat(staged.resolve("1-sft")).doesNotExist();
+        // … and so does a later stage's data of the wrong kind (KTO rows to a dpo stage)
+        Files.writeString(yaml, "model: " + model + "\nout: " + staged + "\nprompt-style: alpaca\nmax-seq-len: 128\n"
+                + "stages:\n  - {stage: sft, data: " + sft + "}\n  - {stage: dpo, data: " + kto + "}\n");
+        refused.accept(CliRun.of("train", "--config", yaml.toString()), "stage 2 (dpo) needs pairs");
         assertThat(staged.resolve("1-sft")).doesNotExist();
         // a stages run never writes into a folder of the user's own files
         Files.writeString(yaml, "model: " + model + "\nout: " + mine + "\nprompt-style: alpaca\nmax-seq-len: 128\n"
