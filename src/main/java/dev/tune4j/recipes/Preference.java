@@ -22,7 +22,20 @@ import java.util.*;
 final class Preference {
     private Preference() {}
 
-    record Stage(MicroSource train, MicroSource val, Objective objective, int longest, double labelledShare, long items) {}
+    record Stage(MicroSource train, MicroSource val, Objective objective, int longest, double labelledShare, long items, List<Example> samples) {}
+
+    /** A few prompts for the report to answer, with the preferred completion as the expected answer (validation first). */
+    private static List<Example> samples(List<long[]> prompts, List<long[]> answers) {
+        var out = new ArrayList<Example>();
+        for (int i = 0; i < Math.min(3, prompts.size()); i++) {
+            long[] p = prompts.get(i), a = answers.get(i), ids = Arrays.copyOf(p, p.length + a.length), labels = new long[ids.length];
+            System.arraycopy(a, 0, ids, p.length, a.length);
+            Arrays.fill(labels, 0, p.length, Example.IGNORE);
+            System.arraycopy(a, 0, labels, p.length, a.length);
+            out.add(new Example(ids, labels));
+        }
+        return out;
+    }
 
     static Stage setup(TrainConfig c, LlamaModel model, Tokenizer tok, long eos, long pad, Run.Method method, PrintStream log) throws IOException {
         var style = c.promptStyle() != null ? Encoder.PromptStyle.valueOf(c.promptStyle().toUpperCase(Locale.ROOT))
@@ -64,7 +77,9 @@ final class Preference {
         log.printf("%s: %s, beta %s%s%n", c.stage(), cfg.type().name().toLowerCase(Locale.ROOT), cfg.beta(), reference == null ? ", no reference model"
                 : c.precomputeRefLogps() || method.adapter() == null ? ", reference log-probs precomputed"
                 : c.adapter() != null ? ", reference = the frozen starting adapter" : ", reference = the base with the adapter off");
-        return new Stage(train, val, new PreferenceLoss(cfg, reference), longest, tokens == 0 ? 0.5 : (double) labelled / tokens, data.train.size() + data.val.size());
+        var shown = data.val.isEmpty() ? data.train : data.val;
+        return new Stage(train, val, new PreferenceLoss(cfg, reference), longest, tokens == 0 ? 0.5 : (double) labelled / tokens, data.train.size() + data.val.size(),
+                samples(shown.stream().map(PreferencePair::prompt).toList(), shown.stream().map(PreferencePair::chosen).toList()));
     }
 
     /** KTO: unpaired examples with their KL rows; the reference is the base with the adapter off (a LoRA method only). */
@@ -88,7 +103,9 @@ final class Preference {
                 copy ? "a frozen copy of the starting model (a second model in memory)" : c.adapter() != null ? "the frozen starting adapter" : "the base with the adapter off");
         var ref = copy ? PreferenceLoss.switched(method.referenceCopy(), () -> {}, () -> {}, c.lossChunk())
                 : PreferenceLoss.switched(model, method::toReference, method::toPolicy, c.lossChunk());
-        return new Stage(train, val, new KtoLoss(c.beta(), c.desirableWeight(), c.undesirableWeight(), desirable, ref), longest, tokens == 0 ? 0.5 : (double) labelled / tokens, desirable.length);
+        var shown = (data.kVal.isEmpty() ? data.kTrain : data.kVal).stream().filter(KtoExample::desirable).toList();
+        return new Stage(train, val, new KtoLoss(c.beta(), c.desirableWeight(), c.undesirableWeight(), desirable, ref), longest, tokens == 0 ? 0.5 : (double) labelled / tokens, desirable.length,
+                samples(shown.stream().map(KtoExample::prompt).toList(), shown.stream().map(KtoExample::completion).toList()));
     }
 
     /**

@@ -79,7 +79,7 @@ public final class Run {
             // ---- the stage: data and objective ----
             MicroSource train, val;
             Objective objective;
-            Dataset ds = null;
+            List<Example> samples; // prompts the report answers (validation first): SFT examples, or pairs' prompt + chosen
             long predicted;
             if (c.preference()) {
                 var pref = Preference.setup(c, model, tok, eos, pad, method, log);
@@ -87,8 +87,10 @@ public final class Run {
                 val = pref.val();
                 objective = pref.objective();
                 predicted = RunSetup.predictPeak(c, model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), log);
+                samples = pref.samples();
             } else {
-                ds = RunSetup.dataset(c, tok, eos, log);
+                Dataset ds = RunSetup.dataset(c, tok, eos, log);
+                samples = ds.val.isEmpty() ? ds.train : ds.val;
                 train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed());
                 val = new Batches(ds.val, c.batchSize(), c.maxSeqLen(), false, pad, c.seed());
                 objective = TokenLoss.INSTANCE;
@@ -109,7 +111,7 @@ public final class Run {
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 var summary = new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), seconds,
                         Memory.peakResidentBytes(), output, outcome.stoppedEarly(), method.trainableCount(), predicted, outcome.lastMetrics());
-                RunReport.write(c, model, tok, method.adapter(), ds, summary, eos, basePerplexity, log);
+                RunReport.write(c, model, tok, method.adapter(), samples, summary, eos, basePerplexity, log);
                 RunSetup.reportPeak(predicted, summary.peakRssBytes(), log);
                 log.printf("done: %d steps in %.1f s; last train loss %.4f; best val loss %s; peak memory %.0f MiB; %s in %s%n",
                         outcome.steps(), seconds, outcome.lastLoss(), Double.isNaN(outcome.bestValLoss()) ? "-" : String.format("%.4f", outcome.bestValLoss()),

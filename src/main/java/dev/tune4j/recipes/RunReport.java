@@ -2,7 +2,6 @@ package dev.tune4j.recipes;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import dev.tune4j.data.Dataset;
 import dev.tune4j.eval.*;
 import dev.tune4j.hf.AtomicFiles;
 import dev.tune4j.model.LlamaModel;
@@ -36,7 +35,7 @@ final class RunReport {
         return ppl;
     }
 
-    static void write(dev.tune4j.train.TrainConfig c, LlamaModel model, Tokenizer tok, LoraAdapter lora, Dataset ds, Run.Summary s,
+    static void write(dev.tune4j.train.TrainConfig c, LlamaModel model, Tokenizer tok, LoraAdapter lora, List<dev.tune4j.data.Example> sampleFrom, Run.Summary s,
                       long eos, Double basePerplexity, PrintStream log) throws IOException {
         var json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         Path out = c.out();
@@ -87,8 +86,8 @@ final class RunReport {
             save(out.resolve("forgetting.json"), json.writeValueAsBytes(fj));
             log.println(f.summary());
         }
-        if (ds != null) {
-            var samples = Scoring.samples(model, tok, ds.val.isEmpty() ? ds.train : ds.val, 3, 48, List.of((int) eos));
+        if (tok != null && !sampleFrom.isEmpty()) {
+            var samples = Scoring.samples(model, tok, sampleFrom, 3, 48, List.of((int) eos));
             save(out.resolve("samples.json"), json.writeValueAsBytes(samples));
         }
         log.println("report: " + Report.write(out));

@@ -78,6 +78,9 @@ class PreferenceTrainingTest {
         assertThat(summary.has("rewards/accuracies")).isTrue();
         assertThat(out.resolve("adapter/adapter_config.json")).exists();
         assertThat(Files.readString(out.resolve("report.html"))).contains("reward margin").contains("reward accuracy");
+        JsonNode samples = JSON.readTree(out.resolve("samples.json").toFile());
+        assertThat(samples.size()).as("the report answers held-out prompts, the chosen answer as expected").isEqualTo(3);
+        assertThat(samples.get(0).get("expected").asText()).contains("likes");
     }
 
     @Test
