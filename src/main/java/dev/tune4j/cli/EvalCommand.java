@@ -175,11 +175,10 @@ final class EvalCommand implements Callable<Integer> {
             var style = promptStyle != null ? Encoder.PromptStyle.valueOf(promptStyle.toUpperCase(java.util.Locale.ROOT))
                     : tok != null && tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
             var pd = PreferenceData.load(new PreferenceDataConfig(data, format == null ? null : PreferenceFormat.parse(format), style, maxSeqLen, null, 0, null, false, 0), tok, eos);
-            if (pd.unpaired) throw new Main.BadInput(data + ": unpaired (KTO) rows; --preference scores pairs of chosen and rejected completions");
+            if (pd.unpaired) return kto(lm, pd, toReferenceOf(policy, ref), toPolicyOf(policy, ref), result);
             Integer padTok = tok == null ? null : tok.specialId("pad_token");
             long pad = padTok != null ? padTok : lm.model().config.padTokenId() != null ? lm.model().config.padTokenId() : Math.max(0, eos);
-            Runnable toReference = () -> { if (policy != null) policy.enable(false); if (ref != null) ref.enable(true); };
-            Runnable toPolicy = () -> { if (ref != null) ref.enable(false); if (policy != null) policy.enable(true); };
+            Runnable toReference = toReferenceOf(policy, ref), toPolicy = toPolicyOf(policy, ref);
             dev.tune4j.train.PairBatches.checkIds(data, pd.train, java.util.List.of(), java.util.List.of(), java.util.List.of(), lm.model().config.vocabSize());
             Evaluation.Result r;
             if (refModel != null) {
@@ -205,6 +204,40 @@ final class EvalCommand implements Callable<Integer> {
             }
         }
         if (json) System.out.println(new ObjectMapper().writeValueAsString(result));
+        return 0;
+    }
+
+    private static Runnable toReferenceOf(LoraAdapter policy, LoraAdapter ref) {
+        return () -> { if (policy != null) policy.enable(false); if (ref != null) ref.enable(true); };
+    }
+
+    private static Runnable toPolicyOf(LoraAdapter policy, LoraAdapter ref) {
+        return () -> { if (ref != null) ref.enable(false); if (policy != null) policy.enable(true); };
+    }
+
+    @Option(names = "--desirable-weight", defaultValue = "1.0", description = "with --preference on KTO rows: weight of the desirable examples' losses (default ${DEFAULT-VALUE})")
+    double desirableWeight;
+
+    @Option(names = "--undesirable-weight", defaultValue = "1.0", description = "with --preference on KTO rows: weight of the undesirable examples' losses (default ${DEFAULT-VALUE})")
+    double undesirableWeight;
+
+    /** eval --preference on unpaired {prompt, completion, label} rows: KTO's loss, KL estimate and rewards. */
+    private int kto(LoadedModel lm, PreferenceData pd, Runnable toReference, Runnable toPolicy, LinkedHashMap<String, Object> result) throws Exception {
+        if (refModel != null) throw new Main.BadInput("--ref-model: KTO rows are scored against the model without the adapter or --ref-adapter");
+        if (!lossType.equals("sigmoid")) throw new Main.BadInput("--loss-type " + lossType + ": " + data + " holds unpaired KTO rows, scored with KTO's loss (leave --loss-type out)");
+        double b = beta != null ? beta : 0.1;
+        long eos = lm.eosIds().isEmpty() ? 0 : lm.eosIds().getFirst();
+        var r = dev.tune4j.eval.Preferences.kto(lm.model(), pd.kTrain, b, desirableWeight, undesirableWeight, toReference, toPolicy, eos, batchSize, 1024);
+        result.put("model", model.toString());
+        result.put("adapter", adapter == null ? null : adapter.toString());
+        result.put("loss_type", "kto");
+        result.put("beta", b);
+        result.put("examples", pd.kTrain.size());
+        result.put("loss", r.loss());
+        r.metrics().forEach((k, v) -> { if (Double.isFinite(v)) result.put(k, v); });
+        if (json) System.out.println(new ObjectMapper().writeValueAsString(result));
+        else System.out.printf("%s: %d KTO examples, loss %.4f, KL %.4f, reward margin %.4f%n", data, pd.kTrain.size(), r.loss(),
+                r.metrics().getOrDefault("kl", Double.NaN), r.metrics().getOrDefault("rewards/margins", Double.NaN));
         return 0;
     }
 }

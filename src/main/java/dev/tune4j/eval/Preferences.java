@@ -24,6 +24,18 @@ public final class Preferences {
         return Evaluation.run(m, data, new PreferenceLoss(cfg, reference), chunk);
     }
 
+    /** KTO's loss and metrics on unpaired examples (batches of at least two: the KL rows pair each prompt with another completion). */
+    public static Evaluation.Result kto(LlamaModel m, List<dev.tune4j.data.KtoExample> examples, double beta, double desirableWeight, double undesirableWeight,
+                                        Runnable toReference, Runnable toPolicy, long padId, int batchSize, int chunk) {
+        if (examples.size() < 2) throw new IllegalArgumentException("KTO needs at least two examples (its KL estimate pairs each prompt with another completion)");
+        PairBatches.checkIds(java.nio.file.Path.of("the examples"), List.of(), List.of(), examples, List.of(), m.config.vocabSize());
+        boolean[] desirable = new boolean[examples.size()];
+        for (int i = 0; i < desirable.length; i++) desirable[i] = examples.get(i).desirable();
+        var data = PairBatches.kto(examples, Math.max(2, batchSize), padId, 0, 0);
+        var loss = new dev.tune4j.train.KtoLoss(beta, desirableWeight, undesirableWeight, desirable, PreferenceLoss.switched(m, toReference, toPolicy, chunk));
+        return Evaluation.run(m, data, loss, chunk);
+    }
+
     /** The same against a separate reference model (a fully fine-tuned policy against its base). */
     public static Evaluation.Result against(LlamaModel policy, LlamaModel reference, List<PreferencePair> pairs, PreferenceLoss.Config cfg, long padId, int batchSize, int chunk) {
         PairBatches.checkIds(java.nio.file.Path.of("the pairs"), pairs, List.of(), List.of(), List.of(), policy.config.vocabSize());

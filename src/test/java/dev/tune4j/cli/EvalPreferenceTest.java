@@ -47,6 +47,18 @@ class EvalPreferenceTest {
         CliRun merged = CliRun.of("eval", "--model", Golden.golden("lora/llama-untied/merged").toString(), "--ref-model", model, "--data", pairs.toString(), "--preference", "--json");
         assertThat(merged.code()).as(merged.err()).isZero();
         assertThat(mapper.readTree(merged.out()).get("loss").asDouble()).isCloseTo(dpo.get("losses").get("sigmoid_beta0.1").get("loss").asDouble(), offset(1e-4));
+        // KTO rows (pre-tokenized, TRL's columns) are scored with KTO's loss: the golden KTO batch in one batch of four
+        JsonNode kto = mapper.readTree(Golden.golden("dpo/llama-untied/kto.json").toFile());
+        var kb = new StringBuilder();
+        for (JsonNode e : kto.get("examples"))
+            kb.append(String.format("{\"prompt_ids\": %s, \"completion_ids\": %s, \"label\": %s}%n", e.get("prompt_ids"), e.get("completion_ids"), e.get("label")));
+        Path ktoFile = tmp.resolve("kto.jsonl");
+        Files.writeString(ktoFile, kb.toString());
+        CliRun k = CliRun.of("eval", "--model", model, "--adapter", adapter, "--data", ktoFile.toString(), "--preference", "--batch-size", "4", "--json");
+        assertThat(k.code()).as(k.err()).isZero();
+        JsonNode kr = mapper.readTree(k.out());
+        assertThat(kr.get("loss").asDouble()).isCloseTo(kto.get("loss").asDouble(), offset(1e-4));
+        assertThat(kr.get("kl").asDouble()).isCloseTo(kto.get("kl").asDouble(), offset(1e-4));
         // a DPO evaluation without a policy adapter is a named error
         CliRun bad = CliRun.of("eval", "--model", model, "--data", pairs.toString(), "--preference");
         assertThat(bad.code()).isEqualTo(2);
