@@ -156,41 +156,46 @@ public final class Trainer {
              ProgressBar bar = StepProgress.create(loop.task(), loop.totalSteps())) {
             bar.stepTo(step);
             while (step < loop.totalSteps()) {
-                step++;
-                Step s = step(step, micro);
-                micro = s.nextMicro();
-                lastLoss = s.loss();
-                lastMetrics = s.metrics();
-                var rec = Metrics.step(step, (double) micro / train.perEpoch(), s.loss(), s.lr(), s.gradNorm(), s.tokens() / s.seconds());
-                s.metrics().forEach((k, v) -> { if (Double.isFinite(v)) rec.put(k, Metrics.round(v, 6)); }); // a metric with no rows (KTO, one label) is left out
-                bar.step();
-                bar.setExtraMessage(String.format(" loss %.4f lr %.2e %.0f tok/s", s.loss(), s.lr(), s.tokens() / s.seconds()));
+                ExitGate.enter(); // a SIGTERM lets the step under way finish (and its checkpoint be written) before the JVM exits
+                try {
+                    step++;
+                    Step s = step(step, micro);
+                    micro = s.nextMicro();
+                    lastLoss = s.loss();
+                    lastMetrics = s.metrics();
+                    var rec = Metrics.step(step, (double) micro / train.perEpoch(), s.loss(), s.lr(), s.gradNorm(), s.tokens() / s.seconds());
+                    s.metrics().forEach((k, v) -> { if (Double.isFinite(v)) rec.put(k, Metrics.round(v, 6)); }); // a metric with no rows (KTO, one label) is left out
+                    bar.step();
+                    bar.setExtraMessage(String.format(" loss %.4f lr %.2e %.0f tok/s", s.loss(), s.lr(), s.tokens() / s.seconds()));
 
-                boolean epochEnd = micro % train.perEpoch() < loop.gradAccum();
-                boolean evalNow = !val.isEmpty() && (step == loop.totalSteps() || (loop.evalSteps() > 0 ? step % loop.evalSteps() == 0 : epochEnd));
-                double valLoss = Double.NaN;
-                if (evalNow) {
-                    var v = evaluate();
-                    valLoss = v.loss();
-                    rec.put("val_loss", Metrics.round(valLoss, 6));
-                    if (!objective.needsLogps()) rec.put("val_perplexity", Metrics.round(Math.exp(valLoss), 4));
-                    v.metrics().forEach((k, x) -> { if (Double.isFinite(x)) rec.put("eval_" + k, Metrics.round(x, 6)); });
-                    if (Double.isNaN(best) || valLoss < best) {
-                        best = valLoss;
-                        noImprovement = 0;
-                    } else noImprovement++;
-                    log.printf("%nstep %d: val loss %.4f (best %.4f)%s%n", step, valLoss, best, describe(v));
-                }
-                if (step % loop.loggingSteps() == 0 || evalNow) metrics.log(rec, tb);
-                boolean stopNow = loop.earlyStoppingPatience() > 0 && noImprovement >= loop.earlyStoppingPatience();
-                if ((loop.saveSteps() > 0 && step % loop.saveSteps() == 0) || step == loop.totalSteps() || stopNow) {
-                    var state = new Checkpoints.State(step, micro, (double) micro / train.perEpoch(), valLoss, best, noImprovement);
-                    ckpt.save(state, named, opt, trainable::saveInto);
-                }
-                if (stopNow) {
-                    log.printf("%nearly stopping at step %d: no validation improvement in %d evaluations%n", step, noImprovement);
-                    stoppedEarly = true;
-                    break;
+                    boolean epochEnd = micro % train.perEpoch() < loop.gradAccum();
+                    boolean evalNow = !val.isEmpty() && (step == loop.totalSteps() || (loop.evalSteps() > 0 ? step % loop.evalSteps() == 0 : epochEnd));
+                    double valLoss = Double.NaN;
+                    if (evalNow) {
+                        var v = evaluate();
+                        valLoss = v.loss();
+                        rec.put("val_loss", Metrics.round(valLoss, 6));
+                        if (!objective.needsLogps()) rec.put("val_perplexity", Metrics.round(Math.exp(valLoss), 4));
+                        v.metrics().forEach((k, x) -> { if (Double.isFinite(x)) rec.put("eval_" + k, Metrics.round(x, 6)); });
+                        if (Double.isNaN(best) || valLoss < best) {
+                            best = valLoss;
+                            noImprovement = 0;
+                        } else noImprovement++;
+                        log.printf("%nstep %d: val loss %.4f (best %.4f)%s%n", step, valLoss, best, describe(v));
+                    }
+                    if (step % loop.loggingSteps() == 0 || evalNow) metrics.log(rec, tb);
+                    boolean stopNow = loop.earlyStoppingPatience() > 0 && noImprovement >= loop.earlyStoppingPatience();
+                    if ((loop.saveSteps() > 0 && step % loop.saveSteps() == 0) || step == loop.totalSteps() || stopNow) {
+                        var state = new Checkpoints.State(step, micro, (double) micro / train.perEpoch(), valLoss, best, noImprovement);
+                        ckpt.save(state, named, opt, trainable::saveInto);
+                    }
+                    if (stopNow) {
+                        log.printf("%nearly stopping at step %d: no validation improvement in %d evaluations%n", step, noImprovement);
+                        stoppedEarly = true;
+                        break;
+                    }
+                } finally {
+                    ExitGate.leave();
                 }
             }
         }

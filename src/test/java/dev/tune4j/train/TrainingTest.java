@@ -262,20 +262,49 @@ class TrainingTest {
         }
     }
 
-    /** Runs train in a child JVM and kills it (SIGKILL) as soon as its first checkpoint folder exists. */
-    static void killAfterFirstCheckpoint(List<String> args, Path out, Path logFile) throws Exception {
+    @Test
+    void sigtermStopsBetweenStepsWithoutACrashAndTheRunResumes() throws Exception {
+        Path data = task(96), out = tmp.resolve("term");
+        var args = base(data, out);
+        args.addAll(List.of("--max-steps", "200", "--save-steps", "2", "--val-ratio", "0"));
+        Process p = startChild(args, tmp.resolve("term.log"));
+        waitForCheckpoint(p, out);
+        p.destroy(); // SIGTERM
+        assertThat(p.waitFor(90, TimeUnit.SECONDS)).as("exits within the step under way").isTrue();
+        assertThat(p.exitValue()).as(Files.readString(tmp.resolve("term.log"))).isEqualTo(143);
+        try (var files = Files.list(tmp)) {
+            assertThat(files.map(f -> f.getFileName().toString()).filter(f -> f.startsWith("hs_err"))).as("no JVM crash file").isEmpty();
+        }
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) JSON.readTree(line); // every line whole
+        var resumed = base(data, out);
+        resumed.addAll(List.of("--max-steps", "8", "--save-steps", "2", "--val-ratio", "0", "--resume"));
+        CliRun r = cli(resumed.toArray(String[]::new));
+        if (r.code() == 2) assertThat(r.err()).contains("nothing left to train"); // it had already passed step 8
+        else assertThat(r.code()).as(r.err() + r.out()).isZero();
+    }
+
+    static Process startChild(List<String> args, Path logFile) throws Exception {
         var cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
                 "--sun-misc-unsafe-memory-access=allow", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
         cmd.addAll(args);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(logFile.toFile()).start();
+        return new ProcessBuilder(cmd).directory(logFile.getParent().toFile()).redirectErrorStream(true).redirectOutput(logFile.toFile()).start();
+    }
+
+    static void waitForCheckpoint(Process p, Path out) throws Exception {
         Path ckpts = out.resolve("checkpoints");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (System.nanoTime() < deadline && p.isAlive()) {
             if (Files.isDirectory(ckpts)) try (var s = Files.list(ckpts)) {
-                if (s.anyMatch(x -> x.getFileName().toString().matches("step-\\d+"))) break;
+                if (s.anyMatch(x -> x.getFileName().toString().matches("step-\\d+"))) return;
             }
             Thread.sleep(5);
         }
+    }
+
+    /** Runs train in a child JVM and kills it (SIGKILL) as soon as its first checkpoint folder exists. */
+    static void killAfterFirstCheckpoint(List<String> args, Path out, Path logFile) throws Exception {
+        Process p = startChild(args, logFile);
+        waitForCheckpoint(p, out);
         p.destroyForcibly().waitFor();
     }
 }
