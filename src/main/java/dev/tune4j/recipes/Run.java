@@ -102,7 +102,7 @@ public final class Run {
             int warmup = c.warmupSteps() > 0 ? c.warmupSteps() : LrSchedule.warmupFromRatio(c.warmupRatio(), (int) totalSteps);
             var loop = new Trainer.Loop(totalSteps, c.gradAccum(), c.maxGradNorm(), LrSchedule.of(c.scheduler(), c.lr(), warmup, (int) totalSteps),
                     c.evalSteps(), c.saveSteps(), c.keepBest(), c.keepLast(), c.loggingSteps(), c.earlyStoppingPatience(),
-                    c.gradientCheckpointing(), c.lossChunk(), c.seed(), c.out(), resumeFrom == null ? null : resumeFrom.toString(), c.stage() + "/" + c.method());
+                    c.gradientCheckpointing(), c.lossChunk(), c.seed(), c.out(), resumeFrom, c.stage() + "/" + c.method());
             var groups = method.parameters().entrySet().stream().map(e -> new AdamW.Param(e.getValue(), method.weightDecay(e.getKey(), e.getValue(), c.weightDecay()))).toList();
             try (Optimizer opt = c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : new AdamW(groups, 0.9, 0.999, 1e-8, c.optimOffload())) {
                 var outcome = new Trainer(model, method, objective, train, val, opt, loop).fit(log);

@@ -36,11 +36,11 @@ public final class Trainer {
      * How the loop runs.
      *
      * @param runDir null for a loop without checkpoints and logs (benchmarks)
-     * @param resume a checkpoint folder, "latest", or null
+     * @param resume the checkpoint folder to continue from (chosen and checked by the caller), or null
      */
     public record Loop(long totalSteps, int gradAccum, double maxGradNorm, LrSchedule schedule, int evalSteps, int saveSteps,
                        int keepBest, int keepLast, int loggingSteps, int earlyStoppingPatience, boolean checkpointing, int lossChunk,
-                       long seed, Path runDir, String resume, String task) {}
+                       long seed, Path runDir, Path resume, String task) {}
 
     /** Thrown when the loss stops being a number; the last checkpoint written stays untouched. */
     public static final class Diverged extends RuntimeException {
@@ -132,9 +132,7 @@ public final class Trainer {
         long step = 0, micro = 0;
         double best = Double.NaN, firstVal = Double.NaN, lastLoss = Double.NaN;
         int noImprovement = 0;
-        Path resumeFrom = loop.resume() == null ? null : loop.resume().equals("latest") ? ckpt.latest() : Path.of(loop.resume());
-        if (loop.resume() != null && resumeFrom == null)
-            throw new IllegalArgumentException("--resume latest: no checkpoint under " + loop.runDir().resolve("checkpoints"));
+        Path resumeFrom = loop.resume();
         if (resumeFrom != null) {
             var st = Checkpoints.load(resumeFrom, named, opt);
             step = st.step();
