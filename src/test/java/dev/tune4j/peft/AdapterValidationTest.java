@@ -169,6 +169,29 @@ class AdapterValidationTest {
     }
 
     @Test
+    void nonFiniteModelWeightsAreRefusedByName() throws IOException {
+        Path src = Golden.golden("models/llama-untied"), dir = tmp.resolve("nan-model");
+        Files.createDirectories(dir);
+        try (var files = Files.list(src)) {
+            for (Path f : files.toList()) if (Files.isRegularFile(f) && !f.getFileName().toString().endsWith(".safetensors")) Files.copy(f, dir.resolve(f.getFileName()));
+        }
+        var blobs = new LinkedHashMap<String, TensorBlob>();
+        String bad = "model.layers.0.mlp.up_proj.weight";
+        try (Safetensors st = Safetensors.open(src.resolve("model.safetensors"))) {
+            for (TensorInfo i : st.tensors()) {
+                float[] v = st.floats(i.name());
+                if (i.name().equals(bad)) v[7] = Float.POSITIVE_INFINITY;
+                blobs.put(i.name(), TensorBlob.ofFloats(v, i.shape()));
+            }
+        }
+        SafetensorsWriter.write(dir.resolve("model.safetensors"), blobs, SafetensorsWriter.PT_METADATA);
+        try (ModelFolder f = ModelFolder.open(dir)) {
+            assertThatThrownBy(() -> LlamaModel.load(f, Compute.cpu()).close()).isInstanceOf(HfFormatException.class)
+                    .hasMessageContaining(bad).hasMessageContaining("Infinity");
+        }
+    }
+
+    @Test
     void rankLargerThanAModuleIsRefusedBeforeTraining() {
         // k_proj is 64 -> 32 (2 kv heads of 16): r = 40 cannot fit it
         assertThatThrownBy(() -> LoraAdapter.create(model, new LoraConfig(40, 8, 0, List.of("q_proj", "k_proj"), false), 0, "x"))
