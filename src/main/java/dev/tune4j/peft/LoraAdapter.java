@@ -98,9 +98,9 @@ public final class LoraAdapter implements AutoCloseable {
         String what = null;
         List<String> t = cfg.targetModules();
         boolean single = t.size() == 1 && (t.getFirst().equals(LoraConfig.ALL_LINEAR) || !t.getFirst().matches("[A-Za-z0-9_.]+"));
-        var unplain = new LoraConfig(cfg.r(), cfg.alpha(), cfg.dropout(), t, cfg.rslora());
+        var noLayers = new LoraConfig(cfg.r(), cfg.alpha(), cfg.dropout(), t, cfg.rslora());
         var missing = new ArrayList<String>();
-        if (single) { if (names.stream().noneMatch(unplain::targets)) missing.addAll(t); }
+        if (single) { if (names.stream().noneMatch(noLayers::targets)) missing.addAll(t); }
         else for (String x : t) if (names.stream().noneMatch(new LoraConfig(1, 1, 0, List.of(x), false)::targets)) missing.add(x);
         if (!missing.isEmpty())
             what = "target_modules " + missing + " not found in the base model " + model.config.arch().className + " (its projections look like model.layers.0.self_attn.q_proj"

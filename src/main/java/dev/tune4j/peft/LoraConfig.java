@@ -88,8 +88,8 @@ public record LoraConfig(int r, double alpha, double dropout, List<String> targe
 
     /**
      * PEFT's matching: a single string that is not a plain name is a regex that must match the whole module name;
-     * otherwise a module matches when its name equals a target or ends with "." + target. lm_head is never targeted by
-     * all-linear.
+     * otherwise a module matches when its name equals a target or ends with "." + target, and (for a suffix match only,
+     * as PEFT does) its layer index is in layers_to_transform when that is set. lm_head is never targeted by all-linear.
      */
     public boolean targets(String moduleName) {
         if (targetModules.size() == 1) {
