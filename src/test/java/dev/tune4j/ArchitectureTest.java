@@ -28,7 +28,7 @@ class ArchitectureTest {
             Map.entry("generate", new Rule(Set.of("model", "tensor"), true, 500)),
             Map.entry("quant", new Rule(Set.of("hf", "tensor", "model"), true, 600)),
             Map.entry("plan", new Rule(Set.of("hf"), false, 1_250)), // 1,100 until the preference stages and DoRA (Stage, Reference, their parts and FLOPs)
-            Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 680)), // 600 + DoRA (magnitude, detached norm, merge/unmerge, its file keys)
+            Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 860)), // 600 + DoRA (magnitude, detached norm, merge/unmerge, its file keys) + PEFT-like validation (typed config keys, layers_to_transform, rank/alpha_pattern)
             Map.entry("data", new Rule(Set.of("hf", "text"), false, 1_300)), // 800 until the preference formats and strict streaming reads
             Map.entry("train", new Rule(Set.of("hf", "tensor", "model", "peft", "data", "quant"), true, 2_200)),
             Map.entry("eval", new Rule(Set.of("hf", "tensor", "model", "text", "data", "generate", "peft", "train"), true, 900)),

@@ -79,6 +79,8 @@ public final class LlamaModel implements AutoCloseable {
             if (later.test(name)) return Tensors.escape(() -> torch.empty(0));
             long[] shape = folder.info(name).shape();
             float[] v = folder.floats(name);
+            for (int i = 0; i < v.length; i++) // a NaN/Inf weight would only show as a NaN loss or garbage text much later
+                if (!Float.isFinite(v[i])) throw new dev.tune4j.hf.HfFormatException(folder.dir(), "tensor '" + name + "' holds a non-finite value (" + v[i] + " at flat index " + i + ")");
             Tensor t = Tensors.escape(() -> compute.place(Tensors.floats(v, shape)));
             onLoaded.accept(folder.info(name).byteSize());
             return t;

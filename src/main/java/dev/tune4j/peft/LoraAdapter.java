@@ -62,25 +62,53 @@ public final class LoraAdapter implements AutoCloseable {
     }
 
     public static LoraAdapter create(LlamaModel model, LoraConfig cfg, long seed, String baseModel, String name) {
+        checkTargets(model, cfg, null);
+        for (var e : model.linears().entrySet()) {
+            Linear l = e.getValue();
+            int r = cfg.r(e.getKey());
+            if (cfg.targets(e.getKey()) && r > Math.min(l.inFeatures(), l.outFeatures()))
+                throw new IllegalArgumentException("r=" + r + " is larger than module '" + e.getKey() + "' allows: it is " + l.outFeatures() + " x "
+                        + l.inFeatures() + ", so r must be at most " + Math.min(l.inFeatures(), l.outFeatures()));
+        }
         var mods = new LinkedHashMap<String, LoraLinear>();
         torch.manual_seed(seed);
         for (var e : model.linears().entrySet()) {
             if (!cfg.targets(e.getKey())) continue;
             Linear l = e.getValue();
+            int r = cfg.r(e.getKey());
             double bound = 1 / Math.sqrt(l.inFeatures());
-            Tensor a = Tensors.escape(() -> model.compute.placeTrainable(torch.empty(cfg.r(), l.inFeatures()).uniform_(-bound, bound, new org.bytedeco.pytorch.GeneratorOptional())));
-            Tensor b = Tensors.escape(() -> model.compute.placeTrainable(torch.zeros(l.outFeatures(), cfg.r())));
+            Tensor a = Tensors.escape(() -> model.compute.placeTrainable(torch.empty(r, l.inFeatures()).uniform_(-bound, bound, new org.bytedeco.pytorch.GeneratorOptional())));
+            Tensor b = Tensors.escape(() -> model.compute.placeTrainable(torch.zeros(l.outFeatures(), r)));
             Tensor m = !cfg.useDora() ? null : Tensors.escape(() -> {
                 try (var ng = new org.bytedeco.pytorch.NoGradGuard()) { // ‖W + s·B@A‖ per row with B = 0
                     return model.compute.placeTrainable(l.denseWeight().to(torch.ScalarType.Float).norm(new org.bytedeco.pytorch.ScalarOptional(new org.bytedeco.pytorch.Scalar(2)), 1));
                 }
             });
-            mods.put(e.getKey(), new LoraLinear(name, a, b, m, cfg.scaling(), cfg.dropout()));
+            mods.put(e.getKey(), new LoraLinear(name, a, b, m, cfg.scaling(e.getKey()), cfg.dropout()));
         }
-        if (mods.isEmpty())
-            throw new IllegalArgumentException("target_modules " + cfg.targetModules() + " match no projection of " + model.config.arch().className
-                    + " (names look like model.layers.0.self_attn.q_proj)");
         return new LoraAdapter(name, cfg, baseModel, model, mods);
+    }
+
+    /**
+     * PEFT's "Target modules {...} not found in the base model", naming each target that matches no projection; also an
+     * error when layers_to_transform leaves nothing. {@code file} (adapter_config.json) makes it an HfFormatException.
+     */
+    static void checkTargets(LlamaModel model, LoraConfig cfg, Path file) {
+        var names = model.linears().keySet();
+        String what = null;
+        List<String> t = cfg.targetModules();
+        boolean single = t.size() == 1 && (t.getFirst().equals(LoraConfig.ALL_LINEAR) || !t.getFirst().matches("[A-Za-z0-9_.]+"));
+        var noLayers = new LoraConfig(cfg.r(), cfg.alpha(), cfg.dropout(), t, cfg.rslora());
+        var missing = new ArrayList<String>();
+        if (single) { if (names.stream().noneMatch(noLayers::targets)) missing.addAll(t); }
+        else for (String x : t) if (names.stream().noneMatch(new LoraConfig(1, 1, 0, List.of(x), false)::targets)) missing.add(x);
+        if (!missing.isEmpty())
+            what = "target_modules " + missing + " not found in the base model " + model.config.arch().className + " (its projections look like model.layers.0.self_attn.q_proj"
+                    + " and end in " + new TreeSet<>(names.stream().map(n -> n.substring(n.lastIndexOf('.') + 1)).toList()) + ")";
+        else if (names.stream().noneMatch(cfg::targets))
+            what = "layers_to_transform " + cfg.layersToTransform() + (cfg.layersPattern().isEmpty() ? "" : " with layers_pattern " + cfg.layersPattern())
+                    + " leaves no module of target_modules " + t + " (the model has " + model.config.numLayers() + " layers)";
+        if (what != null) throw file == null ? new IllegalArgumentException(what) : new HfFormatException(file, what);
     }
 
     /** Reads a PEFT LoRA adapter folder and attaches it; every mismatch with the model is an error naming the tensor. */
@@ -97,26 +125,26 @@ public final class LoraAdapter implements AutoCloseable {
         } catch (IOException e) {
             throw new HfFormatException(cfgFile, "not valid JSON: " + e.getMessage(), e);
         }
-        if (!"LORA".equals(c.path("peft_type").asText())) throw new HfFormatException(cfgFile, "peft_type: expected LORA, found " + c.path("peft_type"));
-        if (c.path("fan_in_fan_out").asBoolean(false)) throw new HfFormatException(cfgFile, "fan_in_fan_out=true is not supported");
-        if (!c.path("bias").asText("none").equals("none")) throw new HfFormatException(cfgFile, "bias: only \"none\" is supported, found " + c.get("bias"));
-        if (c.hasNonNull("modules_to_save") && !c.get("modules_to_save").isEmpty())
+        if (!c.isObject()) throw new HfFormatException(cfgFile, "expected a JSON object, found " + c.getNodeType());
+        var j = new Json(cfgFile, c);
+        if (!"LORA".equals(j.str("peft_type", ""))) throw new HfFormatException(cfgFile, "peft_type: expected LORA, found " + c.path("peft_type"));
+        if (j.bool("fan_in_fan_out", false)) throw new HfFormatException(cfgFile, "fan_in_fan_out=true is not supported");
+        if (!j.str("bias", "none").equals("none")) throw new HfFormatException(cfgFile, "bias: only \"none\" is supported, found " + c.get("bias"));
+        if (!j.strings("modules_to_save", false).isEmpty())
             throw new HfFormatException(cfgFile, "modules_to_save is not supported, found " + c.get("modules_to_save"));
-        if (!c.path("alpha_pattern").isEmpty() || !c.path("rank_pattern").isEmpty())
-            throw new HfFormatException(cfgFile, "rank_pattern/alpha_pattern are not supported");
-        var targets = new ArrayList<String>();
-        JsonNode t = c.path("target_modules");
-        if (t.isArray()) t.forEach(x -> targets.add(x.asText()));
-        else if (t.isTextual()) targets.add(t.asText());
+        if (c.hasNonNull("layer_replication")) throw new HfFormatException(cfgFile, "layer_replication is not supported, found " + c.get("layer_replication"));
+        j.bool("inference_mode", true);
+        List<String> targets = j.strings("target_modules", true);
         LoraConfig cfg;
         try {
-            cfg = new LoraConfig(c.path("r").asInt(8), c.path("lora_alpha").asDouble(8), c.path("lora_dropout").asDouble(0),
-                    targets.isEmpty() ? List.of(LoraConfig.ALL_LINEAR) : targets, c.path("use_rslora").asBoolean(false),
-                    c.path("use_dora").asBoolean(false));
+            cfg = new LoraConfig(j.integer("r", 8), j.num("lora_alpha", 8), j.num("lora_dropout", 0),
+                    targets.isEmpty() ? List.of(LoraConfig.ALL_LINEAR) : targets, j.bool("use_rslora", false), j.bool("use_dora", false),
+                    j.layers(), j.strings("layers_pattern", true), j.map("rank_pattern", true), j.map("alpha_pattern", false));
         } catch (IllegalArgumentException e) {
             throw new HfFormatException(cfgFile, e.getMessage());
         }
-        String base = c.path("base_model_name_or_path").asText("");
+        checkTargets(model, cfg, cfgFile);
+        String base = j.str("base_model_name_or_path", "");
         checkBase(dir, base, model);
 
         Path weights = dir.resolve("adapter_model.safetensors");
@@ -138,6 +166,9 @@ public final class LoraAdapter implements AutoCloseable {
                 String module = n.substring(PREFIX.length(), n.length() - ".lora_A.weight".length());
                 if (!linears.containsKey(module))
                     throw new HfFormatException(weights, "tensor '" + n + "' is for module '" + module + "', which " + model.config.arch().className + " does not have");
+                if (!cfg.targets(module))
+                    throw new HfFormatException(weights, "tensor '" + n + "' is for module '" + module + "', which " + cfgFile.getFileName()
+                            + " does not select (target_modules " + cfg.targetModules() + (cfg.layersToTransform().isEmpty() ? "" : ", layers_to_transform " + cfg.layersToTransform()) + ")");
                 names.add(module);
             }
             for (String module : names) {
@@ -145,14 +176,16 @@ public final class LoraAdapter implements AutoCloseable {
                 String ka = PREFIX + module + ".lora_A.weight", kb = PREFIX + module + ".lora_B.weight";
                 if (!st.contains(ka) || !st.contains(kb)) throw new HfFormatException(weights, "module '" + module + "' needs both lora_A and lora_B");
                 long[] sa = st.info(ka).shape(), sb = st.info(kb).shape();
-                if (sa.length != 2 || sa[0] != cfg.r() || sa[1] != l.inFeatures())
-                    throw new HfFormatException(weights, "tensor '" + ka + "': expected shape [" + cfg.r() + ", " + l.inFeatures() + "], found " + Arrays.toString(sa));
-                if (sb.length != 2 || sb[0] != l.outFeatures() || sb[1] != cfg.r())
-                    throw new HfFormatException(weights, "tensor '" + kb + "': expected shape [" + l.outFeatures() + ", " + cfg.r() + "], found " + Arrays.toString(sb));
-                float[] av = st.floats(ka), bv = st.floats(kb);
+                int r = cfg.r(module);
+                String rs = r == cfg.r() ? "" : " (r from rank_pattern)";
+                if (sa.length != 2 || sa[0] != r || sa[1] != l.inFeatures())
+                    throw new HfFormatException(weights, "tensor '" + ka + "': expected shape [" + r + ", " + l.inFeatures() + "]" + rs + ", found " + Arrays.toString(sa));
+                if (sb.length != 2 || sb[0] != l.outFeatures() || sb[1] != r)
+                    throw new HfFormatException(weights, "tensor '" + kb + "': expected shape [" + l.outFeatures() + ", " + r + "]" + rs + ", found " + Arrays.toString(sb));
+                float[] av = finite(st.floats(ka), weights, ka), bv = finite(st.floats(kb), weights, kb);
                 Tensor a = Tensors.escape(() -> model.compute.placeTrainable(Tensors.floats(av, sa)));
                 Tensor b = Tensors.escape(() -> model.compute.placeTrainable(Tensors.floats(bv, sb)));
-                mods.put(module, new LoraLinear(name, a, b, cfg.useDora() ? magnitude(st, weights, module, l, cfgFile, model) : null, cfg.scaling(), cfg.dropout()));
+                mods.put(module, new LoraLinear(name, a, b, cfg.useDora() ? magnitude(st, weights, module, l, cfgFile, model) : null, cfg.scaling(module), cfg.dropout()));
             }
             for (TensorInfo i : st.tensors())
                 if (i.name().endsWith(MAGNITUDE) && !names.contains(i.name().substring(PREFIX.length(), i.name().length() - MAGNITUDE.length())))
@@ -170,8 +203,98 @@ public final class LoraAdapter implements AutoCloseable {
         long[] sm = st.info(km).shape();
         if (sm.length != 1 || sm[0] != l.outFeatures())
             throw new HfFormatException(weights, "tensor '" + km + "': expected shape [" + l.outFeatures() + "], found " + Arrays.toString(sm));
-        float[] mv = st.floats(km);
+        float[] mv = finite(st.floats(km), weights, km);
         return Tensors.escape(() -> model.compute.placeTrainable(Tensors.floats(mv, sm)));
+    }
+
+    /** The values, when every one is finite; otherwise an error naming the tensor and the first bad element. */
+    static float[] finite(float[] v, Path file, String tensor) {
+        for (int i = 0; i < v.length; i++)
+            if (!Float.isFinite(v[i])) throw new HfFormatException(file, "tensor '" + tensor + "' holds a non-finite value (" + v[i] + " at flat index " + i + ")");
+        return v;
+    }
+
+    /** Typed reads of adapter_config.json: a key of the wrong JSON type is an error naming the key, expected and found (null or absent: default). */
+    private record Json(Path file, JsonNode c) {
+        private JsonNode get(String key) {
+            JsonNode n = c.get(key);
+            return n == null || n.isNull() ? null : n;
+        }
+
+        private HfFormatException wrong(String key, String expected, JsonNode found) {
+            return new HfFormatException(file, "key '" + key + "': expected " + expected + ", found " + found + " (" + found.getNodeType().toString().toLowerCase(Locale.ROOT) + ")");
+        }
+
+        String str(String key, String dflt) {
+            JsonNode n = get(key);
+            if (n == null) return dflt;
+            if (!n.isTextual()) throw wrong(key, "a string", n);
+            return n.asText();
+        }
+
+        boolean bool(String key, boolean dflt) {
+            JsonNode n = get(key);
+            if (n == null) return dflt;
+            if (!n.isBoolean()) throw wrong(key, "true or false", n);
+            return n.asBoolean();
+        }
+
+        int integer(String key, int dflt) {
+            JsonNode n = get(key);
+            if (n == null) return dflt;
+            if (!n.isIntegralNumber() || !n.canConvertToInt()) throw wrong(key, "an integer", n);
+            return n.asInt();
+        }
+
+        double num(String key, double dflt) {
+            JsonNode n = get(key);
+            if (n == null) return dflt;
+            if (!n.isNumber()) throw wrong(key, "a number", n);
+            return n.asDouble();
+        }
+
+        /** A list of strings (or, where {@code single}, one string). */
+        List<String> strings(String key, boolean single) {
+            JsonNode n = get(key);
+            var out = new ArrayList<String>();
+            if (n == null) return out;
+            if (single && n.isTextual()) out.add(n.asText());
+            else if (n.isArray()) n.forEach(x -> { if (!x.isTextual()) throw wrong(key, "a list of strings", n); out.add(x.asText()); });
+            else throw wrong(key, single ? "a string or a list of strings" : "a list of strings", n);
+            return out;
+        }
+
+        /** layers_to_transform: one layer index or a list of them. */
+        List<Integer> layers() {
+            JsonNode n = get("layers_to_transform");
+            var out = new ArrayList<Integer>();
+            if (n == null) return out;
+            if (n.isIntegralNumber() && n.canConvertToInt()) out.add(n.asInt());
+            else if (n.isArray()) n.forEach(x -> { if (!x.isIntegralNumber() || !x.canConvertToInt()) throw wrong("layers_to_transform", "an integer or a list of integers", n); out.add(x.asInt()); });
+            else throw wrong("layers_to_transform", "an integer or a list of integers", n);
+            return out;
+        }
+
+        /** rank_pattern {key: int} or alpha_pattern {key: number}. */
+        @SuppressWarnings("unchecked")
+        <T> Map<String, T> map(String key, boolean ints) {
+            JsonNode n = get(key);
+            var out = new LinkedHashMap<String, T>();
+            if (n == null) return out;
+            String expected = "an object of {module: " + (ints ? "integer}" : "number}");
+            if (!n.isObject()) throw wrong(key, expected, n);
+            n.properties().forEach(e -> {
+                JsonNode v = e.getValue();
+                if (ints ? !(v.isIntegralNumber() && v.canConvertToInt()) : !v.isNumber()) throw wrong(key + "." + e.getKey(), ints ? "an integer" : "a number", v);
+                try {
+                    java.util.regex.Pattern.compile(e.getKey());
+                } catch (java.util.regex.PatternSyntaxException x) {
+                    throw new HfFormatException(file, "key '" + key + "': '" + e.getKey() + "' is not a valid pattern: " + x.getDescription());
+                }
+                out.put(e.getKey(), (T) (ints ? (Object) v.asInt() : (Object) v.asDouble()));
+            });
+            return out;
+        }
     }
 
     /** When the adapter names a base folder we can find, its config must describe the model we attach to. */
@@ -211,7 +334,9 @@ public final class LoraAdapter implements AutoCloseable {
     /** The fields and defaults of peft 0.12's LoraConfig, as save_pretrained writes them. */
     Map<String, Object> peftConfig() {
         var m = new LinkedHashMap<String, Object>();
-        m.put("alpha_pattern", Map.of());
+        var alphas = new LinkedHashMap<String, Object>();
+        config.alphaPattern().forEach((k, v) -> alphas.put(k, v == Math.rint(v) ? (Object) v.longValue() : v));
+        m.put("alpha_pattern", alphas);
         m.put("auto_mapping", null);
         m.put("base_model_name_or_path", baseModel);
         m.put("bias", "none");
@@ -219,8 +344,8 @@ public final class LoraAdapter implements AutoCloseable {
         m.put("inference_mode", true);
         m.put("init_lora_weights", true);
         m.put("layer_replication", null);
-        m.put("layers_pattern", null);
-        m.put("layers_to_transform", null);
+        m.put("layers_pattern", config.layersPattern().isEmpty() ? null : config.layersPattern().size() == 1 ? config.layersPattern().getFirst() : config.layersPattern());
+        m.put("layers_to_transform", config.layersToTransform().isEmpty() ? null : config.layersToTransform());
         m.put("loftq_config", Map.of());
         m.put("lora_alpha", config.alpha() == Math.rint(config.alpha()) ? (Object) (long) config.alpha() : config.alpha());
         m.put("lora_dropout", config.dropout());
@@ -229,7 +354,7 @@ public final class LoraAdapter implements AutoCloseable {
         m.put("modules_to_save", null);
         m.put("peft_type", "LORA");
         m.put("r", config.r());
-        m.put("rank_pattern", Map.of());
+        m.put("rank_pattern", config.rankPattern());
         m.put("revision", null);
         m.put("target_modules", targetModulesForConfig());
         m.put("task_type", "CAUSAL_LM");
