@@ -1,5 +1,6 @@
 package dev.tune4j.data;
 
+import dev.tune4j.text.TemplateException;
 import dev.tune4j.text.Tokenizer;
 
 import java.util.*;
@@ -30,11 +31,20 @@ public final class Encoder {
         this.eosText = e == null ? null : e.toString();
     }
 
+    /** @throws DataException naming the row's file and line, also when the chat template raises on it */
     public Example encode(Row row, Format format) {
         List<Format.Message> msgs = format.toMessages(row);
         if (format == Format.TEXT) return text(msgs.getFirst().content());
         if (style == PromptStyle.ALPACA) return alpaca(row, format, msgs);
-        return template(row, msgs);
+        try {
+            return template(row, msgs);
+        } catch (TemplateException e) {
+            throw refused(row, e);
+        }
+    }
+
+    private static DataException refused(Row row, TemplateException e) {
+        return row.error("the chat template refused the conversation: " + e.getMessage());
     }
 
     /** What generation-based scoring needs: the prompt as the model sees it, and the answer the record expects. */
@@ -52,7 +62,12 @@ public final class Encoder {
         String expected = msgs.get(last).content();
         var context = msgs.subList(0, last);
         if (style == PromptStyle.TEMPLATE) {
-            String text = tok.applyChatTemplate(context.stream().map(Format.Message::asMap).toList(), true);
+            String text;
+            try {
+                text = tok.applyChatTemplate(context.stream().map(Format.Message::asMap).toList(), true);
+            } catch (TemplateException e) {
+                throw refused(row, e);
+            }
             return new Prompt(tok.encode(text, false), expected);
         }
         Example e = alpaca(row, format, msgs.subList(0, last + 1));

@@ -21,7 +21,11 @@ public final class ChatTemplate {
 
     /** @param name used in error messages (e.g. the file it came from) */
     public static ChatTemplate parse(String source, String name) {
-        return new ChatTemplate(source, name, new TemplateParser(source, name).parse());
+        try {
+            return new ChatTemplate(source, name, new TemplateParser(source, name).parse());
+        } catch (StackOverflowError e) {
+            throw new TemplateException(name + ": RecursionError: the template nests too deeply to parse");
+        }
     }
 
     public String source() {
