@@ -31,20 +31,20 @@ public final class Encoder {
         this.eosText = e == null ? null : e.toString();
     }
 
-    /** @throws DataException naming the row's file and line, also when the chat template raises on it */
     public Example encode(Row row, Format format) {
         List<Format.Message> msgs = format.toMessages(row);
         if (format == Format.TEXT) return text(msgs.getFirst().content());
         if (style == PromptStyle.ALPACA) return alpaca(row, format, msgs);
-        try {
-            return template(row, msgs);
-        } catch (TemplateException e) {
-            throw refused(row, e);
-        }
+        return template(row, msgs);
     }
 
-    private static DataException refused(Row row, TemplateException e) {
-        return row.error("the chat template refused the conversation: " + e.getMessage());
+    /** The chat template's text; a template that raises on the row (raise_exception, an undefined value) names it. */
+    static String render(Tokenizer tok, Row row, List<Map<String, Object>> msgs, boolean generationPrompt) {
+        try {
+            return tok.applyChatTemplate(msgs, generationPrompt);
+        } catch (TemplateException e) {
+            throw row.error("the chat template refused the conversation: " + e.getMessage());
+        }
     }
 
     /** What generation-based scoring needs: the prompt as the model sees it, and the answer the record expects. */
@@ -62,12 +62,7 @@ public final class Encoder {
         String expected = msgs.get(last).content();
         var context = msgs.subList(0, last);
         if (style == PromptStyle.TEMPLATE) {
-            String text;
-            try {
-                text = tok.applyChatTemplate(context.stream().map(Format.Message::asMap).toList(), true);
-            } catch (TemplateException e) {
-                throw refused(row, e);
-            }
+            String text = render(tok, row, context.stream().map(Format.Message::asMap).toList(), true);
             return new Prompt(tok.encode(text, false), expected);
         }
         Example e = alpaca(row, format, msgs.subList(0, last + 1));
@@ -120,12 +115,12 @@ public final class Encoder {
      */
     private Example template(Row row, List<Format.Message> msgs) {
         var maps = msgs.stream().map(Format.Message::asMap).toList();
-        String full = tok.applyChatTemplate(maps, false);
+        String full = render(tok, row, maps, false);
         var spans = new ArrayList<int[]>();
         int searchFrom = 0;
         for (int i = 0; i < msgs.size(); i++) {
             if (!msgs.get(i).role().equals("assistant")) continue;
-            String prefix = tok.applyChatTemplate(maps.subList(0, i), true);
+            String prefix = render(tok, row, maps.subList(0, i), true);
             int from = full.startsWith(prefix) ? Math.max(prefix.length(), searchFrom) : searchFrom;
             String content = msgs.get(i).content().strip();
             int at = full.indexOf(content, from);
