@@ -284,7 +284,7 @@ final class TemplateRenderer {
     Object item(Object obj, Object key) {
         obj = Py.norm(defined(obj));
         key = Py.norm(key);
-        Object found = itemOrNull(obj, key);
+        Object found = rawItem(obj, key);
         if (found != NO_ITEM) return found;
         if (key instanceof String k) return attribute(obj, k);
         return new Py.Undefined(Py.objectType(obj) + " has no element " + Py.repr(key));
@@ -292,7 +292,7 @@ final class TemplateRenderer {
 
     private static final Object NO_ITEM = new Object();
 
-    private static Object itemOrNull(Object obj, Object key) {
+    private static Object rawItem(Object obj, Object key) {
         if (obj instanceof Map<?, ?> m) {
             Object k = key instanceof String ? key : Py.str(key);
             return m.containsKey(k) ? m.get(k) : NO_ITEM;
@@ -359,9 +359,12 @@ final class TemplateRenderer {
             default:
         }
         Object l = Py.norm(eval(b.left())), r = Py.norm(eval(b.right()));
-        if (!List.of("==", "!=", "in", "not in", "~").contains(b.op())) {
-            defined(l);
-            defined(r);
+        switch (b.op()) {
+            case "==", "!=", "in", "not in", "~" -> {}
+            default -> { // jinja2's Undefined raises on arithmetic and ordering
+                defined(l);
+                defined(r);
+            }
         }
         return switch (b.op()) {
             case "==" -> Py.equal(l, r);

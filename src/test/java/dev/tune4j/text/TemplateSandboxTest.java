@@ -47,6 +47,8 @@ class TemplateSandboxTest {
         assertThatThrownBy(() -> render("{{ 'abc'.nope() }}")).hasMessageContaining("'str object' has no attribute 'nope'");
         assertThatThrownBy(() -> render("{% for m in l %}{{ loop.previtem.x }}{% endfor %}")).hasMessageContaining("there is no previous item");
         assertThatThrownBy(() -> render("{% macro f(a) %}{{ a.x }}{% endmacro %}{{ f() }}")).hasMessageContaining("parameter 'a' was not provided");
+        assertThatThrownBy(() -> render("{{ n.strip() }}", Collections.singletonMap("n", null))).hasMessageContaining("'None' has no attribute 'strip'");
+        assertThatThrownBy(() -> render("{{ x | tojson }}")).hasMessageContaining("Object of type Undefined is not JSON serializable");
         assertThatThrownBy(() -> render("{{ (l | select('gt', 5) | list | first).x }}")).hasMessageContaining("No first item, sequence was empty.");
     }
 
