@@ -61,11 +61,20 @@ final class Filters {
             case "join" -> {
                 String sep = a.isEmpty() ? "" : Py.str(a.getFirst());
                 Object attr = k.getOrDefault("attribute", a.size() > 1 ? a.get(1) : null);
-                var sj = new StringJoiner(sep);
-                for (Object o : Py.iterate(v)) sj.add(Py.str(attr == null ? o : r.item(o, attr)));
-                yield sj.toString();
+                var sb = new StringBuilder();
+                boolean first = true;
+                for (Object o : Py.iterate(v)) {
+                    if (!first) sb.append(sep);
+                    first = false;
+                    sb.append(Py.str(attr == null ? o : r.item(o, attr)));
+                    if (sb.length() > TemplateRenderer.MAX_OUTPUT) throw Py.tooLarge("join");
+                }
+                yield sb.toString();
             }
-            case "replace" -> Py.str(v).replace(Py.str(a.get(0)), Py.str(a.get(1)));
+            case "replace" -> {
+                Py.checkReplace(Py.str(v), Py.str(a.get(0)), Py.str(a.get(1)), -1);
+                yield Py.str(v).replace(Py.str(a.get(0)), Py.str(a.get(1)));
+            }
             case "items", "dictsort" -> {
                 var out = new ArrayList<Object>();
                 if (v instanceof Map<?, ?> m) m.forEach((x, y) -> out.add(new ArrayList<>(Arrays.asList(x, y))));

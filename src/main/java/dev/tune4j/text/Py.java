@@ -168,6 +168,20 @@ final class Py {
         return json(v, indent, sortKeys, null, null);
     }
 
+    /** Refuses, before building it, a replace whose result would pass TemplateRenderer.MAX_OUTPUT characters. */
+    static void checkReplace(String s, String old, String rep, long count) {
+        if (rep.length() <= old.length()) return;
+        long n = 0;
+        if (old.isEmpty()) n = s.length() + 1;
+        else for (int i = s.indexOf(old); i >= 0; i = s.indexOf(old, i + old.length())) n++;
+        if (count >= 0) n = Math.min(n, count);
+        if (s.length() + n * (rep.length() - old.length()) > TemplateRenderer.MAX_OUTPUT) throw tooLarge("replace");
+    }
+
+    static TemplateException tooLarge(String what) {
+        return new TemplateException(what + ": output too large: more than " + TemplateRenderer.MAX_OUTPUT + " characters");
+    }
+
     /** Python's str.strip(chars) family; chars null = whitespace. */
     static String strip(String s, String chars, boolean left, boolean right) {
         int a = 0, b = s.length();

@@ -83,6 +83,10 @@ class TemplateSandboxTest {
                 .hasMessageContaining("output too large");
         assertThatThrownBy(() -> render("{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}"))
                 .hasMessageContaining("output too large");
+        assertThatThrownBy(() -> render("{% set s = 'x' * 1000000 %}{{ s | replace('x', 'yyyyy') | length }}")).hasMessageContaining("replace: output too large");
+        assertThatThrownBy(() -> render("{% set s = 'x' * 1000000 %}{{ s.replace('x', 'yyyyy', 900000) | length }}")).hasMessageContaining("replace: output too large");
+        assertThatThrownBy(() -> render("{% set s = 'x' * 1000000 %}{{ [s, s, s, s, s] | join(',') | length }}")).hasMessageContaining("join: output too large");
+        assertThat(render("{{ ['a', '', 'b'] | join(',') }} {{ 'aXbX'.replace('X', '--', 1) }} {{ 'aXbX' | replace('X', '--') }}")).isEqualTo("a,,b a--bX a--b--");
         assertThat(render("{{ ('x' * 1000000) | length }}")).isEqualTo("1000000");
     }
 }
