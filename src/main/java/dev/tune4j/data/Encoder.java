@@ -1,5 +1,6 @@
 package dev.tune4j.data;
 
+import dev.tune4j.text.TemplateException;
 import dev.tune4j.text.Tokenizer;
 
 import java.util.*;
@@ -37,6 +38,15 @@ public final class Encoder {
         return template(row, msgs);
     }
 
+    /** The chat template's text; a template that raises on the row (raise_exception, an undefined value) names it. */
+    static String render(Tokenizer tok, Row row, List<Map<String, Object>> msgs, boolean generationPrompt) {
+        try {
+            return tok.applyChatTemplate(msgs, generationPrompt);
+        } catch (TemplateException e) {
+            throw row.error("the chat template refused the conversation: " + e.getMessage());
+        }
+    }
+
     /** What generation-based scoring needs: the prompt as the model sees it, and the answer the record expects. */
     public record Prompt(long[] ids, String expected) {}
 
@@ -52,7 +62,7 @@ public final class Encoder {
         String expected = msgs.get(last).content();
         var context = msgs.subList(0, last);
         if (style == PromptStyle.TEMPLATE) {
-            String text = tok.applyChatTemplate(context.stream().map(Format.Message::asMap).toList(), true);
+            String text = render(tok, row, context.stream().map(Format.Message::asMap).toList(), true);
             return new Prompt(tok.encode(text, false), expected);
         }
         Example e = alpaca(row, format, msgs.subList(0, last + 1));
@@ -105,12 +115,12 @@ public final class Encoder {
      */
     private Example template(Row row, List<Format.Message> msgs) {
         var maps = msgs.stream().map(Format.Message::asMap).toList();
-        String full = tok.applyChatTemplate(maps, false);
+        String full = render(tok, row, maps, false);
         var spans = new ArrayList<int[]>();
         int searchFrom = 0;
         for (int i = 0; i < msgs.size(); i++) {
             if (!msgs.get(i).role().equals("assistant")) continue;
-            String prefix = tok.applyChatTemplate(maps.subList(0, i), true);
+            String prefix = render(tok, row, maps.subList(0, i), true);
             int from = full.startsWith(prefix) ? Math.max(prefix.length(), searchFrom) : searchFrom;
             String content = msgs.get(i).content().strip();
             int at = full.indexOf(content, from);

@@ -1,7 +1,6 @@
 package dev.tune4j.data;
 
 import dev.tune4j.data.Format.Message;
-import dev.tune4j.text.TemplateException;
 import dev.tune4j.text.Tokenizer;
 
 import java.util.*;
@@ -203,11 +202,7 @@ public final class PreferenceData {
         }
 
         String render(Row r, List<Message> msgs, boolean generationPrompt) {
-            try {
-                return tok.applyChatTemplate(msgs.stream().map(Message::asMap).toList(), generationPrompt);
-            } catch (TemplateException e) {
-                throw r.error("the chat template refused the conversation: " + e.getMessage());
-            }
+            return Encoder.render(tok, r, msgs.stream().map(Message::asMap).toList(), generationPrompt);
         }
 
         /** The Alpaca layout of a conversation prompt, as Encoder lays out a conversation: system text, then one block per user turn, earlier answers ending with EOS. */

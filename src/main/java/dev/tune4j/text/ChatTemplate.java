@@ -8,6 +8,7 @@ import java.util.Map;
  * {@code apply_chat_template(tokenize=False)} does: Jinja2 with trim_blocks and lstrip_blocks, the {@code tojson} filter
  * (ensure_ascii=False), and the {@code raise_exception} and {@code strftime_now} globals. The engine is our own
  * (docs/decisions/0001-own-jinja-engine.md): Jinjava could not run namespace(), slicing or {@code {{-} under lstrip_blocks.
+ * Sandboxed as transformers' environment is: using an undefined value raises, range, recursion and output are bounded.
  */
 public final class ChatTemplate {
     private final String source, name;
@@ -21,7 +22,11 @@ public final class ChatTemplate {
 
     /** @param name used in error messages (e.g. the file it came from) */
     public static ChatTemplate parse(String source, String name) {
-        return new ChatTemplate(source, name, new TemplateParser(source, name).parse());
+        try {
+            return new ChatTemplate(source, name, new TemplateParser(source, name).parse());
+        } catch (StackOverflowError e) {
+            throw new TemplateException(name + ": RecursionError: the template nests too deeply to parse");
+        }
     }
 
     public String source() {

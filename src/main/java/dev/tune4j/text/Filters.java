@@ -41,15 +41,15 @@ final class Filters {
             case "default", "d" -> {
                 boolean ifFalsy = a.size() > 1 ? Py.truthy(a.get(1)) : Py.truthy(k.get("boolean"));
                 Object dflt = a.isEmpty() ? "" : a.getFirst();
-                yield v == Py.UNDEFINED || (ifFalsy && !Py.truthy(v)) ? dflt : v;
+                yield Py.isUndefined(v) || (ifFalsy && !Py.truthy(v)) ? dflt : v;
             }
             case "first" -> {
                 List<Object> l = Py.iterate(v);
-                yield l.isEmpty() ? Py.UNDEFINED : l.getFirst();
+                yield l.isEmpty() ? new Py.Undefined("No first item, sequence was empty.") : l.getFirst();
             }
             case "last" -> {
                 List<Object> l = Py.iterate(v);
-                yield l.isEmpty() ? Py.UNDEFINED : l.getLast();
+                yield l.isEmpty() ? new Py.Undefined("No last item, sequence was empty.") : l.getLast();
             }
             case "list" -> Py.iterate(v);
             case "reverse" -> {
@@ -61,11 +61,20 @@ final class Filters {
             case "join" -> {
                 String sep = a.isEmpty() ? "" : Py.str(a.getFirst());
                 Object attr = k.getOrDefault("attribute", a.size() > 1 ? a.get(1) : null);
-                var sj = new StringJoiner(sep);
-                for (Object o : Py.iterate(v)) sj.add(Py.str(attr == null ? o : r.item(o, attr)));
-                yield sj.toString();
+                var sb = new StringBuilder();
+                boolean first = true;
+                for (Object o : Py.iterate(v)) {
+                    if (!first) sb.append(sep);
+                    first = false;
+                    sb.append(Py.str(attr == null ? o : r.item(o, attr)));
+                    if (sb.length() > TemplateRenderer.MAX_OUTPUT) throw Py.tooLarge("join");
+                }
+                yield sb.toString();
             }
-            case "replace" -> Py.str(v).replace(Py.str(a.get(0)), Py.str(a.get(1)));
+            case "replace" -> {
+                Py.checkReplace(Py.str(v), Py.str(a.get(0)), Py.str(a.get(1)), -1);
+                yield Py.str(v).replace(Py.str(a.get(0)), Py.str(a.get(1)));
+            }
             case "items", "dictsort" -> {
                 var out = new ArrayList<Object>();
                 if (v instanceof Map<?, ?> m) m.forEach((x, y) -> out.add(new ArrayList<>(Arrays.asList(x, y))));
@@ -96,7 +105,7 @@ final class Filters {
             }
             case "min", "max" -> {
                 List<Object> l = Py.iterate(v);
-                if (l.isEmpty()) yield Py.UNDEFINED;
+                if (l.isEmpty()) yield new Py.Undefined("No aggregated item, sequence was empty.");
                 Object best = l.getFirst();
                 for (Object o : l) if (name.equals("min") ? Py.compare(o, best) < 0 : Py.compare(o, best) > 0) best = o;
                 yield best;
@@ -106,7 +115,7 @@ final class Filters {
                 for (Object o : Py.iterate(v)) {
                     if (k.containsKey("attribute")) {
                         Object x = r.item(o, k.get("attribute"));
-                        out.add(x == Py.UNDEFINED && k.containsKey("default") ? k.get("default") : x);
+                        out.add(Py.isUndefined(x) && k.containsKey("default") ? k.get("default") : x);
                     } else out.add(apply(r, Py.str(a.getFirst()), o, a.subList(1, a.size()), Map.of()));
                 }
                 yield out;
@@ -167,8 +176,8 @@ final class Filters {
     static boolean test(String name, Object v, List<Object> a) {
         v = Py.norm(v);
         return switch (name) {
-            case "defined" -> v != Py.UNDEFINED;
-            case "undefined" -> v == Py.UNDEFINED;
+            case "defined" -> !Py.isUndefined(v);
+            case "undefined" -> Py.isUndefined(v);
             case "none" -> v == null;
             case "boolean" -> v instanceof Boolean;
             case "true" -> Boolean.TRUE.equals(v);

@@ -30,6 +30,7 @@ final class Methods {
             case "endswith" -> (a, k) -> affix(s, a.getFirst(), false);
             case "replace" -> (a, k) -> {
                 long count = a.size() > 2 ? (Long) Py.norm(a.get(2)) : -1;
+                Py.checkReplace(s, arg(a, 0), arg(a, 1), count);
                 if (count < 0) return s.replace(arg(a, 0), arg(a, 1));
                 String out = s;
                 int from = 0;

@@ -9,16 +9,41 @@ import java.util.*;
 final class Py {
     private Py() {}
 
-    /** Jinja's Undefined: falsy, renders as "", any attribute of it is again undefined. */
-    static final Object UNDEFINED = new Object() {
+    /**
+     * Jinja's default Undefined: falsy, renders as "", iterates as empty, equals only another Undefined; reading an
+     * attribute or item of it, calling it, arithmetic and ordering raise UndefinedError with the hint that says how it
+     * came about ("'foo' is undefined", "'dict object' has no attribute 'bar'").
+     */
+    static final class Undefined {
+        final String hint;
+
+        Undefined(String hint) {
+            this.hint = hint;
+        }
+
+        TemplateException error(String template) {
+            return new TemplateException(template + ": UndefinedError: " + hint);
+        }
+
         @Override
         public String toString() {
             return "";
         }
-    };
+    }
+
+    static final Undefined UNDEFINED = new Undefined("value is undefined");
+
+    static boolean isUndefined(Object v) {
+        return v instanceof Undefined;
+    }
+
+    /** jinja2's object_type_repr: "dict object", "str object", "None". */
+    static String objectType(Object v) {
+        return v == null ? "None" : v instanceof TemplateRenderer.Namespace ? "jinja2.utils.Namespace object" : typeName(v) + " object";
+    }
 
     static boolean truthy(Object v) {
-        if (v == null || v == UNDEFINED) return false;
+        if (v == null || v instanceof Undefined) return false;
         if (v instanceof Boolean b) return b;
         if (v instanceof Long l) return l != 0;
         if (v instanceof Double d) return d != 0;
@@ -37,7 +62,7 @@ final class Py {
 
     static String str(Object v) {
         v = norm(v);
-        if (v == UNDEFINED) return "";
+        if (v instanceof Undefined) return "";
         if (v instanceof String s) return s;
         return repr(v);
     }
@@ -45,7 +70,7 @@ final class Py {
     static String repr(Object v) {
         v = norm(v);
         if (v == null) return "None";
-        if (v == UNDEFINED) return "";
+        if (v instanceof Undefined) return "";
         if (v instanceof Boolean b) return b ? "True" : "False";
         if (v instanceof Long l) return l.toString();
         if (v instanceof Double d) return floatRepr(d);
@@ -87,7 +112,8 @@ final class Py {
         a = norm(a);
         b = norm(b);
         if (a == b) return true;
-        if (a == null || b == null || a == UNDEFINED || b == UNDEFINED) return false;
+        if (a instanceof Undefined || b instanceof Undefined) return a instanceof Undefined && b instanceof Undefined;
+        if (a == null || b == null) return false;
         if (a instanceof Number x && b instanceof Number y) return x.doubleValue() == y.doubleValue();
         if (a instanceof Boolean x && b instanceof Number y) return (x ? 1 : 0) == y.doubleValue();
         if (a instanceof Number x && b instanceof Boolean y) return (y ? 1 : 0) == x.doubleValue();
@@ -119,7 +145,7 @@ final class Py {
     static String typeName(Object v) {
         v = norm(v);
         if (v == null) return "NoneType";
-        if (v == UNDEFINED) return "Undefined";
+        if (v instanceof Undefined) return "Undefined";
         if (v instanceof String) return "str";
         if (v instanceof Long) return "int";
         if (v instanceof Double) return "float";
@@ -140,6 +166,20 @@ final class Py {
 
     static String json(Object v, Integer indent, boolean sortKeys) {
         return json(v, indent, sortKeys, null, null);
+    }
+
+    /** Refuses, before building it, a replace whose result would pass TemplateRenderer.MAX_OUTPUT characters. */
+    static void checkReplace(String s, String old, String rep, long count) {
+        if (rep.length() <= old.length()) return;
+        long n = 0;
+        if (old.isEmpty()) n = s.length() + 1;
+        else for (int i = s.indexOf(old); i >= 0; i = s.indexOf(old, i + old.length())) n++;
+        if (count >= 0) n = Math.min(n, count);
+        if (s.length() + n * (rep.length() - old.length()) > TemplateRenderer.MAX_OUTPUT) throw tooLarge("replace");
+    }
+
+    static TemplateException tooLarge(String what) {
+        return new TemplateException(what + ": output too large: more than " + TemplateRenderer.MAX_OUTPUT + " characters");
     }
 
     /** Python's str.strip(chars) family; chars null = whitespace. */
@@ -172,7 +212,7 @@ final class Py {
     /** Iterating a value the way a Jinja for-loop does: lists, dict keys, string characters. */
     static List<Object> iterate(Object v) {
         v = norm(v);
-        if (v == null || v == UNDEFINED) return List.of();
+        if (v == null || v instanceof Undefined) return List.of();
         if (v instanceof List<?> l) return new ArrayList<>(l);
         if (v instanceof Map<?, ?> m) return new ArrayList<>(m.keySet());
         if (v instanceof String s) {

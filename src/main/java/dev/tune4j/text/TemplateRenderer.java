@@ -11,6 +11,13 @@ import java.util.*;
  * inside a loop does not leak out, which is why templates use {@code namespace()}), {@code if} does not.
  */
 final class TemplateRenderer {
+    /** jinja2.sandbox.MAX_RANGE: range() refuses to make more items than this. */
+    static final int MAX_RANGE = 100_000;
+    /** Macro calls nested deeper than this stop the render (Python would raise RecursionError near 1000 frames). */
+    static final int MAX_DEPTH = 200;
+    /** Rendered text, and any string or list a template builds, is refused past this many characters (items). */
+    static final int MAX_OUTPUT = 4 << 20;
+
     /** Anything callable from a template: globals, macros, bound methods, loop.cycle. */
     interface Fn {
         Object call(List<Object> args, Map<String, Object> kwargs);
@@ -33,6 +40,7 @@ final class TemplateRenderer {
 
     private final String name;
     private final Deque<Map<String, Object>> scopes = new ArrayDeque<>();
+    private int depth;
 
     TemplateRenderer(String name, Map<String, Object> vars) {
         this.name = name;
@@ -60,8 +68,23 @@ final class TemplateRenderer {
 
     String render(List<Node> nodes) {
         var out = new StringBuilder();
-        exec(nodes, out);
+        try {
+            exec(nodes, out);
+        } catch (StackOverflowError e) {
+            throw new TemplateException(name + ": RecursionError: the template nests too deeply");
+        }
         return out.toString();
+    }
+
+    /** A string or list past {@link #MAX_OUTPUT} stops the render. */
+    private Object bounded(Object v) {
+        int n = v instanceof CharSequence c ? c.length() : v instanceof List<?> l ? l.size() : 0;
+        if (n > MAX_OUTPUT) throw tooLarge();
+        return v;
+    }
+
+    private TemplateException tooLarge() {
+        return new TemplateException(name + ": output too large: the template built more than " + MAX_OUTPUT + " characters (or list items); chat template output is bounded against runaway templates");
     }
 
     // ---- statements ----
@@ -71,8 +94,8 @@ final class TemplateRenderer {
 
     private void exec(Node n, StringBuilder out) {
         switch (n) {
-            case Text t -> out.append(t.text());
-            case Output o -> out.append(Py.str(eval(o.expr())));
+            case Text t -> bounded(out.append(t.text()));
+            case Output o -> bounded(out.append(Py.str(eval(o.expr()))));
             case If f -> {
                 for (int i = 0; i < f.conds().size(); i++) {
                     if (Py.truthy(eval(f.conds().get(i)))) {
@@ -134,8 +157,8 @@ final class TemplateRenderer {
             loop.put("first", i == 0);
             loop.put("last", i == n - 1);
             loop.put("length", (long) n);
-            loop.put("previtem", i > 0 ? items.get(i - 1) : Py.UNDEFINED);
-            loop.put("nextitem", i < n - 1 ? items.get(i + 1) : Py.UNDEFINED);
+            loop.put("previtem", i > 0 ? items.get(i - 1) : new Py.Undefined("there is no previous item"));
+            loop.put("nextitem", i < n - 1 ? items.get(i + 1) : new Py.Undefined("there is no next item"));
             final int idx = i;
             loop.put("cycle", (Fn) (a, k) -> a.get(idx % a.size()));
             var scope = new HashMap<String, Object>();
@@ -172,8 +195,10 @@ final class TemplateRenderer {
                 String p = m.params().get(i);
                 if (i < args.size()) scope.put(p, args.get(i));
                 else if (kwargs.containsKey(p)) scope.put(p, kwargs.get(p));
-                else scope.put(p, m.defaults().get(i) == null ? Py.UNDEFINED : eval(m.defaults().get(i)));
+                else scope.put(p, m.defaults().get(i) == null ? new Py.Undefined("parameter '" + p + "' was not provided") : eval(m.defaults().get(i)));
             }
+            if (depth >= MAX_DEPTH) throw new TemplateException(name + ": RecursionError: macro '" + m.name() + "' called more than " + MAX_DEPTH + " calls deep");
+            depth++;
             scopes.push(scope);
             try {
                 var sb = new StringBuilder();
@@ -181,13 +206,14 @@ final class TemplateRenderer {
                 return sb.toString();
             } finally {
                 scopes.pop();
+                depth--;
             }
         };
     }
 
     private Object lookup(String n) {
         for (Map<String, Object> s : scopes) if (s.containsKey(n)) return s.get(n);
-        return Py.UNDEFINED;
+        return new Py.Undefined("'" + n + "' is undefined");
     }
 
     // ---- expressions ----
@@ -198,14 +224,14 @@ final class TemplateRenderer {
             case Attr a -> attribute(eval(a.obj()), a.name());
             case Item it -> item(eval(it.obj()), eval(it.key()));
             case Slice s -> slice(eval(s.obj()), s);
-            case Call c -> call(c);
-            case Filter f -> Filters.apply(this, f.name(), eval(f.value()), evalAll(f.args()), evalKw(f.kwargs()));
+            case Call c -> bounded(call(c));
+            case Filter f -> bounded(Filters.apply(this, f.name(), eval(f.value()), evalAll(f.args()), evalKw(f.kwargs())));
             case Test t -> Filters.test(t.name(), eval(t.value()), evalAll(t.args())) != t.negated();
             case Unary u -> switch (u.op()) {
                 case "not" -> !Py.truthy(eval(u.value()));
-                default -> negate(eval(u.value()));
+                default -> negate(defined(eval(u.value())));
             };
-            case Binary b -> binary(b);
+            case Binary b -> bounded(binary(b));
             case Cond c -> Py.truthy(eval(c.cond())) ? eval(c.then()) : eval(c.orElse());
             case ListLit l -> new ArrayList<>(evalAll(l.items()));
             case DictLit d -> {
@@ -229,7 +255,7 @@ final class TemplateRenderer {
     }
 
     private Object call(Call c) {
-        Object fn = eval(c.fn());
+        Object fn = defined(eval(c.fn()));
         if (!(fn instanceof Fn f)) throw new TemplateException(name + ": '" + describe(c.fn()) + "' is not callable (" + Py.typeName(fn) + ")");
         return f.call(evalAll(c.args()), evalKw(c.kwargs()));
     }
@@ -242,38 +268,48 @@ final class TemplateRenderer {
         };
     }
 
+    /** The value itself, or the undefined value's UndefinedError (jinja2 raises on attribute, item, call, arithmetic). */
+    private Object defined(Object v) {
+        if (v instanceof Py.Undefined u) throw u.error(name);
+        return v;
+    }
+
     Object attribute(Object obj, String attr) {
-        obj = Py.norm(obj);
-        if (obj instanceof Map<?, ?> m) {
-            if (m.containsKey(attr)) return m.get(attr);
-            Fn method = Methods.of(obj, attr);
-            return method != null ? method : Py.UNDEFINED;
-        }
+        obj = Py.norm(defined(obj));
+        if (obj instanceof Map<?, ?> m && m.containsKey(attr)) return m.get(attr);
         Fn method = Methods.of(obj, attr);
-        return method != null ? method : Py.UNDEFINED;
+        return method != null ? method : new Py.Undefined("'" + Py.objectType(obj) + "' has no attribute '" + attr + "'");
     }
 
     Object item(Object obj, Object key) {
-        obj = Py.norm(obj);
+        obj = Py.norm(defined(obj));
         key = Py.norm(key);
+        Object found = rawItem(obj, key);
+        if (found != NO_ITEM) return found;
+        if (key instanceof String k) return attribute(obj, k);
+        return new Py.Undefined(Py.objectType(obj) + " has no element " + Py.repr(key));
+    }
+
+    private static final Object NO_ITEM = new Object();
+
+    private static Object rawItem(Object obj, Object key) {
         if (obj instanceof Map<?, ?> m) {
             Object k = key instanceof String ? key : Py.str(key);
-            return m.containsKey(k) ? m.get(k) : Py.UNDEFINED;
+            return m.containsKey(k) ? m.get(k) : NO_ITEM;
         }
         if (obj instanceof List<?> l && key instanceof Long i) {
             long j = i < 0 ? l.size() + i : i;
-            return j >= 0 && j < l.size() ? l.get((int) j) : Py.UNDEFINED;
+            return j >= 0 && j < l.size() ? l.get((int) j) : NO_ITEM;
         }
         if (obj instanceof String s && key instanceof Long i) {
             long j = i < 0 ? s.length() + i : i;
-            return j >= 0 && j < s.length() ? String.valueOf(s.charAt((int) j)) : Py.UNDEFINED;
+            return j >= 0 && j < s.length() ? String.valueOf(s.charAt((int) j)) : NO_ITEM;
         }
-        if (key instanceof String k) return attribute(obj, k);
-        return Py.UNDEFINED;
+        return NO_ITEM;
     }
 
     private Object slice(Object obj, Slice s) {
-        obj = Py.norm(obj);
+        obj = Py.norm(defined(obj));
         boolean isString = obj instanceof String;
         List<Object> seq = Py.iterate(obj);
         int n = seq.size();
@@ -323,6 +359,13 @@ final class TemplateRenderer {
             default:
         }
         Object l = Py.norm(eval(b.left())), r = Py.norm(eval(b.right()));
+        switch (b.op()) {
+            case "==", "!=", "in", "not in", "~" -> {}
+            default -> { // jinja2's Undefined raises on arithmetic and ordering
+                defined(l);
+                defined(r);
+            }
+        }
         return switch (b.op()) {
             case "==" -> Py.equal(l, r);
             case "!=" -> !Py.equal(l, r);
@@ -352,7 +395,11 @@ final class TemplateRenderer {
     private Object arithmetic(String op, Object l, Object r) {
         if (l instanceof Boolean x) l = x ? 1L : 0L;
         if (r instanceof Boolean y) r = y ? 1L : 0L;
-        if (op.equals("*") && l instanceof String s && r instanceof Long k) return s.repeat((int) Math.max(0, k));
+        if (op.equals("*") && l instanceof String s && r instanceof Long k) {
+            long times = Math.max(0, k);
+            if (!s.isEmpty() && times > MAX_OUTPUT / s.length()) throw tooLarge();
+            return s.repeat((int) times);
+        }
         if (op.equals("%") && l instanceof String s) return Methods.percentFormat(s, r);
         if (!(l instanceof Number x) || !(r instanceof Number y))
             throw new TemplateException(name + ": unsupported operand types for " + op + ": " + Py.typeName(l) + " and " + Py.typeName(r));
@@ -377,18 +424,25 @@ final class TemplateRenderer {
             for (Object o : l) if (Py.equal(o, item)) return true;
             return false;
         }
-        if (container == Py.UNDEFINED || container == null) throw new TemplateException("argument of type '" + Py.typeName(container) + "' is not iterable");
+        if (container instanceof Py.Undefined) return false; // jinja2's Undefined iterates as empty
+        if (container == null) throw new TemplateException("argument of type '" + Py.typeName(container) + "' is not iterable");
         return false;
     }
 
-    private static List<Object> range(List<Object> a) {
+    /** jinja2's sandboxed safe_range: more than MAX_RANGE items is refused before any is made. */
+    private List<Object> range(List<Object> a) {
         long start = 0, stop, step = 1;
+        if (a.isEmpty() || a.size() > 3) throw new TemplateException(name + ": range expected 1 to 3 arguments, got " + a.size());
+        for (Object o : a) if (!(Py.norm(defined(o)) instanceof Long)) throw new TemplateException(name + ": range: '" + Py.typeName(o) + "' object cannot be interpreted as an integer");
         if (a.size() == 1) stop = (Long) Py.norm(a.get(0));
         else {
             start = (Long) Py.norm(a.get(0));
             stop = (Long) Py.norm(a.get(1));
             if (a.size() > 2) step = (Long) Py.norm(a.get(2));
         }
+        if (step == 0) throw new TemplateException(name + ": ValueError: range() arg 3 must not be zero");
+        double count = step > 0 ? Math.ceil(((double) stop - start) / step) : Math.ceil(((double) start - stop) / -step);
+        if (count > MAX_RANGE) throw new TemplateException(name + ": OverflowError: Range too big. The sandbox blocks ranges larger than MAX_RANGE (" + MAX_RANGE + ").");
         var out = new ArrayList<Object>();
         for (long i = start; step > 0 ? i < stop : i > stop; i += step) out.add(i);
         return out;

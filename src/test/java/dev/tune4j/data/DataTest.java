@@ -168,4 +168,26 @@ class DataTest {
         assertThat(d.warnings.get(1)).contains("line 3").contains("output");
         assertThat(d.summary()).contains("2 skipped");
     }
+
+    @Test
+    void aChatTemplateThatRaisesOnARowNamesTheFileAndLineAndSkipBadRowsSkipsIt() throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("tok"));
+        Files.copy(Golden.asset("tokenizer-smollm2-135m/tokenizer.json"), dir.resolve("tokenizer.json"));
+        String template = "{% for m in messages %}{% if 'FORBIDDEN' in m['content'] %}{{ raise_exception('forbidden word in ' + m['role'] + ' turn') }}{% endif %}"
+                + "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+        var cfg = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode().put("eos_token", "<|im_end|>").put("chat_template", template);
+        Files.writeString(dir.resolve("tokenizer_config.json"), cfg.toString());
+        String ok = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello there\"}]}\n";
+        String bad = "{\"messages\": [{\"role\": \"user\", \"content\": \"say FORBIDDEN\"}, {\"role\": \"assistant\", \"content\": \"no\"}]}\n";
+        Path f = write("chat.jsonl", ok + bad + ok);
+        try (Tokenizer t = Tokenizer.load(dir)) {
+            long eos = t.specialId("eos_token");
+            assertThatThrownBy(() -> Dataset.load(new DataConfig(f, null, Encoder.PromptStyle.TEMPLATE, 128, 0, null, null, 0, false, 0), t, eos))
+                    .isInstanceOf(DataException.class).hasMessageContaining("chat.jsonl line 2").hasMessageContaining("raise_exception: forbidden word in user turn");
+            var d = Dataset.load(new DataConfig(f, null, Encoder.PromptStyle.TEMPLATE, 128, 0, null, null, 0, true, 0), t, eos);
+            assertThat(d.train).hasSize(2);
+            assertThat(d.warnings).singleElement().asString().contains("chat.jsonl line 2").contains("forbidden word");
+            assertThat(d.summary()).contains("1 skipped");
+        }
+    }
 }
