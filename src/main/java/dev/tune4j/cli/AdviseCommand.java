@@ -79,25 +79,49 @@ final class AdviseCommand implements Callable<Integer> {
 
     private Boolean askBool(Boolean v, String question) throws Exception {
         if (v != null || in == null) return v;
-        String a = ask(question + " [yes/no/skip]");
-        return a == null || a.isBlank() || a.startsWith("s") ? null : a.toLowerCase().startsWith("y");
+        while (true) {
+            String a = ask(question, "yes/no/skip").toLowerCase(java.util.Locale.ROOT);
+            if (a.isEmpty() || a.equals("s") || a.equals("skip")) return null;
+            if (a.equals("y") || a.equals("yes")) return true;
+            if (a.equals("n") || a.equals("no")) return false;
+            System.err.println("please answer yes, no or skip");
+        }
     }
 
     private Long askLong(Long v, String question) throws Exception {
         if (v != null || in == null) return v;
-        String a = ask(question + " [number/skip]");
-        if (a == null || a.isBlank() || a.startsWith("s")) return null;
-        try {
-            return Long.parseLong(a.replace(",", "").replace("_", "").trim());
-        } catch (NumberFormatException e) {
-            throw new Main.BadInput("expected a number for '" + question + "', found '" + a + "'");
+        while (true) {
+            String a = ask(question, "number/skip");
+            if (a.isEmpty() || a.equals("s") || a.equals("skip")) return null;
+            try {
+                long n = Long.parseLong(a.replace(",", "").replace("_", ""));
+                if (n >= 0) return n;
+            } catch (NumberFormatException e) {
+                // asked again below
+            }
+            System.err.println("please answer a whole number >= 0, or skip");
         }
     }
 
-    private String ask(String q) throws Exception {
-        System.err.print(q + " ");
+    /** One answer, stripped; end of input before it is a named error (exit 2), not a crash. */
+    private String ask(String q, String options) throws Exception {
+        System.err.print(q + " [" + options + "] ");
         System.err.flush();
-        return in.readLine();
+        String a = in.readLine();
+        if (a == null) throw new Main.BadInput("advise --interactive: input ended before an answer to '" + q + "' [" + options + "]");
+        return a.strip();
+    }
+
+    /** Every number by name, before any question is asked. */
+    private void checkNumbers() {
+        if (examples != null) Limits.nonNegative("--examples", examples);
+        if (domainTokens != null) Limits.nonNegative("--domain-tokens", domainTokens);
+        if (vram != null) Limits.positive("--vram-gb", vram);
+        Limits.positive("--gpus", gpus);
+        Limits.positive("--variants", variants);
+        if (budget != null) Limits.nonNegative("--budget", budget);
+        Limits.positive("--tokens-per-example", tokensPerExample);
+        Limits.nonNegative("--price", price);
     }
 
     @Override
@@ -105,6 +129,7 @@ final class AdviseCommand implements Callable<Integer> {
         boolean none = fewShot == null && external == null && examples == null && goal == null && vram == null && gpu == null && model == null;
         if (interactive || (none && System.console() != null)) in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         if (goal != null && !Rules.GOALS.contains(goal)) throw new Main.BadInput("--goal: expected one of " + Rules.GOALS + ", found '" + goal + "'");
+        checkNumbers();
         var out = new LinkedHashMap<String, Object>();
 
         fewShot = askBool(fewShot, "Can 2–10 examples in the prompt show the model the task?");
@@ -125,8 +150,15 @@ final class AdviseCommand implements Callable<Integer> {
             license = askBool(license, "Must the base model's license stay separate (ship only an adapter)?");
             out.put("path", Rules.path(covered, domainTokens, examples, laptop, license));
             if (goal == null && in != null) {
-                String g = ask("Goal? " + Rules.GOALS + " [or skip]");
-                goal = g == null || g.isBlank() || !Rules.GOALS.contains(g.trim()) ? null : g.trim();
+                while (true) {
+                    String g = ask("Goal?", String.join("/", Rules.GOALS) + "/skip");
+                    if (g.isEmpty() || g.equals("s") || g.equals("skip")) break;
+                    if (Rules.GOALS.contains(g)) {
+                        goal = g;
+                        break;
+                    }
+                    System.err.println("please answer one of " + String.join(", ", Rules.GOALS) + ", or skip");
+                }
             }
             if (goal != null) out.put("goal", Rules.goal(goal));
             if (examples != null) out.put("dataset_size", Rules.datasetSize(examples));

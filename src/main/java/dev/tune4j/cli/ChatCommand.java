@@ -29,9 +29,13 @@ final class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        sampling.check();
         try (LoadedModel lm = LoadedModel.open(model, adapter)) {
             var tok = lm.requireTokenizer();
             if (tok.chatTemplate().isEmpty()) throw new Main.BadInput(model + "/tokenizer_config.json: no chat_template, so there is no chat format; use generate");
+            int ctx = lm.model().config.maxPositionEmbeddings();
+            if (sampling.maxNewTokens != null)
+                Limits.inRange("--max-new-tokens", sampling.maxNewTokens, 1, ctx - 1, "max_position_embeddings " + ctx + " minus at least one prompt token");
             var history = new ArrayList<Map<String, Object>>();
             if (system != null) history.add(Map.of("role", "system", "content", system));
             var in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -48,8 +52,13 @@ final class ChatCommand implements Callable<Integer> {
                 if (line.isBlank()) continue;
                 history.add(Map.of("role", "user", "content", line));
                 long[] ids = tok.encode(tok.applyChatTemplate(history, true), false);
+                if (ids.length >= ctx) { // the turn is dropped; the conversation goes on after /reset
+                    history.removeLast();
+                    System.err.println("note: the conversation (" + ids.length + " tokens) fills the model's context of " + ctx + "; /reset to start again");
+                    continue;
+                }
                 var out = new StreamingPrinter(tok, ids, sampling.stop);
-                var r = Generator.generate(lm.model(), ids, sampling.toConfig(lm.eosIds()), x -> tok.decode(x, true), out::onToken);
+                var r = Generator.generate(lm.model(), ids, sampling.toConfig(lm.eosIds(), ids.length, ctx, true), x -> tok.decode(x, true), out::onToken);
                 out.finish(r);
                 history.add(Map.of("role", "assistant", "content", r.text().strip()));
             }

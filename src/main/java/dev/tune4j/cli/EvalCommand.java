@@ -90,6 +90,11 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Limits.positive("--max-seq-len", maxSeqLen);
+        Limits.positive("--max-new-tokens", maxNewTokens);
+        Limits.nonNegative("--limit", limit);
+        Limits.positive("--batch-size", batchSize);
+        Limits.nonNegative("--threshold", threshold);
         if (preference) return preference();
         if (data == null && !forgetting) throw new Main.BadInput("give --data FILE, --forgetting --general FILE, or both");
         if (forgetting && (general == null || (adapter == null) == (tunedModel == null)))
@@ -157,7 +162,6 @@ final class EvalCommand implements Callable<Integer> {
     private int preference() throws Exception {
         if (data == null) throw new Main.BadInput("--preference needs --data PAIRS");
         if (forgetting || generate) throw new Main.BadInput("--preference does not combine with --forgetting or --generate");
-        if (batchSize < 1) throw new Main.BadInput("--batch-size must be >= 1, found " + batchSize);
         var type = dev.tune4j.train.PreferenceLoss.Type.parse(lossType);
         var cfg = new dev.tune4j.train.PreferenceLoss.Config(type, beta != null ? beta : type == dev.tune4j.train.PreferenceLoss.Type.SIMPO ? 2.0 : 0.1,
                 labelSmoothing, simpoGamma, 0);

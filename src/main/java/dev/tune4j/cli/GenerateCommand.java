@@ -38,6 +38,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if ((prompt == null) == (promptIds == null)) throw new Main.BadInput("give exactly one of --prompt TEXT or --prompt-ids JSON");
+        sampling.check();
         try (LoadedModel lm = LoadedModel.open(model, adapter)) {
             long[] ids;
             if (promptIds != null) {
@@ -50,12 +51,14 @@ final class GenerateCommand implements Callable<Integer> {
                 String text = lm.requireTokenizer().applyChatTemplate(List.of(Map.of("role", "user", "content", prompt)), true);
                 ids = lm.tokenizer().encode(text, false);
             } else ids = lm.requireTokenizer().encode(prompt, true);
+            if (ids.length == 0) throw new Main.BadInput(promptIds != null ? "--prompt-ids: expected at least one token id, found []" : "--prompt: no tokens to start from");
             for (long id : ids)
                 if (id < 0 || id >= lm.model().config.vocabSize())
-                    throw new Main.BadInput("prompt token id " + id + " is outside the vocabulary [0, " + lm.model().config.vocabSize() + ")");
+                    throw new Main.BadInput((promptIds != null ? "--prompt-ids: " : "--prompt: ") + "token id " + id + " is outside the vocabulary [0, " + lm.model().config.vocabSize() + ")");
+            var config = sampling.toConfig(lm.eosIds(), ids.length, lm.model().config.maxPositionEmbeddings(), false);
             var out = new StreamingPrinter(lm.tokenizer(), ids, sampling.stop);
             long t0 = System.nanoTime();
-            var r = Generator.generate(lm.model(), ids, sampling.toConfig(lm.eosIds()),
+            var r = Generator.generate(lm.model(), ids, config,
                     lm.tokenizer() == null ? null : x -> lm.tokenizer().decode(x, true), out::onToken);
             double s = (System.nanoTime() - t0) / 1e9;
             out.finish(r);

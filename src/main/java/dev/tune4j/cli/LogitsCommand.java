@@ -51,7 +51,7 @@ final class LogitsCommand implements Callable<Integer> {
             var c = lm.model().compute;
             int v = lm.model().config.vocabSize();
             for (long id : batch.ids())
-                if (id < 0 || id >= v) throw new Main.BadInput(input + ": token id " + id + " is outside the vocabulary [0, " + v + ")");
+                if (id < 0 || id >= v) throw new Main.BadInput("--input " + input + ": token id " + id + " is outside the vocabulary [0, " + v + ")");
             Tensor ids = c.placeIndex(Tensors.longs(batch.ids(), batch.b(), batch.t()));
             Tensor mask = batch.mask() == null ? null : c.placeIndex(Tensors.longs(batch.mask(), batch.b(), batch.t()));
             Tensor pos = batch.positions() == null ? null : c.placeIndex(Tensors.longs(batch.positions(), batch.b(), batch.t()));

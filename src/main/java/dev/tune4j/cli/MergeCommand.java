@@ -41,6 +41,7 @@ final class MergeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        long shardBytes = parseSize(maxShard);
         DType d = dtype == null ? null : switch (dtype.toLowerCase()) {
             case "f32", "fp32", "float32" -> DType.F32;
             case "bf16", "bfloat16" -> DType.BF16;
@@ -56,7 +57,7 @@ final class MergeCommand implements Callable<Integer> {
         try {
             Merge.Result r;
             try {
-                r = Merge.run(model, adapters, weights, stage, d, parseSize(maxShard), tolerance, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
+                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
             } catch (IllegalStateException e) {
                 throw new IllegalStateException(e.getMessage().replace(stage.toString(), out.toString()), e);
             }
@@ -73,13 +74,20 @@ final class MergeCommand implements Callable<Integer> {
     static long parseSize(String s) {
         var m = java.util.regex.Pattern.compile("(?i)\\s*([0-9.]+)\\s*(kb|mb|gb|b)?\\s*").matcher(s);
         if (!m.matches()) throw new Main.BadInput("--max-shard-size: expected a size such as 5GB or 500MB, found '" + s + "'");
-        double v = Double.parseDouble(m.group(1));
+        double v;
+        try {
+            v = Double.parseDouble(m.group(1));
+        } catch (NumberFormatException e) {
+            throw new Main.BadInput("--max-shard-size: expected a size such as 5GB or 500MB, found '" + s + "'");
+        }
         String u = m.group(2) == null ? "b" : m.group(2).toLowerCase();
-        return (long) (v * switch (u) {
+        long bytes = (long) (v * switch (u) {
             case "kb" -> 1e3;
             case "mb" -> 1e6;
             case "gb" -> 1e9;
             default -> 1;
         });
+        if (bytes < 1) throw Limits.bad("--max-shard-size", "a size of at least 1 byte, such as 5GB or 500MB", "'" + s + "'");
+        return bytes;
     }
 }

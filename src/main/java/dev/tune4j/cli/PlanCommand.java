@@ -143,6 +143,7 @@ final class PlanCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        checkNumbers();
         Path p = Path.of(model);
         boolean folder = Files.isDirectory(p);
         ModelConfig c = folder ? ModelConfig.load(p.resolve("config.json")) : Catalog.get(model);
@@ -162,8 +163,6 @@ final class PlanCommand implements Callable<Integer> {
             case "offload" -> MemoryPlan.Optim.OFFLOAD;
             default -> throw new Main.BadInput("--optim: expected adamw, adamw8bit or offload, found '" + optim + "'");
         };
-        if (batch < 1 || seq < 1) throw new Main.BadInput("--batch-size and --seq-len must be >= 1");
-        if (mfu <= 0 || mfu > 1) throw new Main.BadInput("--mfu: expected a utilization in (0, 1], found " + mfu);
         for (String t : targets) if (!t.equals("all-linear") && !ParamCount.PROJECTIONS.contains(t))
             throw new Main.BadInput("--target-modules: unknown projection '" + t + "': expected " + ParamCount.PROJECTIONS + " or all-linear");
         List<Gpus.Gpu> devices = new ArrayList<>();
@@ -200,5 +199,25 @@ final class PlanCommand implements Callable<Integer> {
         if (json) System.out.println(new ObjectMapper().disable(SerializationFeature.FAIL_ON_EMPTY_BEANS).writeValueAsString(report));
         else System.out.print(PlanReport.render(report, markdown));
         return 0;
+    }
+
+    /** Every number by name, before the model is read: a negative or NaN one would print negative tokens, time and cost. */
+    private void checkNumbers() {
+        Limits.positive("--examples", examples);
+        Limits.positive("--tokens-per-example", tokensPerExample);
+        Limits.positive("--epochs", epochs);
+        Limits.positive("--batch-size", batch);
+        Limits.positive("--seq-len", seq);
+        Limits.nonNegative("--loss-chunk", lossChunk);
+        Limits.inRange("--labelled-share", labelledShare, 0, false, 1, true);
+        Limits.positive("--r", r);
+        if (alpha != null) Limits.positive("--lora-alpha", alpha);
+        if (lr != null) Limits.positive("--lr", lr);
+        if (valRatio != null) Limits.inRange("--val-ratio", valRatio, 0, true, 1, false);
+        if (mixRatio != null) Limits.inRange("--mix-ratio", mixRatio, 0, true, 1, false);
+        Limits.inRange("--mfu", mfu, 0, false, 1, true);
+        prices.forEach((name, usd) -> Limits.nonNegative("--price " + name, usd));
+        Limits.nonNegative("--checkpoints", checkpoints);
+        Limits.positive("--variants", variants);
     }
 }

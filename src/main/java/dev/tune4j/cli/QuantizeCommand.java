@@ -31,6 +31,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (blocksize < 32 || blocksize > 4096 || Integer.bitCount(blocksize) != 1) throw Limits.bad("--blocksize", "a power of two in [32, 4096]", blocksize);
         OutputPaths.check(out, OutputPaths.Kind.FOLDER, overwrite, "pass --overwrite to replace it", java.util.List.of(model));
         var r = QuantizeFolder.run(model, out, quant, blocksize, doubleQuant, 5_000_000_000L);
         double ratio = (double) r.quantizedBytes() / r.denseBytes();
