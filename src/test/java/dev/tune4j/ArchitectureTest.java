@@ -25,11 +25,11 @@ class ArchitectureTest {
             Map.entry("tensor", new Rule(Set.of(), true, 400)),
             Map.entry("model", new Rule(Set.of("hf", "tensor"), true, 1_500)),
             Map.entry("text", new Rule(Set.of("hf"), false, 2_000)),
-            Map.entry("generate", new Rule(Set.of("model", "tensor"), true, 500)),
+            Map.entry("generate", new Rule(Set.of("model", "tensor", "hf"), true, 500)), // hf: for UserError (bad sampling settings are the user's)
             Map.entry("quant", new Rule(Set.of("hf", "tensor", "model"), true, 600)),
             Map.entry("plan", new Rule(Set.of("hf"), false, 1_250)), // 1,100 until the preference stages and DoRA (Stage, Reference, their parts and FLOPs)
-            Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 860)), // 600 + DoRA (magnitude, detached norm, merge/unmerge, its file keys) + PEFT-like validation (typed config keys, layers_to_transform, rank/alpha_pattern)
-            Map.entry("data", new Rule(Set.of("hf", "text"), false, 1_300)), // 800 until the preference formats and strict streaming reads
+            Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 900)), // 600 + regex checks and Merge.VerificationFailed (issue 11) + DoRA (magnitude, detached norm, merge/unmerge, its file keys) + PEFT-like validation (typed config keys, layers_to_transform, rank/alpha_pattern)
+            Map.entry("data", new Rule(Set.of("hf", "text"), false, 1_320)), // 1,300 until UserError (issue 11 item 7); 800 until the preference formats and strict streaming reads
             Map.entry("train", new Rule(Set.of("hf", "tensor", "model", "peft", "data", "quant"), true, 2_200)),
             Map.entry("eval", new Rule(Set.of("hf", "tensor", "model", "text", "data", "generate", "peft", "train"), true, 900)),
             Map.entry("recipes", new Rule(Set.of("hf", "tensor", "model", "text", "peft", "train", "data", "eval", "quant", "plan"), true, 1_200)),

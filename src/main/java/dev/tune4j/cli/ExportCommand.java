@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.Gguf;
 import dev.tune4j.hf.OutputPaths;
 import picocli.CommandLine.Command;
@@ -39,7 +40,7 @@ final class ExportCommand implements Runnable {
                 case "f32" -> Gguf.Type.F32;
                 case "f16" -> Gguf.Type.F16;
                 case "q8_0", "q8" -> Gguf.Type.Q8_0;
-                default -> throw new Main.BadInput("--dtype: expected f32, f16 or q8_0, found '" + dtype + "'");
+                default -> throw new UserError("--dtype: expected f32, f16 or q8_0, found '" + dtype + "'");
             };
             OutputPaths.check(out, OutputPaths.Kind.FILE, overwrite, "pass --overwrite to replace it", java.util.List.of(model));
             Gguf.export(model, out, t);

@@ -31,8 +31,8 @@ public final class Generator {
      * @param decoder token ids → text, needed only for stop strings and {@link Result#text()}; may be null
      */
     public static Result generate(LlamaModel model, long[] prompt, GenerationConfig cfg, Function<long[], String> decoder, TokenListener listener) {
-        if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (e.g. BOS)");
-        if (!cfg.stopStrings().isEmpty() && decoder == null) throw new IllegalArgumentException("stop strings need a tokenizer to decode");
+        if (prompt.length == 0) throw new dev.tune4j.hf.UserError("the prompt must hold at least one token (e.g. BOS)");
+        if (!cfg.stopStrings().isEmpty() && decoder == null) throw new IllegalStateException("stop strings need a tokenizer to decode");
         long[] seq = Arrays.copyOf(prompt, prompt.length + cfg.maxNewTokens());
         int len = prompt.length;
         var sampler = new Sampler(cfg);

@@ -1,5 +1,6 @@
 package dev.tune4j.model;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.ModelConfig;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.tensor.Compute;
@@ -91,7 +92,7 @@ public final class LlamaModel implements AutoCloseable {
     public static LlamaModel fromTensors(ModelConfig c, Map<String, Tensor> tensors, Compute compute) {
         return new LlamaModel(c, compute, name -> {
             Tensor t = tensors.get(name);
-            if (t == null) throw new IllegalArgumentException("missing tensor '" + name + "'");
+            if (t == null) throw new UserError("missing tensor '" + name + "'");
             return Tensors.escape(() -> compute.place(t).clone());
         });
     }
@@ -251,7 +252,7 @@ public final class LlamaModel implements AutoCloseable {
      */
     public void save(java.nio.file.Path dir, dev.tune4j.hf.DType dtype, long maxShardBytes) throws java.io.IOException {
         if (linears().values().stream().anyMatch(l -> l.quantized != null))
-            throw new IllegalStateException("this model holds quantized weights: save the original weights (or dequantize) instead");
+            throw new dev.tune4j.hf.UserError("this model holds quantized weights: save the original weights (or dequantize) instead");
         var tmp = dev.tune4j.hf.AtomicFiles.tempDirBeside(dir);
         try {
             var blobs = new LinkedHashMap<String, dev.tune4j.hf.TensorBlob>();

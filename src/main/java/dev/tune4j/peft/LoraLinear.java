@@ -88,7 +88,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         if (mergedInto != null) throw new IllegalStateException("already merged");
         if (base.adapters().get(name) != this) throw new IllegalStateException("merge into the projection this adapter is attached to");
         if (base.quantized != null)
-            throw new IllegalStateException("refusing to merge into 4-bit weights: the update would be rounded away; merge into the original (unquantized) base");
+            throw new dev.tune4j.hf.UserError("refusing to merge into 4-bit weights: the update would be rounded away; merge into the original (unquantized) base");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
             if (!dora()) base.weight.add_(delta().to(base.weight.scalar_type().intern()));
             else {

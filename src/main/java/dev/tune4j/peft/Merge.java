@@ -1,5 +1,6 @@
 package dev.tune4j.peft;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.hf.*;
 import dev.tune4j.model.LlamaModel;
@@ -44,9 +45,9 @@ public final class Merge {
 
     public static Result run(Path modelDir, List<Path> adapters, List<Double> weights, Path out, DType dtype, long maxShardBytes,
                              Double tolerance, PrintStream log) throws IOException {
-        if (adapters.isEmpty()) throw new IllegalArgumentException("give at least one --adapter");
+        if (adapters.isEmpty()) throw new UserError("give at least one --adapter");
         if (!weights.isEmpty() && weights.size() != adapters.size())
-            throw new IllegalArgumentException(weights.size() + " --weight values for " + adapters.size() + " adapters");
+            throw new UserError(weights.size() + " --weight values for " + adapters.size() + " adapters");
         refuseQuantized(modelDir);
         try (ModelFolder f = ModelFolder.open(modelDir); LlamaModel m = LlamaModel.load(f, Compute.cpu())) {
             DType stored = dtype != null ? dtype : storedDtype(f);
@@ -57,7 +58,7 @@ public final class Merge {
                 for (int i = 0; i < adapters.size(); i++) {
                     LoraAdapter a = LoraAdapter.load(adapters.get(i), m);
                     if (a.config.useDora() && adapters.size() > 1)
-                        throw new IllegalArgumentException(adapters.get(i) + " is a DoRA adapter (use_dora: true): it rescales each row of the whole weight, "
+                        throw new UserError(adapters.get(i) + " is a DoRA adapter (use_dora: true): it rescales each row of the whole weight, "
                                 + "so merging it together with other adapters depends on the order and is not supported; merge it alone");
                     if (!weights.isEmpty()) a.setWeight(weights.get(i));
                     modules += a.modules().size();
@@ -78,7 +79,7 @@ public final class Merge {
                         diff = maxAbsDiff(logits(reloaded, ids), reference) / scale;
                     }
                     if (!(diff <= tol))
-                        throw new IllegalStateException(String.format("merge verification failed: logits of the merged %s model differ from base + adapter by %.3g of the logit scale %.3g (tolerance %.3g); nothing was written to %s",
+                        throw new VerificationFailed(String.format("merge verification failed: logits of the merged %s model differ from base + adapter by %.3g of the logit scale %.3g (tolerance %.3g); nothing was written to %s",
                                 stored, diff, scale, tol, out));
                     AtomicFiles.publishDir(stage, out);
                     log.printf("merged %d adapter(s) (%d modules) into %s as %s; verified: max |Δlogit| / %.3g = %.3g ≤ %.3g%n", adapters.size(), modules, out, stored, scale, diff, tol);
@@ -123,5 +124,12 @@ public final class Merge {
         double d = 0;
         for (int i = 0; i < a.length; i++) d = Math.max(d, Math.abs((double) a[i] - b[i]));
         return d;
+    }
+
+    /** The merged model does not reproduce base + adapter within the tolerance: nothing was published. */
+    public static final class VerificationFailed extends IllegalStateException {
+        public VerificationFailed(String message) {
+            super(message);
+        }
     }
 }

@@ -1,5 +1,6 @@
 package dev.tune4j.recipes;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.data.*;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
@@ -47,7 +48,7 @@ public final class Run {
     /** The model folder's tokenizer; pre-tokenized preference data trains without one (as the golden models have none). */
     private static Tokenizer tokenizer(TrainConfig c) {
         if (java.nio.file.Files.exists(c.model().resolve("tokenizer.json")) || !c.preference()) return Tokenizer.load(c.model());
-        if (c.generalFile() != null) throw new IllegalArgumentException(c.model() + ": no tokenizer.json, which --general-file needs to read its text");
+        if (c.generalFile() != null) throw new UserError(c.model() + ": no tokenizer.json, which --general-file needs to read its text");
         return null;
     }
 

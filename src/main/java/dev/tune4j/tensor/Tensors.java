@@ -24,7 +24,10 @@ public final class Tensors {
     public static synchronized void init() {
         if (initialized) return;
         String env = System.getenv("TUNE4J_THREADS");
-        torch.set_num_threads(env != null ? Integer.parseInt(env) : 1);
+        int n = 1;
+        if (env != null && env.strip().matches("[1-9][0-9]{0,3}")) n = Integer.parseInt(env.strip());
+        else if (env != null) System.err.println("warning: TUNE4J_THREADS: expected a thread count from 1 to 9999, found '" + env + "'; using 1");
+        torch.set_num_threads(n);
         initialized = true;
     }
 
