@@ -78,14 +78,28 @@ public final class LlamaModel implements AutoCloseable {
                     + "(tune4j loads it through QLoRA: train --method qlora, generate, chat, eval, logits)");
         return new LlamaModel(folder.config(), compute, name -> {
             if (later.test(name)) return Tensors.escape(() -> torch.empty(0));
-            long[] shape = folder.info(name).shape();
-            float[] v = folder.floats(name);
-            for (int i = 0; i < v.length; i++) // a NaN/Inf weight would only show as a NaN loss or garbage text much later
-                if (!Float.isFinite(v[i])) throw new dev.tune4j.hf.HfFormatException(folder.dir(), "tensor '" + name + "' holds a non-finite value (" + v[i] + " at flat index " + i + ")");
-            Tensor t = Tensors.escape(() -> compute.place(Tensors.floats(v, shape)));
-            onLoaded.accept(folder.info(name).byteSize());
+            var info = folder.info(name);
+            Tensor t = Tensors.escape(() -> {
+                // mapped file → native memory once, in the stored dtype; converted natively (never through Java arrays)
+                Tensor fp32 = Tensors.copyOf(folder.fileOf(name).bytes(name).address(), scalarType(info.dtype()), torch.ScalarType.Float, info.shape(), (i, v) -> {
+                    // a NaN/Inf weight would only show as a NaN loss or garbage text much later
+                    throw new dev.tune4j.hf.HfFormatException(folder.dir(), "tensor '" + name + "' holds a non-finite value (" + v + " at flat index " + i + ")");
+                });
+                return compute.place(fp32);
+            });
+            onLoaded.accept(info.byteSize());
             return t;
         });
+    }
+
+    private static torch.ScalarType scalarType(dev.tune4j.hf.DType d) {
+        return switch (d) {
+            case F32 -> torch.ScalarType.Float;
+            case BF16 -> torch.ScalarType.BFloat16;
+            case F16 -> torch.ScalarType.Half;
+            case F64 -> torch.ScalarType.Double;
+            default -> throw new IllegalStateException("validate() admits float weights only, found " + d);
+        };
     }
 
     /** Builds a model from named host fp32 tensors (e.g. a converted llama2.c checkpoint). */

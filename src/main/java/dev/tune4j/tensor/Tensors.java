@@ -31,6 +31,34 @@ public final class Tensors {
         initialized = true;
     }
 
+    /**
+     * A libtorch tensor copied straight from native memory (a mapped safetensors slice of {@code stored} type) into one of
+     * type {@code as}: one native copy, converting on the way, never through a Java array. A temporary of the caller's
+     * scope. {@code nonFinite} gets the first flat index holding NaN or ±Inf and its value, checked natively before the copy (it may throw).
+     */
+    public static Tensor copyOf(long address, torch.ScalarType stored, torch.ScalarType as, long[] shape, NonFinite nonFinite) {
+        return scoped(() -> {
+            Tensor view = torch.from_blob(new Address(address), shape, new org.bytedeco.pytorch.TensorOptions(stored));
+            Tensor bad = torch.isfinite(view).logical_not().flatten();
+            if (bad.any().item_bool()) {
+                long i = bad.to(torch.ScalarType.Byte).argmax().item_long();
+                nonFinite.at(i, view.flatten().select(0, i).item_double());
+            }
+            return stored == as ? view.clone() : view.to(as);
+        });
+    }
+
+    public interface NonFinite {
+        void at(long flatIndex, double value);
+    }
+
+    /** A raw address as a JavaCPP pointer (from_blob reads it; nothing here owns or frees it). */
+    private static final class Address extends Pointer {
+        Address(long address) {
+            this.address = address;
+        }
+    }
+
     public static Tensor floats(float[] v, long... shape) {
         return Tensor.create(v, shape);
     }
