@@ -19,10 +19,12 @@ public final class Tensors {
     /**
      * Loads libtorch once and sets its intra-op (OpenMP) threads: 1 by default, TUNE4J_THREADS overrides. The CPU build's
      * GEMMs run on OpenBLAS's own thread pool, which already uses every core; a second, spinning OpenMP pool on the same
-     * cores made forward passes 3–15× slower on the 2-core machine (docs/decisions/0002-cpu-threads.md).
+     * cores made forward passes 3–15× slower on the 2-core machine (docs/decisions/0002-cpu-threads.md). Also fixes
+     * glibc's mmap threshold ({@link NativeHeap}).
      */
     public static synchronized void init() {
         if (initialized) return;
+        NativeHeap.configure(); // before libtorch allocates anything
         String env = System.getenv("TUNE4J_THREADS");
         int n = 1;
         if (env != null && env.strip().matches("[1-9][0-9]{0,3}")) n = Integer.parseInt(env.strip());
