@@ -142,6 +142,28 @@ public final class LlamaModel implements AutoCloseable {
         return norm.forward(x);                                                                       // (B, T, C)
     }
 
+    /**
+     * Continuous batching's decoding step: one new token per row, row i continuing the sequence cached in {@code caches[i]}
+     * (each at its own length), so sequences can join and leave between steps. Returns the final hidden states (B, 1, C)
+     * and advances every cache by one.
+     */
+    public Tensor decodeRows(long[] tokens, KvCache[] caches) {
+        int b = tokens.length;
+        long[] pos = new long[b];
+        for (int i = 0; i < b; i++) pos[i] = caches[i].length();
+        Tensor positions = compute.placeIndex(Tensors.longs(pos, b, 1));                            // (B, 1)
+        long maxPos = config.ropeScaling().type().equals("dynamic") ? java.util.Arrays.stream(pos).max().orElse(0) : 0;
+        Tensor[] cs = rope.cosSin(positions, maxPos);                                                 // (B, 1, 1, hd) each
+        Tensor x = embed(compute.placeIndex(Tensors.longs(tokens, b, 1)));                           // (B, 1, C)
+        int window = config.slidingWindow();
+        for (DecoderLayer layer : layers) {
+            Tensor h = x;
+            x = Tensors.scoped(() -> layer.forwardRows(h, cs[0], cs[1], caches, window));             // (B, 1, C)
+        }
+        for (KvCache c : caches) c.advance(1);
+        return norm.forward(x);
+    }
+
     /** Convenience for unpacked batches: {@link #forward(Batch, KvCache, List)}. */
     public Tensor forward(Tensor inputIds, Tensor positionIds, Tensor attentionMask, KvCache cache, List<Tensor> layerOutputs) {
         return forward(new Batch(inputIds, positionIds, attentionMask, null), cache, layerOutputs);
