@@ -51,6 +51,7 @@ public final class Engine implements AutoCloseable {
     private final LinkedHashMap<String, Boolean> attached = new LinkedHashMap<>(16, 0.75f, true); // engine thread only; access order = LRU
     private final Set<String> evictions = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private volatile Stats stats = new Stats(0, 0, List.of());
+    private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger(); // submitted, not finished
     private volatile boolean closed;
     private final Thread thread;
 
@@ -74,11 +75,22 @@ public final class Engine implements AutoCloseable {
         if (prompt == 0) throw new UserError("the prompt must hold at least one token");
         if (prompt + request.sampling().maxTokens() > options.maxModelLen())
             throw new UserError("the prompt's " + prompt + " tokens plus max_tokens " + request.sampling().maxTokens() + " exceed the model length " + options.maxModelLen());
-        var s = new Sequence(request, listener, true, detokenizer, new Sampler(request.sampling()));
+        Listener counted = new Listener() { // the request leaves the engine's count when it finishes
+            public void onDelta(String text, long[] tokenIds) {
+                listener.onDelta(text, tokenIds);
+            }
+
+            public void onFinish(FinishReason reason, Usage usage, Throwable error) {
+                inFlight.decrementAndGet();
+                listener.onFinish(reason, usage, error);
+            }
+        };
+        var s = new Sequence(request, counted, true, detokenizer, new Sampler(request.sampling()));
         synchronized (waiting) {
             if (closed) throw new Busy("the engine is shut down");
-            if (waiting.size() + stats.running() >= options.maxNumSeqs() + options.maxQueued())
-                throw new Busy(stats.running() + " sequences running and " + waiting.size() + " waiting: at capacity");
+            if (inFlight.get() >= options.maxNumSeqs() + options.maxQueued())
+                throw new Busy(inFlight.get() + " requests running or waiting: at capacity (" + options.maxNumSeqs() + " running + " + options.maxQueued() + " queued)");
+            inFlight.incrementAndGet();
             waiting.add(s);
             waiting.notifyAll();
         }

@@ -130,6 +130,21 @@ class EngineTest {
     }
 
     @Test
+    void aFourBitBaseServesWithAdaptersAsTheCliPathDecodesIt() throws Exception {
+        try (ModelFolder f = ModelFolder.open(EmbeddedModel.stories260k()); LlamaModel q = LlamaModel.load(f, Compute.cpu())) {
+            dev.tune4j.quant.FourBit.quantize(q, "nf4", 64, true); // a bitsandbytes-style NF4 base
+            long[] prompt = tok.encode("Once upon a time", true);
+            var viaGenerator = Generator.generate(q, prompt, GenerationConfig.greedy(30).withEos(List.of(2)), detok, null);
+            List<Result> got;
+            try (Engine e = Engine.start(q, detok, RANDOM, new Engine.Options(4, 512, 4, 4, 4))) {
+                got = e.generateAll(List.of(new Request(null, prompt, Sampling.greedy(30, List.of(2))), new Request("a", prompt, Sampling.greedy(30, List.of(2)))));
+            }
+            assertThat(got.get(0).tokenIds()).containsExactly(viaGenerator.tokens());
+            assertThat(got.get(1).tokenIds()).as("an adapter over the 4-bit base").isNotEqualTo(viaGenerator.tokens());
+        }
+    }
+
+    @Test
     void deltasConcatenateToTheTextAndAStopStringSpanningTokensCutsIt() throws Exception {
         try (Engine e = engine(4, 4, 4)) {
             Result free = e.generate(req(null, "Once upon a time", 60));

@@ -99,4 +99,14 @@ class SamplerTest {
             assertThat(r.tokens()).containsExactly(java.util.Arrays.copyOf(t, needed));
         }
     }
+
+    @Test
+    void presenceAndFrequencyPenaltiesAreOpenAisOverTheGeneratedTokensOnly() {
+        // logit − count·frequency − [count > 0]·presence; token 0 sits in the prompt only, so it is not penalized
+        var s = new Sampler(new Sampling(5, 0, 1, 0, null, List.of(), 1, 0.5, 0.75, false, List.of()));
+        float[] logits = {4f, 3f, 2.9f, 2.0f};
+        long[] seen = {0, 0, 1, 1, 2};   // prompt {0, 0}; generated {1, 1, 2}
+        s.next(logits, seen, seen.length, 2);
+        assertThat(logits).containsExactly(4f, 3f - 2 * 0.75f - 0.5f, 2.9f - 0.75f - 0.5f, 2.0f);
+    }
 }
