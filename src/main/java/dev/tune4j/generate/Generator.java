@@ -3,6 +3,7 @@ package dev.tune4j.generate;
 import dev.tune4j.hf.UserError;
 import dev.tune4j.model.LlamaModel;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
 
@@ -30,29 +31,66 @@ public final class Generator {
     public static Result generate(LlamaModel model, long[] prompt, GenerationConfig cfg, Function<long[], String> decoder, TokenListener listener) {
         if (prompt.length == 0) throw new UserError("the prompt must hold at least one token (e.g. BOS)");
         if (!cfg.stopStrings().isEmpty() && decoder == null) throw new IllegalStateException("stop strings need a tokenizer to decode");
-        if (cfg.maxNewTokens() == 0) return new Result(new long[0], decoder == null ? null : "", StopReason.MAX_TOKENS);
-        var text = new StringBuilder();
-        Listener l = new Listener() {
-            public void onDelta(String t, long[] ids) {
-                text.append(t);
-                if (listener != null) for (long id : ids) listener.onToken((int) id);
-            }
+        return generateAll(model, List.of(prompt), cfg, decoder, listener, 1).getFirst();
+    }
 
-            public void onFinish(FinishReason reason, Usage usage, Throwable error) {}
-        };
-        var request = new Request(null, prompt, Sampling.of(cfg));
-        var s = new Sequence(request, l, false, decoder, new Sampler(cfg));
-        var d = new Decoder(model);
-        try {
-            d.prefill(s);
-            while (s.finish == null) d.step(List.of(s));
-            s.end(s.finish, null);
-        } finally {
-            if (s.cache != null) s.cache.close();
+    /**
+     * Several prompts decoded together — continuous batching on the caller's thread, at most {@code batch} sequences per
+     * step, each leaving when done and the next prompt joining — with the same settings for all (eval --generate, the
+     * run report's samples). Results in prompt order; {@code listener} (may be null) hears the tokens of every sequence.
+     */
+    public static List<Result> generateAll(LlamaModel model, List<long[]> prompts, GenerationConfig cfg, Function<long[], String> decoder, TokenListener listener, int batch) {
+        if (!cfg.stopStrings().isEmpty() && decoder == null) throw new IllegalStateException("stop strings need a tokenizer to decode");
+        var seqs = new ArrayList<Sequence>();
+        var texts = new ArrayList<StringBuilder>();
+        for (long[] prompt : prompts) {
+            if (prompt.length == 0) throw new UserError("the prompt must hold at least one token (e.g. BOS)");
+            var text = new StringBuilder();
+            Listener l = new Listener() {
+                public void onDelta(String t, long[] ids) {
+                    text.append(t);
+                    if (listener != null) for (long id : ids) listener.onToken((int) id);
+                }
+
+                public void onFinish(FinishReason reason, Usage usage, Throwable error) {}
+            };
+            texts.add(text);
+            seqs.add(new Sequence(new Request(null, prompt, Sampling.of(cfg)), l, false, decoder, new Sampler(cfg)));
         }
-        long[] out = s.output();
-        boolean eos = cfg.eosTokenIds().contains((int) out[out.length - 1]);
-        StopReason reason = s.text.stopped() ? StopReason.STOP_STRING : eos ? StopReason.EOS : StopReason.MAX_TOKENS;
-        return new Result(out, decoder == null ? null : text.toString(), reason);
+        if (cfg.maxNewTokens() > 0) {
+            var d = new Decoder(model);
+            var running = new ArrayList<Sequence>();
+            int next = 0;
+            try {
+                while (next < seqs.size() || !running.isEmpty()) {
+                    while (running.size() < batch && next < seqs.size()) { // join: prefill chooses the first token
+                        Sequence s = seqs.get(next++);
+                        d.prefill(s);
+                        if (s.finish != null) s.end(s.finish, null);
+                        else running.add(s);
+                    }
+                    if (running.isEmpty()) continue;
+                    d.step(running);
+                    for (var it = running.iterator(); it.hasNext(); ) { // leave
+                        Sequence s = it.next();
+                        if (s.finish != null) {
+                            it.remove();
+                            s.end(s.finish, null);
+                        }
+                    }
+                }
+            } finally {
+                for (Sequence s : seqs) if (s.cache != null) s.cache.close();
+            }
+        }
+        var out = new ArrayList<Result>();
+        for (int i = 0; i < seqs.size(); i++) {
+            Sequence s = seqs.get(i);
+            long[] ids = s.output();
+            boolean eos = ids.length > 0 && cfg.eosTokenIds().contains((int) ids[ids.length - 1]);
+            StopReason reason = s.text.stopped() ? StopReason.STOP_STRING : eos ? StopReason.EOS : StopReason.MAX_TOKENS;
+            out.add(new Result(ids, decoder == null ? null : texts.get(i).toString(), reason));
+        }
+        return out;
     }
 }

@@ -145,6 +145,20 @@ class EngineTest {
     }
 
     @Test
+    void batchedGenerationOnTheCallersThreadEqualsOneAtATime() {
+        var prompts = List.of(tok.encode("Once upon a time", true), tok.encode("Lily", true), tok.encode("The big dog ran", true),
+                tok.encode("Tom", true), tok.encode("One day", true));
+        var cfg = GenerationConfig.greedy(25).withEos(List.of(2));
+        var batched = Generator.generateAll(model, prompts, cfg, detok, null, 3); // 3 at a time: the others join as rows finish
+        for (int i = 0; i < prompts.size(); i++) {
+            var alone = Generator.generate(model, prompts.get(i), cfg, detok, null);
+            assertThat(batched.get(i).tokens()).as("prompt %d", i).containsExactly(alone.tokens());
+            assertThat(batched.get(i).text()).isEqualTo(alone.text());
+            assertThat(batched.get(i).reason()).isEqualTo(alone.reason());
+        }
+    }
+
+    @Test
     void deltasConcatenateToTheTextAndAStopStringSpanningTokensCutsIt() throws Exception {
         try (Engine e = engine(4, 4, 4)) {
             Result free = e.generate(req(null, "Once upon a time", 60));
