@@ -26,9 +26,9 @@ import java.util.concurrent.Callable;
 /** Throughput and peak memory on fixed, named shapes (random weights) or a model folder. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure forward or generation tokens/s and peak resident memory.")
 final class BenchCommand implements Callable<Integer> {
-    enum What {forward, generate, train}
+    enum What {forward, generate, train, serve}
 
-    @Parameters(paramLabel = "WHAT", description = "forward | generate | train")
+    @Parameters(paramLabel = "WHAT", description = "forward | generate | train | serve (the engine in process: concurrent requests, mixed adapters)")
     What what;
 
     @Option(names = "--shape", description = "random-weight model of a published shape: stories260k, smollm2-135m, tiny")
@@ -64,6 +64,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--precompute-ref-logps", description = "train --stage dpo: reference log-probs computed once before timing instead of a reference pass per step")
     boolean precomputeRef;
 
+    @Option(names = "--concurrency", split = ",", defaultValue = "1,8,32,64", description = "serve: concurrent requests (slots) to measure (default ${DEFAULT-VALUE})")
+    List<Integer> concurrency;
+
+    @Option(names = "--adapters", split = ",", defaultValue = "base,one,mixed8", description = "serve: base (no adapter), one (every request the same adapter), mixed8 (8 adapters round robin) (default ${DEFAULT-VALUE})")
+    List<ServeBench.Mix> mixes;
+
     @Option(names = "--json", description = "print one JSON line with the results")
     boolean json;
 
@@ -84,6 +90,11 @@ final class BenchCommand implements Callable<Integer> {
             var rnd = new Random(0);
             if (what == What.train) {
                 trainSteps(m, rnd, result);
+            } else if (what == What.serve) {
+                for (int c : concurrency) Limits.inRange("--concurrency", c, 1, 1024, "slots");
+                if (seqLen + 17 > m.config.maxPositionEmbeddings()) throw new UserError("--seq-len: expected at most " + (m.config.maxPositionEmbeddings() - 17) + " new tokens (the model's context), found " + seqLen);
+                result.put("engine", "in process (no HTTP): generate.Engine, one model thread, continuous batching");
+                result.put("runs", ServeBench.run(m, concurrency, mixes, seqLen, json));
             } else if (what == What.forward) {
                 long[] ids = new long[batch * seqLen];
                 for (int i = 0; i < ids.length; i++) ids[i] = rnd.nextInt(m.config.vocabSize());
