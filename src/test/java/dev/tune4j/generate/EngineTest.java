@@ -159,6 +159,29 @@ class EngineTest {
     }
 
     @Test
+    void gatheredAndGroupedRoutingComputeTheSameUpdates() throws Exception {
+        for (String a : List.of("g1", "g2", "g3")) RANDOM.attach(model, a);
+        try (var scope = new org.bytedeco.javacpp.PointerScope(); var ng = new NoGradGuard()) {
+            long[] ids = new long[4 * 6];
+            for (int i = 0; i < ids.length; i++) ids[i] = 1 + (i * 37) % 500;
+            model.routing.set(new String[]{"g1", null, "g3", "g1"});
+            var out = new float[2][];
+            for (int mode = 0; mode < 2; mode++) {
+                dev.tune4j.model.Linear.gathered = mode == 1;
+                out[mode] = Tensors.toFloats(model.logits(Tensors.longs(ids, 4, 6), null, null));
+            }
+            for (int i = 0; i < out[0].length; i++) assertThat((double) out[1][i]).isCloseTo(out[0][i], org.assertj.core.api.Assertions.within(1e-4));
+            model.routing.set(new String[]{null, null, null, null});
+            float[] base = Tensors.toFloats(model.logits(Tensors.longs(ids, 4, 6), null, null));
+            assertThat(base).as("the adapters change the routed rows").isNotEqualTo(out[1]);
+        } finally {
+            dev.tune4j.model.Linear.gathered = true;
+            model.routing.clear();
+            for (String a : List.of("g1", "g2", "g3")) RANDOM.detach(model, a);
+        }
+    }
+
+    @Test
     void deltasConcatenateToTheTextAndAStopStringSpanningTokensCutsIt() throws Exception {
         try (Engine e = engine(4, 4, 4)) {
             Result free = e.generate(req(null, "Once upon a time", 60));
