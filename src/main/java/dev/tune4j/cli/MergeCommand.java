@@ -57,7 +57,7 @@ final class MergeCommand implements Callable<Integer> {
         try {
             Merge.Result r;
             try {
-                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
+                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, System.err); // its phases (load, merge, write, verify) with their times
             } catch (IllegalStateException e) {
                 throw new IllegalStateException(e.getMessage().replace(stage.toString(), out.toString()), e);
             }
