@@ -1,6 +1,7 @@
 package dev.tune4j.train;
 
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
+import me.tongfei.progressbar.DelegatingProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
@@ -45,9 +46,11 @@ public final class StepProgress implements AutoCloseable {
     }
 
     private void show() {
-        int interval = System.console() != null ? 500 : 10_000;
+        boolean terminal = System.console() != null;
+        // a terminal redraws one line in place; a log gets whole lines (a carriage return would glue the redraws into one)
+        var consumer = terminal ? new ConsoleProgressBarConsumer(System.err) : new DelegatingProgressBarConsumer(System.err::println, 150);
         var b = new ProgressBarBuilder().setTaskName(task).setInitialMax(total).setStyle(ProgressBarStyle.ASCII)
-                .setConsumer(new ConsoleProgressBarConsumer(System.err)).setUpdateIntervalMillis(interval).showSpeed();
+                .setConsumer(consumer).setUpdateIntervalMillis(terminal ? 500 : 10_000).showSpeed(new java.text.DecimalFormat("0.00")); // slow phases run below 0.1/s: the default "#.0" printed ".0"
         if (!unit.isEmpty()) b.setUnit(unit, unitSize);
         if (done > 0) b.startsFrom(done, Duration.ofNanos(System.nanoTime() - started));
         bar = b.build();
