@@ -43,7 +43,15 @@ final class ExportCommand implements Runnable {
                 default -> throw new UserError("--dtype: expected f32, f16 or q8_0, found '" + dtype + "'");
             };
             OutputPaths.check(out, OutputPaths.Kind.FILE, overwrite, "pass --overwrite to replace it", java.util.List.of(model));
-            Gguf.export(model, out, t);
+            var bar = new dev.tune4j.train.StepProgress[1]; // created at the first tensor, when the count is known
+            try {
+                Gguf.export(model, out, t, (done, total) -> {
+                    if (bar[0] == null) bar[0] = dev.tune4j.train.StepProgress.phase("export " + out.getFileName(), total, " tensors");
+                    bar[0].stepTo(done);
+                });
+            } finally {
+                if (bar[0] != null) bar[0].close();
+            }
             var g = Gguf.read(out);
             System.out.printf("wrote %s: GGUF v%d, %d tensors, %d metadata keys, %s (validated by re-reading)%n", out, g.version(), g.tensors().size(), g.metadata().size(),
                     dev.tune4j.cli.InspectCommand.bytes(g.size()));

@@ -28,7 +28,7 @@ record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer, Lo
         try {
             long t0 = System.nanoTime();
             LlamaModel m;
-            try (var bar = Progress.bytes("loading " + dir.getFileName(), f.totalBytes())) {
+            try (var bar = dev.tune4j.train.StepProgress.bytes("loading " + dir.getFileName(), f.totalBytes())) {
                 m = f.bitsandbytes4bit() ? dev.tune4j.quant.FourBit.load(f, Compute.auto()) : LlamaModel.load(f, Compute.auto(), bar::step);
             }
             Tokenizer tok = Files.exists(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;

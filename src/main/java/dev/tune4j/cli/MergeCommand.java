@@ -58,7 +58,7 @@ final class MergeCommand implements Callable<Integer> {
         try {
             Merge.Result r;
             try {
-                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
+                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, System.err); // its phases (load, merge, write, verify) with their times
             } catch (Merge.VerificationFailed e) {
                 throw new Merge.VerificationFailed(e.getMessage().replace(stage.toString(), out.toString()));
             }

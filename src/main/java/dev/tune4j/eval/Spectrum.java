@@ -38,7 +38,12 @@ public final class Spectrum {
     public static List<Module> of(LoraAdapter adapter) {
         if (adapter.config.useDora()) throw new UserError(doraRefusal("this adapter"));
         var out = new ArrayList<Module>();
-        adapter.modules().forEach((name, l) -> out.add(of(name, Tensors.toFloats(l.lora_A), Tensors.toFloats(l.lora_B), (int) l.r(), l.scaling)));
+        try (var bar = dev.tune4j.train.StepProgress.phase("adapter spectrum", adapter.modules().size(), " modules")) {
+            adapter.modules().forEach((name, l) -> {
+                out.add(of(name, Tensors.toFloats(l.lora_A), Tensors.toFloats(l.lora_B), (int) l.r(), l.scaling));
+                bar.step();
+            });
+        }
         return out;
     }
 

@@ -127,7 +127,7 @@ final class Preference {
         } else {
             var live = PreferenceLoss.switched(model, full ? () -> {} : method::toReference, full ? () -> {} : method::toPolicy, c.lossChunk());
             long t0 = System.nanoTime();
-            try (var bar = StepProgress.create("reference", sources.stream().mapToLong(MicroSource::inOrderCount).sum())) {
+            try (var bar = StepProgress.phase("reference log-probs", sources.stream().mapToLong(MicroSource::inOrderCount).sum(), " batches")) {
                 for (var src : sources)
                     for (int i = 0; i < src.inOrderCount(); i++) {
                         try (var scope = new org.bytedeco.javacpp.PointerScope()) {

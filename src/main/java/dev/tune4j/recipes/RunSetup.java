@@ -195,7 +195,7 @@ final class RunSetup {
      * The planner's peak for this run (its batch, the longest row it will see, its labelled share, optimizer, runtime),
      * printed before training starts so the measured peak at the end can be held against it.
      */
-    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, PrintStream log) {
         long tokens = ds.train.stream().mapToLong(Example::length).sum(), labelled = ds.train.stream().mapToLong(Example::supervisedTokens).sum();
         int longest = ds.train.stream().mapToInt(Example::length).max().orElse(c.maxSeqLen());
         int seq = c.packing() ? c.maxSeqLen() : Math.min(c.maxSeqLen(), longest);
@@ -206,7 +206,7 @@ final class RunSetup {
      * The planner's peak for this run (its rows per micro-batch, the longest row it will see, its labelled share,
      * optimizer, runtime), printed before training starts so the measured peak at the end can be held against it.
      */
-    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, PrintStream log) {
         return predictPeak(c, config, rows, seq, labelledShare, method, cpu, 0, log);
     }
 
@@ -214,7 +214,7 @@ final class RunSetup {
      * @param items for a preference stage, the pairs (KTO: examples) in the data, and {@code rows} the pairs per micro-batch:
      *              the planner doubles them into rows and adds the reference as the run has it
      */
-    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, long items, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, long items, PrintStream log) {
         var m = MemoryPlan.Method.parse(method);
         var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
         var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, rows, seq, c.gradientCheckpointing(),
@@ -229,7 +229,7 @@ final class RunSetup {
         var sb = new StringBuilder();
         e.parts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(Math.round(v / 1048576.0)).append(" MiB"));
         log.printf("planner: predicted peak memory %.0f MiB at batch %d%s × %d tokens (%s)%n", e.peak() / 1048576.0, rows, c.preference() ? (c.stage().equals("kto") ? " examples" : " pairs") : "", seq, sb);
-        return e.peak();
+        return e;
     }
 
     static void reportPeak(long predicted, long measured, PrintStream log) {

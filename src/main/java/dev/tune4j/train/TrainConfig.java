@@ -22,7 +22,7 @@ public record TrainConfig(
         // evaluation, checkpoints, logging
         int evalSteps, int saveSteps, int keepBest, int keepLast, int earlyStoppingPatience, int loggingSteps, String resume,
         // after training
-        Path generalFile, double forgettingThreshold,
+        Path generalFile, double forgettingThreshold, int samples,
         // QLoRA
         String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype,
         // stage and preference training, DoRA, initial adapter
@@ -96,6 +96,7 @@ public record TrainConfig(
             new Key("overwrite", Kind.BOOL, "false", "replace an existing run folder (moved aside, then removed) instead of refusing it", ALL),
             new Key("general-file", Kind.PATH, null, "general text: its perplexity before and after training (forgetting check)", ALL),
             new Key("forgetting-threshold", Kind.NUMBER, "0.1", "flag a relative perplexity increase above this", ALL),
+            new Key("samples", Kind.INT, "3", "validation prompts the model answers after training, shown in report.html (0: skip generation)", PROMPTED),
             new Key("quant", Kind.TEXT, "nf4", "nf4 or fp4", QLORA),
             new Key("double-quant", Kind.BOOL, "true", "quantize the absmax values too", QLORA),
             new Key("blocksize", Kind.INT, "64", "elements per quantization block, a power of two in 32..4096", QLORA),
@@ -137,6 +138,7 @@ public record TrainConfig(
         if (epochs < 1 && maxSteps < 1) throw new UserError("need epochs >= 1 or max-steps >= 1");
         if (!(lr > 0)) throw new UserError("lr must be positive, found " + lr);
         if (keepBest < 0 || keepLast < 0) throw new UserError("keep-best and keep-last must be >= 0");
+        if (samples < 0) throw new UserError("samples must be >= 0 (0 skips them), found " + samples);
         if (!STAGES.contains(stage)) throw new UserError("stage: expected one of " + STAGES + ", found '" + stage + "'");
         if (stage.equals("dpo") && !Set.of("sigmoid", "ipo", "hinge", "robust").contains(lossType))
             throw new UserError("loss-type: expected sigmoid, ipo, hinge or robust for --stage dpo, found '" + lossType + "'"
@@ -179,7 +181,7 @@ public record TrainConfig(
                 v.dbl("max-grad-norm"), v.integer("seed"), m.containsKey("gradient-checkpointing") ? v.bool("gradient-checkpointing") : method.equals("qlora"), v.integer("loss-chunk"),
                 v.integer("eval-steps"), v.integer("save-steps"), v.integer("keep-best"), v.integer("keep-last"),
                 v.integer("early-stopping-patience"), v.integer("logging-steps"), v.str("resume"),
-                v.path("general-file"), v.dbl("forgetting-threshold"),
+                v.path("general-file"), v.dbl("forgetting-threshold"), v.integer("samples"),
                 v.str("quant"), v.bool("double-quant"), v.integer("blocksize"), v.str("optim"), v.bool("optim-offload"), v.str("compute-dtype"),
                 stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
                 v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"),
@@ -203,7 +205,7 @@ public record TrainConfig(
                 "warmup-steps", warmupSteps, "weight-decay", weightDecay, "max-grad-norm", maxGradNorm, "seed", seed,
                 "gradient-checkpointing", gradientCheckpointing, "loss-chunk", lossChunk, "eval-steps", evalSteps, "save-steps", saveSteps,
                 "keep-best", keepBest, "keep-last", keepLast, "early-stopping-patience", earlyStoppingPatience, "logging-steps", loggingSteps,
-                "resume", resume, "general-file", generalFile, "forgetting-threshold", forgettingThreshold, "quant", quant, "double-quant", doubleQuant,
+                "resume", resume, "general-file", generalFile, "forgetting-threshold", forgettingThreshold, "samples", samples, "quant", quant, "double-quant", doubleQuant,
                 "blocksize", blocksize, "optim", optim, "optim-offload", optimOffload, "compute-dtype", computeDtype, "loss-type", lossType,
                 "beta", beta, "label-smoothing", labelSmoothing, "precompute-ref-logps", precomputeRefLogps, "simpo-gamma", simpoGamma,
                 "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight, "overwrite", overwrite};
