@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.hf.ModelConfig;
 import dev.tune4j.plan.Catalog;
@@ -108,7 +109,7 @@ final class AdviseCommand implements Callable<Integer> {
         System.err.print(q + " [" + options + "] ");
         System.err.flush();
         String a = in.readLine();
-        if (a == null) throw new Main.BadInput("advise --interactive: input ended before an answer to '" + q + "' [" + options + "]");
+        if (a == null) throw new UserError("advise --interactive: input ended before an answer to '" + q + "' [" + options + "]");
         return a.strip();
     }
 
@@ -128,7 +129,7 @@ final class AdviseCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         boolean none = fewShot == null && external == null && examples == null && goal == null && vram == null && gpu == null && model == null;
         if (interactive || (none && System.console() != null)) in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        if (goal != null && !Rules.GOALS.contains(goal)) throw new Main.BadInput("--goal: expected one of " + Rules.GOALS + ", found '" + goal + "'");
+        if (goal != null && !Rules.GOALS.contains(goal)) throw new UserError("--goal: expected one of " + Rules.GOALS + ", found '" + goal + "'");
         checkNumbers();
         var out = new LinkedHashMap<String, Object>();
 

@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.generate.GenerationConfig;
 import dev.tune4j.generate.Generator;
@@ -25,9 +26,9 @@ import java.util.concurrent.Callable;
 /** Throughput and peak memory on fixed, named shapes (random weights) or a model folder. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure forward or generation tokens/s and peak resident memory.")
 final class BenchCommand implements Callable<Integer> {
-    enum What {forward, generate, train}
+    enum What {forward, generate, train, serve}
 
-    @Parameters(paramLabel = "WHAT", description = "forward | generate | train")
+    @Parameters(paramLabel = "WHAT", description = "forward | generate | train | serve (the engine in process: concurrent requests, mixed adapters)")
     What what;
 
     @Option(names = "--shape", description = "random-weight model of a published shape: stories260k, smollm2-135m, tiny")
@@ -63,14 +64,20 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--precompute-ref-logps", description = "train --stage dpo: reference log-probs computed once before timing instead of a reference pass per step")
     boolean precomputeRef;
 
+    @Option(names = "--concurrency", split = ",", defaultValue = "1,8,32,64", description = "serve: concurrent requests (slots) to measure (default ${DEFAULT-VALUE})")
+    List<Integer> concurrency;
+
+    @Option(names = "--adapters", split = ",", defaultValue = "base,one,mixed8", description = "serve: base (no adapter), one (every request the same adapter), mixed8 (8 adapters round robin) (default ${DEFAULT-VALUE})")
+    List<ServeBench.Mix> mixes;
+
     @Option(names = "--json", description = "print one JSON line with the results")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
-        if ((shape == null) == (model == null)) throw new Main.BadInput("give exactly one of --shape NAME or --model DIR");
+        if ((shape == null) == (model == null)) throw new UserError("give exactly one of --shape NAME or --model DIR");
         if (batch < 1 || seqLen < 2 || steps < 1 || r < 1)
-            throw new Main.BadInput("--batch-size, --steps and --r must be >= 1 and --seq-len >= 2, found " + batch + ", " + steps + ", " + r + " and " + seqLen);
+            throw new UserError("--batch-size, --steps and --r must be >= 1 and --seq-len >= 2, found " + batch + ", " + steps + ", " + r + " and " + seqLen);
         Compute compute = Compute.auto();
         ModelFolder folder = model == null ? null : ModelFolder.open(model);
         try (LlamaModel m = folder == null ? LlamaModel.random(ConfigPresets.byName(shape), 0, compute) : LlamaModel.load(folder, compute)) {
@@ -83,6 +90,11 @@ final class BenchCommand implements Callable<Integer> {
             var rnd = new Random(0);
             if (what == What.train) {
                 trainSteps(m, rnd, result);
+            } else if (what == What.serve) {
+                for (int c : concurrency) Limits.inRange("--concurrency", c, 1, 1024, "slots");
+                if (seqLen + 17 > m.config.maxPositionEmbeddings()) throw new UserError("--seq-len: expected at most " + (m.config.maxPositionEmbeddings() - 17) + " new tokens (the model's context), found " + seqLen);
+                result.put("engine", "in process (no HTTP): generate.Engine, one model thread, continuous batching");
+                result.put("runs", ServeBench.run(m, concurrency, mixes, seqLen, json));
             } else if (what == What.forward) {
                 long[] ids = new long[batch * seqLen];
                 for (int i = 0; i < ids.length; i++) ids[i] = rnd.nextInt(m.config.vocabSize());
@@ -131,8 +143,8 @@ final class BenchCommand implements Callable<Integer> {
      * LoRA/QLoRA (all-linear adapters) or full fine-tuning (every weight), AdamW and clipping as in the recipes.
      */
     private void trainSteps(LlamaModel m, Random rnd, java.util.Map<String, Object> result) {
-        if (!List.of("lora", "qlora", "full").contains(method)) throw new Main.BadInput("bench train: --method lora, qlora or full, found '" + method + "'");
-        if (!List.of("sft", "dpo").contains(stage)) throw new Main.BadInput("bench train: --stage sft or dpo, found '" + stage + "'");
+        if (!List.of("lora", "qlora", "full").contains(method)) throw new UserError("bench train: --method lora, qlora or full, found '" + method + "'");
+        if (!List.of("sft", "dpo").contains(stage)) throw new UserError("bench train: --stage sft or dpo, found '" + stage + "'");
         if (method.equals("qlora")) {
             var sizes = dev.tune4j.quant.FourBit.quantize(m, "nf4", 64, true);
             result.put("base_linear_bytes_ratio", Math.round(sizes.ratio() * 10000) / 10000.0);
@@ -209,7 +221,7 @@ final class BenchCommand implements Callable<Integer> {
     /** Token cross-entropy, or DPO's sigmoid loss against the base with the adapter off (per step, or precomputed once). */
     private dev.tune4j.train.Objective objective(LlamaModel m, dev.tune4j.peft.LoraAdapter lora, dev.tune4j.train.MicroSource data) {
         if (!stage.equals("dpo")) return dev.tune4j.train.TokenLoss.INSTANCE;
-        if (lora == null && !precomputeRef) throw new Main.BadInput("bench train --stage dpo --method full needs --precompute-ref-logps (tune4j keeps no second model)");
+        if (lora == null && !precomputeRef) throw new UserError("bench train --stage dpo --method full needs --precompute-ref-logps (tune4j keeps no second model)");
         var live = dev.tune4j.train.PreferenceLoss.switched(m, () -> { if (lora != null) lora.enable(false); }, () -> { if (lora != null) lora.enable(true); }, 1024);
         dev.tune4j.train.PreferenceLoss.Reference ref = live;
         if (precomputeRef) {

@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.generate.Generator;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -32,7 +33,7 @@ final class ChatCommand implements Callable<Integer> {
         sampling.check();
         try (LoadedModel lm = LoadedModel.open(model, adapter)) {
             var tok = lm.requireTokenizer();
-            if (tok.chatTemplate().isEmpty()) throw new Main.BadInput(model + "/tokenizer_config.json: no chat_template, so there is no chat format; use generate");
+            if (tok.chatTemplate().isEmpty()) throw new UserError(model + "/tokenizer_config.json: no chat_template, so there is no chat format; use generate");
             int ctx = lm.model().config.maxPositionEmbeddings();
             if (sampling.maxNewTokens != null)
                 Limits.inRange("--max-new-tokens", sampling.maxNewTokens, 1, ctx - 1, "max_position_embeddings " + ctx + " minus at least one prompt token");

@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.tune4j.data.*;
@@ -96,9 +97,9 @@ final class EvalCommand implements Callable<Integer> {
         Limits.positive("--batch-size", batchSize);
         Limits.nonNegative("--threshold", threshold);
         if (preference) return preference();
-        if (data == null && !forgetting) throw new Main.BadInput("give --data FILE, --forgetting --general FILE, or both");
+        if (data == null && !forgetting) throw new UserError("give --data FILE, --forgetting --general FILE, or both");
         if (forgetting && (general == null || (adapter == null) == (tunedModel == null)))
-            throw new Main.BadInput("--forgetting needs --general FILE and either --adapter DIR or --tuned-model DIR");
+            throw new UserError("--forgetting needs --general FILE and either --adapter DIR or --tuned-model DIR");
         var result = new LinkedHashMap<String, Object>();
         result.put("model", model.toString());
         result.put("adapter", adapter == null ? null : adapter.toString());
@@ -127,7 +128,7 @@ final class EvalCommand implements Callable<Integer> {
                 if (data != null) {
                     var read = DataFiles.read(data, false);
                     Format fmt = format != null ? Format.parse(format) : Format.detect(read.rows().getFirst());
-                    var style = promptStyle != null ? Encoder.PromptStyle.valueOf(promptStyle.toUpperCase())
+                    var style = promptStyle != null ? Encoder.PromptStyle.parse(promptStyle)
                             : tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
                     var loss = Perplexity.of(lm.model(), tok, data, fmt, style, maxSeqLen, 8, eos);
                     result.put("loss", loss.loss());
@@ -160,8 +161,8 @@ final class EvalCommand implements Callable<Integer> {
 
     /** eval --preference: the loss and TRL's metrics of model + adapter against its reference on held-out pairs. */
     private int preference() throws Exception {
-        if (data == null) throw new Main.BadInput("--preference needs --data PAIRS");
-        if (forgetting || generate) throw new Main.BadInput("--preference does not combine with --forgetting or --generate");
+        if (data == null) throw new UserError("--preference needs --data PAIRS");
+        if (forgetting || generate) throw new UserError("--preference does not combine with --forgetting or --generate");
         var type = dev.tune4j.train.PreferenceLoss.Type.parse(lossType);
         var cfg = new dev.tune4j.train.PreferenceLoss.Config(type, beta != null ? beta : type == dev.tune4j.train.PreferenceLoss.Type.SIMPO ? 2.0 : 0.1,
                 labelSmoothing, simpoGamma, 0);
@@ -170,13 +171,13 @@ final class EvalCommand implements Callable<Integer> {
              LoraAdapter policy = adapter == null ? null : LoraAdapter.load(adapter, lm.model(), "default");
              LoraAdapter ref = refAdapter == null ? null : LoraAdapter.load(refAdapter, lm.model(), "reference")) {
             if (refModel != null && (refAdapter != null || !type.needsReference()))
-                throw new Main.BadInput(refAdapter != null ? "give one reference: --ref-adapter or --ref-model" : "--ref-model: " + lossType + " has no reference model");
+                throw new UserError(refAdapter != null ? "give one reference: --ref-adapter or --ref-model" : "--ref-model: " + lossType + " has no reference model");
             if (type.needsReference() && policy == null && ref == null && refModel == null)
-                throw new Main.BadInput("--preference with " + lossType + " compares the policy (--adapter, or a fine-tuned --model with --ref-model) with a reference: give --adapter DIR (and optionally --ref-adapter DIR), or --ref-model DIR");
+                throw new UserError("--preference with " + lossType + " compares the policy (--adapter, or a fine-tuned --model with --ref-model) with a reference: give --adapter DIR (and optionally --ref-adapter DIR), or --ref-model DIR");
             if (ref != null) ref.enable(false);
             var tok = lm.tokenizer();
             long eos = lm.eosIds().isEmpty() ? -1 : lm.eosIds().getFirst();
-            var style = promptStyle != null ? Encoder.PromptStyle.valueOf(promptStyle.toUpperCase(java.util.Locale.ROOT))
+            var style = promptStyle != null ? Encoder.PromptStyle.parse(promptStyle)
                     : tok != null && tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
             var pd = PreferenceData.load(new PreferenceDataConfig(data, format == null ? null : PreferenceFormat.parse(format), style, maxSeqLen, null, 0, null, false, 0), tok, eos);
             if (pd.unpaired) return kto(lm, pd, toReferenceOf(policy, ref), toPolicyOf(policy, ref), result);
@@ -188,7 +189,7 @@ final class EvalCommand implements Callable<Integer> {
             if (refModel != null) {
                 try (LoadedModel refLm = LoadedModel.open(refModel)) {
                     if (refLm.model().config.vocabSize() != lm.model().config.vocabSize())
-                        throw new Main.BadInput("--ref-model " + refModel + " has a vocabulary of " + refLm.model().config.vocabSize() + ", --model " + lm.model().config.vocabSize());
+                        throw new UserError("--ref-model " + refModel + " has a vocabulary of " + refLm.model().config.vocabSize() + ", --model " + lm.model().config.vocabSize());
                     r = dev.tune4j.eval.Preferences.against(lm.model(), refLm.model(), pd.train, cfg, pad, batchSize, 1024);
                 }
             } else r = dev.tune4j.eval.Preferences.of(lm.model(), pd.train, cfg, toReference, toPolicy, pad, batchSize, 1024);
@@ -227,8 +228,8 @@ final class EvalCommand implements Callable<Integer> {
 
     /** eval --preference on unpaired {prompt, completion, label} rows: KTO's loss, KL estimate and rewards. */
     private int kto(LoadedModel lm, PreferenceData pd, Runnable toReference, Runnable toPolicy, LinkedHashMap<String, Object> result) throws Exception {
-        if (refModel != null) throw new Main.BadInput("--ref-model: KTO rows are scored against the model without the adapter or --ref-adapter");
-        if (!lossType.equals("sigmoid")) throw new Main.BadInput("--loss-type " + lossType + ": " + data + " holds unpaired KTO rows, scored with KTO's loss (leave --loss-type out)");
+        if (refModel != null) throw new UserError("--ref-model: KTO rows are scored against the model without the adapter or --ref-adapter");
+        if (!lossType.equals("sigmoid")) throw new UserError("--loss-type " + lossType + ": " + data + " holds unpaired KTO rows, scored with KTO's loss (leave --loss-type out)");
         double b = beta != null ? beta : 0.1;
         long eos = lm.eosIds().isEmpty() ? 0 : lm.eosIds().getFirst();
         var r = dev.tune4j.eval.Preferences.kto(lm.model(), pd.kTrain, b, desirableWeight, undesirableWeight, toReference, toPolicy, eos, batchSize, 1024);

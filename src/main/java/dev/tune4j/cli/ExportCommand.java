@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.Gguf;
 import dev.tune4j.hf.OutputPaths;
 import picocli.CommandLine.Command;
@@ -39,10 +40,18 @@ final class ExportCommand implements Runnable {
                 case "f32" -> Gguf.Type.F32;
                 case "f16" -> Gguf.Type.F16;
                 case "q8_0", "q8" -> Gguf.Type.Q8_0;
-                default -> throw new Main.BadInput("--dtype: expected f32, f16 or q8_0, found '" + dtype + "'");
+                default -> throw new UserError("--dtype: expected f32, f16 or q8_0, found '" + dtype + "'");
             };
             OutputPaths.check(out, OutputPaths.Kind.FILE, overwrite, "pass --overwrite to replace it", java.util.List.of(model));
-            Gguf.export(model, out, t);
+            var bar = new dev.tune4j.train.StepProgress[1]; // created at the first tensor, when the count is known
+            try {
+                Gguf.export(model, out, t, (done, total) -> {
+                    if (bar[0] == null) bar[0] = dev.tune4j.train.StepProgress.phase("export " + out.getFileName(), total, " tensors");
+                    bar[0].stepTo(done);
+                });
+            } finally {
+                if (bar[0] != null) bar[0].close();
+            }
             var g = Gguf.read(out);
             System.out.printf("wrote %s: GGUF v%d, %d tensors, %d metadata keys, %s (validated by re-reading)%n", out, g.version(), g.tensors().size(), g.metadata().size(),
                     dev.tune4j.cli.InspectCommand.bytes(g.size()));

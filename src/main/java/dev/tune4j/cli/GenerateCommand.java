@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.generate.Generator;
 import picocli.CommandLine.Command;
@@ -37,7 +38,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if ((prompt == null) == (promptIds == null)) throw new Main.BadInput("give exactly one of --prompt TEXT or --prompt-ids JSON");
+        if ((prompt == null) == (promptIds == null)) throw new UserError("give exactly one of --prompt TEXT or --prompt-ids JSON");
         sampling.check();
         try (LoadedModel lm = LoadedModel.open(model, adapter)) {
             long[] ids;
@@ -45,16 +46,16 @@ final class GenerateCommand implements Callable<Integer> {
                 try {
                     ids = new ObjectMapper().readValue(promptIds, long[].class);
                 } catch (Exception e) {
-                    throw new Main.BadInput("--prompt-ids: expected a JSON list of integers, found '" + promptIds + "'");
+                    throw new UserError("--prompt-ids: expected a JSON list of integers, found '" + promptIds + "'");
                 }
             } else if (chat) {
                 String text = lm.requireTokenizer().applyChatTemplate(List.of(Map.of("role", "user", "content", prompt)), true);
                 ids = lm.tokenizer().encode(text, false);
             } else ids = lm.requireTokenizer().encode(prompt, true);
-            if (ids.length == 0) throw new Main.BadInput(promptIds != null ? "--prompt-ids: expected at least one token id, found []" : "--prompt: no tokens to start from");
+            if (ids.length == 0) throw new UserError(promptIds != null ? "--prompt-ids: expected at least one token id, found []" : "--prompt: no tokens to start from");
             for (long id : ids)
                 if (id < 0 || id >= lm.model().config.vocabSize())
-                    throw new Main.BadInput((promptIds != null ? "--prompt-ids: " : "--prompt: ") + "token id " + id + " is outside the vocabulary [0, " + lm.model().config.vocabSize() + ")");
+                    throw new UserError((promptIds != null ? "--prompt-ids: " : "--prompt: ") + "token id " + id + " is outside the vocabulary [0, " + lm.model().config.vocabSize() + ")");
             var config = sampling.toConfig(lm.eosIds(), ids.length, lm.model().config.maxPositionEmbeddings(), false);
             var out = new StreamingPrinter(lm.tokenizer(), ids, sampling.stop);
             long t0 = System.nanoTime();

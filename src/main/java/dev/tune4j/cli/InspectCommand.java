@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.ModelConfig;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.hf.TensorInfo;
@@ -22,7 +23,7 @@ final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (model == null && adapter == null) throw new Main.BadInput("give a MODEL folder, --adapter DIR, or both");
+        if (model == null && adapter == null) throw new UserError("give a MODEL folder, --adapter DIR, or both");
         if (adapter != null) {
             var mods = dev.tune4j.eval.Spectrum.ofFolder(adapter);
             System.out.println(adapter + ": " + mods.size() + " LoRA modules; spectrum of each update scaling·B·A");

@@ -1,7 +1,8 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 /**
- * Range checks for command-line numbers: each failure is a {@link Main.BadInput} (exit 2, before any work) naming the flag,
+ * Range checks for command-line numbers: each failure is a {@link UserError} (exit 2, before any work) naming the flag,
  * the range expected and the value found. NaN and infinities fail every check on a double.
  */
 final class Limits {
@@ -44,8 +45,8 @@ final class Limits {
         return v;
     }
 
-    static Main.BadInput bad(String flag, String expected, Object found) {
-        return new Main.BadInput(flag + ": expected " + expected + ", found " + found);
+    static UserError bad(String flag, String expected, Object found) {
+        return new UserError(flag + ": expected " + expected + ", found " + found);
     }
 
     private static String num(double d) {

@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.hf.ModelFolder;
@@ -27,7 +28,7 @@ record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer, Lo
         try {
             long t0 = System.nanoTime();
             LlamaModel m;
-            try (var bar = Progress.bytes("loading " + dir.getFileName(), f.totalBytes())) {
+            try (var bar = dev.tune4j.train.StepProgress.bytes("loading " + dir.getFileName(), f.totalBytes())) {
                 m = f.bitsandbytes4bit() ? dev.tune4j.quant.FourBit.load(f, Compute.auto()) : LlamaModel.load(f, Compute.auto(), bar::step);
             }
             Tokenizer tok = Files.exists(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
@@ -50,7 +51,7 @@ record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer, Lo
     }
 
     Tokenizer requireTokenizer() {
-        if (tokenizer == null) throw new Main.BadInput(folder.dir() + ": no tokenizer.json (needed to turn text into tokens)");
+        if (tokenizer == null) throw new UserError(folder.dir() + ": no tokenizer.json (needed to turn text into tokens)");
         return tokenizer;
     }
 
@@ -64,7 +65,7 @@ record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer, Lo
                 if (e.isArray()) e.forEach(x -> ids.add(x.asInt()));
                 else if (e.isIntegralNumber()) ids.add(e.asInt());
             } catch (IOException ex) {
-                throw new Main.BadInput(gen + ": not valid JSON: " + ex.getMessage());
+                throw new UserError(gen + ": not valid JSON: " + ex.getMessage());
             }
         }
         ids.addAll(folder.config().eosTokenIds());

@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.hf.Safetensors;
@@ -51,7 +52,7 @@ final class LogitsCommand implements Callable<Integer> {
             var c = lm.model().compute;
             int v = lm.model().config.vocabSize();
             for (long id : batch.ids())
-                if (id < 0 || id >= v) throw new Main.BadInput("--input " + input + ": token id " + id + " is outside the vocabulary [0, " + v + ")");
+                if (id < 0 || id >= v) throw new UserError("--input " + input + ": token id " + id + " is outside the vocabulary [0, " + v + ")");
             Tensor ids = c.placeIndex(Tensors.longs(batch.ids(), batch.b(), batch.t()));
             Tensor mask = batch.mask() == null ? null : c.placeIndex(Tensors.longs(batch.mask(), batch.b(), batch.t()));
             Tensor pos = batch.positions() == null ? null : c.placeIndex(Tensors.longs(batch.positions(), batch.b(), batch.t()));
@@ -66,7 +67,7 @@ final class LogitsCommand implements Callable<Integer> {
         if (input.endsWith(".safetensors")) {
             try (Safetensors st = Safetensors.open(Path.of(input))) {
                 long[] shape = st.info("input_ids").shape();
-                if (shape.length != 2) throw new Main.BadInput(input + ": input_ids must be [batch, seq], found " + Arrays.toString(shape));
+                if (shape.length != 2) throw new UserError(input + ": input_ids must be [batch, seq], found " + Arrays.toString(shape));
                 long[] mask = optional(st, "attention_mask", shape), pos = optional(st, "position_ids", shape);
                 return new Batch(st.longs("input_ids"), mask, pos, shape[0], shape[1]);
             }
@@ -76,17 +77,17 @@ final class LogitsCommand implements Callable<Integer> {
         try {
             root = new ObjectMapper().readTree(json);
         } catch (IOException e) {
-            throw new Main.BadInput(input + ": not valid JSON: " + e.getMessage());
+            throw new UserError(input + ": not valid JSON: " + e.getMessage());
         }
-        if (root == null || !root.isArray() || root.isEmpty()) throw new Main.BadInput(input + ": expected a non-empty JSON list of token ids");
+        if (root == null || !root.isArray() || root.isEmpty()) throw new UserError(input + ": expected a non-empty JSON list of token ids");
         JsonNode rows = root.get(0).isArray() ? root : new ObjectMapper().createArrayNode().add(root);
         long t = rows.get(0).size();
         long[] ids = new long[(int) (rows.size() * t)];
         for (int r = 0; r < rows.size(); r++) {
-            if (rows.get(r).size() != t) throw new Main.BadInput(input + ": row " + r + " has " + rows.get(r).size() + " ids, row 0 has " + t + " (pad rows and pass a mask in a safetensors file)");
+            if (rows.get(r).size() != t) throw new UserError(input + ": row " + r + " has " + rows.get(r).size() + " ids, row 0 has " + t + " (pad rows and pass a mask in a safetensors file)");
             for (int j = 0; j < t; j++) {
                 JsonNode x = rows.get(r).get(j);
-                if (!x.isIntegralNumber()) throw new Main.BadInput(input + ": row " + r + " position " + j + ": expected an integer id, found " + x);
+                if (!x.isIntegralNumber()) throw new UserError(input + ": row " + r + " position " + j + ": expected an integer id, found " + x);
                 ids[(int) (r * t + j)] = x.asLong();
             }
         }
@@ -96,7 +97,7 @@ final class LogitsCommand implements Callable<Integer> {
     private long[] optional(Safetensors st, String name, long[] shape) {
         if (!st.contains(name)) return null;
         if (!Arrays.equals(st.info(name).shape(), shape))
-            throw new Main.BadInput(input + ": " + name + " has shape " + Arrays.toString(st.info(name).shape()) + ", input_ids " + Arrays.toString(shape));
+            throw new UserError(input + ": " + name + " has shape " + Arrays.toString(st.info(name).shape()) + ", input_ids " + Arrays.toString(shape));
         return st.longs(name);
     }
 }

@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.AtomicFiles;
 import dev.tune4j.hf.DType;
 import dev.tune4j.hf.OutputPaths;
@@ -46,7 +47,7 @@ final class MergeCommand implements Callable<Integer> {
             case "f32", "fp32", "float32" -> DType.F32;
             case "bf16", "bfloat16" -> DType.BF16;
             case "f16", "fp16", "float16" -> DType.F16;
-            default -> throw new Main.BadInput("--dtype: expected f32, bf16 or f16, found '" + dtype + "'");
+            default -> throw new UserError("--dtype: expected f32, bf16 or f16, found '" + dtype + "'");
         };
         var inputs = new ArrayList<Path>(adapters);
         inputs.add(model);
@@ -57,9 +58,9 @@ final class MergeCommand implements Callable<Integer> {
         try {
             Merge.Result r;
             try {
-                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
-            } catch (IllegalStateException e) {
-                throw new IllegalStateException(e.getMessage().replace(stage.toString(), out.toString()), e);
+                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, System.err); // its phases (load, merge, write, verify) with their times
+            } catch (Merge.VerificationFailed e) {
+                throw new Merge.VerificationFailed(e.getMessage().replace(stage.toString(), out.toString()));
             }
             AtomicFiles.publishDir(stage, out);
             System.out.printf("merged %d adapter(s) (%d modules) into %s as %s; verified: max |Δlogit| / logit scale = %.3g ≤ %.3g%n", adapters.size(),
@@ -73,12 +74,12 @@ final class MergeCommand implements Callable<Integer> {
     /** "5GB", "150KB", "2000000" → bytes (decimal units, as transformers' max_shard_size). */
     static long parseSize(String s) {
         var m = java.util.regex.Pattern.compile("(?i)\\s*([0-9.]+)\\s*(kb|mb|gb|b)?\\s*").matcher(s);
-        if (!m.matches()) throw new Main.BadInput("--max-shard-size: expected a size such as 5GB or 500MB, found '" + s + "'");
+        if (!m.matches()) throw new UserError("--max-shard-size: expected a size such as 5GB or 500MB, found '" + s + "'");
         double v;
         try {
             v = Double.parseDouble(m.group(1));
         } catch (NumberFormatException e) {
-            throw new Main.BadInput("--max-shard-size: expected a size such as 5GB or 500MB, found '" + s + "'");
+            throw new UserError("--max-shard-size: expected a size such as 5GB or 500MB, found '" + s + "'");
         }
         String u = m.group(2) == null ? "b" : m.group(2).toLowerCase();
         long bytes = (long) (v * switch (u) {

@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.tune4j.data.DataConfig;
@@ -149,22 +150,22 @@ final class PlanCommand implements Callable<Integer> {
         ModelConfig c = folder ? ModelConfig.load(p.resolve("config.json")) : Catalog.get(model);
         var m = MemoryPlan.Method.parse(method);
         var st = MemoryPlan.Stage.parse(stage);
-        if (fromAdapter && m == MemoryPlan.Method.FULL) throw new Main.BadInput("--from-adapter: an adapter is continued by lora or qlora, not --method full");
+        if (fromAdapter && m == MemoryPlan.Method.FULL) throw new UserError("--from-adapter: an adapter is continued by lora or qlora, not --method full");
         var ref = MemoryPlan.Reference.of(st, m, precomputeRef, fromAdapter, refCopy);
         var prec = switch (precision) {
             case "fp32" -> MemoryPlan.Precision.FP32;
             case "bf16-mixed" -> MemoryPlan.Precision.BF16_MIXED;
             case "bf16" -> MemoryPlan.Precision.BF16;
-            default -> throw new Main.BadInput("--precision: expected fp32, bf16-mixed or bf16, found '" + precision + "'");
+            default -> throw new UserError("--precision: expected fp32, bf16-mixed or bf16, found '" + precision + "'");
         };
         var opt = switch (optim) {
             case "adamw" -> MemoryPlan.Optim.ADAMW;
             case "adamw8bit" -> MemoryPlan.Optim.ADAMW8BIT;
             case "offload" -> MemoryPlan.Optim.OFFLOAD;
-            default -> throw new Main.BadInput("--optim: expected adamw, adamw8bit or offload, found '" + optim + "'");
+            default -> throw new UserError("--optim: expected adamw, adamw8bit or offload, found '" + optim + "'");
         };
         for (String t : targets) if (!t.equals("all-linear") && !ParamCount.PROJECTIONS.contains(t))
-            throw new Main.BadInput("--target-modules: unknown projection '" + t + "': expected " + ParamCount.PROJECTIONS + " or all-linear");
+            throw new UserError("--target-modules: unknown projection '" + t + "': expected " + ParamCount.PROJECTIONS + " or all-linear");
         List<Gpus.Gpu> devices = new ArrayList<>();
         for (String g : gpus == null ? Gpus.names() : gpus) devices.add(Gpus.priced(Gpus.get(g), prices));
         for (String k : prices.keySet()) Gpus.get(k); // a misspelt --price name is an error, not ignored
@@ -173,10 +174,10 @@ final class PlanCommand implements Callable<Integer> {
         double labelled = labelledShare;
         String source = "assumed: " + examples + (st.rowsPerItem() > 1 ? " items × " + st.rowsPerItem() + " rows" : " examples") + " × " + tokensPerExample + " tokens";
         if (data != null && st.rowsPerItem() > 1)
-            throw new Main.BadInput("--data with --stage " + stage + ": the planner counts tokens of sft/pt data only; give --examples (pairs) and --tokens-per-example (per row)");
+            throw new UserError("--data with --stage " + stage + ": the planner counts tokens of sft/pt data only; give --examples (pairs) and --tokens-per-example (per row)");
         if (data != null) {
             Path tokDir = tokenizer != null ? tokenizer : folder ? p : null;
-            if (tokDir == null) throw new Main.BadInput("--data with a catalog model needs --tokenizer DIR (a folder with tokenizer.json) to count tokens");
+            if (tokDir == null) throw new UserError("--data with a catalog model needs --tokenizer DIR (a folder with tokenizer.json) to count tokens");
             try (Tokenizer tok = Tokenizer.load(tokDir)) {
                 Integer eos = tok.specialId("eos_token");
                 long eosId = eos != null ? eos : c.eosTokenIds().isEmpty() ? 0 : c.eosTokenIds().getFirst();
@@ -190,7 +191,7 @@ final class PlanCommand implements Callable<Integer> {
             }
         }
         boolean ckpt = checkpointing != null ? checkpointing : m == MemoryPlan.Method.QLORA;
-        if (dora && m == MemoryPlan.Method.FULL) throw new Main.BadInput("--use-dora: DoRA is an option of --method lora or qlora, not of full");
+        if (dora && m == MemoryPlan.Method.FULL) throw new UserError("--use-dora: DoRA is an option of --method lora or qlora, not of full");
         var setup = new MemoryPlan.Setup(c, m, prec, opt, batch, seq, ckpt, labelled, lossChunk, r, targets, !noDoubleQuant, MemoryPlan.Runtime.GPU).withStage(st, ref, ex).withDora(dora);
         boolean isInstruct = instruct != null ? instruct : model.toLowerCase().contains("instruct") || model.toLowerCase().contains("chat");
         var run = new Checks.Run(m, lr, r, alpha, epochs, ex, valRatio, cpt, isInstruct, cpt ? tokens : null, mixRatio,

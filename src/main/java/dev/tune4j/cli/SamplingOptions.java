@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.generate.GenerationConfig;
 import picocli.CommandLine.Option;
 
@@ -52,7 +53,7 @@ final class SamplingOptions {
     GenerationConfig toConfig(List<Integer> eos, int promptLength, int context, boolean cut) {
         check();
         int room = context - promptLength;
-        if (room < 1) throw new Main.BadInput("the prompt's " + promptLength + " tokens fill the model's context of " + context
+        if (room < 1) throw new UserError("the prompt's " + promptLength + " tokens fill the model's context of " + context
                 + " positions (max_position_embeddings): no room to generate");
         int n;
         if (maxNewTokens != null && !(cut && maxNewTokens > room)) n = (int) Limits.inRange("--max-new-tokens", maxNewTokens, 1, room,

@@ -2,6 +2,7 @@ package dev.tune4j.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tune4j.hf.UserError;
 import dev.tune4j.serve.ServeConfig;
 import dev.tune4j.serve.Server;
 import picocli.CommandLine.Command;
@@ -96,14 +97,11 @@ final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** ServeConfig checks each flag and throws a UserError naming it (exit 2). */
     private ServeConfig config(Map<String, Path> modules, String key, int len) {
-        try {
-            return new ServeConfig(servedModelName != null ? servedModelName : model.toString(), model.toAbsolutePath().toString(), modules, adapterRoot,
-                    host, port, key, allowRuntimeLoraUpdating, maxLoras, maxCpuLoras != null ? maxCpuLoras : maxLoras, maxLoraRank, maxNumSeqs, len,
-                    maxQueued != null ? maxQueued : maxNumSeqs, 8L << 20, Duration.ofSeconds(shutdownGrace));
-        } catch (IllegalArgumentException e) {
-            throw new Main.BadInput(e.getMessage());
-        }
+        return new ServeConfig(servedModelName != null ? servedModelName : model.toString(), model.toAbsolutePath().toString(), modules, adapterRoot,
+                host, port, key, allowRuntimeLoraUpdating, maxLoras, maxCpuLoras != null ? maxCpuLoras : maxLoras, maxLoraRank, maxNumSeqs, len,
+                maxQueued != null ? maxQueued : maxNumSeqs, 8L << 20, Duration.ofSeconds(shutdownGrace));
     }
 
     /** vLLM's two spellings: name=DIR, or a JSON object {"name", "path"} (base_model_name must be the served model if given). */
@@ -117,15 +115,15 @@ final class ServeCommand implements Callable<Integer> {
                     name = j.path("name").asText("");
                     path = j.path("path").asText("");
                 } catch (Exception e) {
-                    throw new Main.BadInput("--lora-modules: expected name=DIR or a JSON object {\"name\", \"path\"}, found '" + s + "'");
+                    throw new UserError("--lora-modules: expected name=DIR or a JSON object {\"name\", \"path\"}, found '" + s + "'");
                 }
             } else {
                 int eq = s.indexOf('=');
                 name = eq < 0 ? "" : s.substring(0, eq);
                 path = eq < 0 ? "" : s.substring(eq + 1);
             }
-            if (name.isEmpty() || path.isEmpty()) throw new Main.BadInput("--lora-modules: expected name=DIR or a JSON object {\"name\", \"path\"}, found '" + s + "'");
-            if (out.put(name, Path.of(path)) != null) throw new Main.BadInput("--lora-modules: the name '" + name + "' is given twice");
+            if (name.isEmpty() || path.isEmpty()) throw new UserError("--lora-modules: expected name=DIR or a JSON object {\"name\", \"path\"}, found '" + s + "'");
+            if (out.put(name, Path.of(path)) != null) throw new UserError("--lora-modules: the name '" + name + "' is given twice");
         }
         return out;
     }

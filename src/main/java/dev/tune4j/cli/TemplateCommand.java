@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.text.Tokenizer;
@@ -31,17 +32,17 @@ final class TemplateCommand implements Callable<Integer> {
         try {
             root = new ObjectMapper().readTree(messages.toFile());
         } catch (IOException e) {
-            throw new Main.BadInput(messages + ": not valid JSON: " + e.getMessage());
+            throw new UserError(messages + ": not valid JSON: " + e.getMessage());
         }
         JsonNode list = root != null && root.isObject() ? root.get("messages") : root;
-        if (list == null || !list.isArray()) throw new Main.BadInput(messages + ": expected a JSON list of messages or {\"messages\": [...]}");
+        if (list == null || !list.isArray()) throw new UserError(messages + ": expected a JSON list of messages or {\"messages\": [...]}");
         for (int i = 0; i < list.size(); i++)
             if (!list.get(i).isObject() || !list.get(i).has("role"))
-                throw new Main.BadInput(messages + ": message " + i + " must be an object with 'role' and 'content'");
+                throw new UserError(messages + ": message " + i + " must be an object with 'role' and 'content'");
         @SuppressWarnings("unchecked")
         List<Map<String, Object>> msgs = new ObjectMapper().convertValue(list, List.class);
         try (Tokenizer tok = Tokenizer.load(model)) {
-            if (tok.chatTemplate().isEmpty()) throw new Main.BadInput(model + "/tokenizer_config.json: no chat_template");
+            if (tok.chatTemplate().isEmpty()) throw new UserError(model + "/tokenizer_config.json: no chat_template");
             byte[] out = tok.applyChatTemplate(msgs, addGenerationPrompt).getBytes(StandardCharsets.UTF_8);
             System.out.write(out, 0, out.length);
             System.out.flush();

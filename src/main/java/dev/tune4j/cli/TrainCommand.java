@@ -1,5 +1,6 @@
 package dev.tune4j.cli;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
@@ -46,9 +47,9 @@ final class TrainCommand {
             JsonNode root = readTree(file);
             values.putAll(keys(root, file));
             JsonNode list = root.get("stages");
-            if (list != null && (!list.isArray() || list.isEmpty())) throw new Main.BadInput(file + ": stages: expected a list of key mappings (one per stage)");
+            if (list != null && (!list.isArray() || list.isEmpty())) throw new UserError(file + ": stages: expected a list of key mappings (one per stage)");
             if (list != null) for (JsonNode st : list) {
-                if (!st.isObject()) throw new Main.BadInput(file + ": stages: each stage is a mapping of keys, found " + st);
+                if (!st.isObject()) throw new UserError(file + ": stages: each stage is a mapping of keys, found " + st);
                 stages.add(keys(st, file));
             }
             source = file.toString();
@@ -62,6 +63,7 @@ final class TrainCommand {
         }
         Path configFile = p.matchedOptionValue("--config", (Path) null);
         String out = flags.getOrDefault("out", values.get("out"));
+        if (out != null) Main.traceDir = Path.of(out); // an internal error's trace goes to the run folder's error.log
         if (configFile != null && out != null) // the run file is an input too: no run folder may hold or replace it
             OutputPaths.check(Path.of(out), OutputPaths.Kind.FOLDER, true, "", List.of(configFile));
         try {
@@ -77,10 +79,10 @@ final class TrainCommand {
                 m.putAll(flags);
                 merged.add(m);
             }
-            if (out == null) throw new Main.BadInput(source + ": out is required (the run folder that holds every stage)");
+            if (out == null) throw new UserError(source + ": out is required (the run folder that holds every stage)");
             dev.tune4j.recipes.Stages.run(Path.of(out), merged, source, System.out);
         } catch (IOException e) {
-            throw new RuntimeException(e);
+            throw new java.io.UncheckedIOException(e);
         }
         return 0;
     }
@@ -91,9 +93,9 @@ final class TrainCommand {
             String text = Files.readString(file);
             root = (file.toString().endsWith(".json") ? new ObjectMapper() : new ObjectMapper(new YAMLFactory())).readTree(text);
         } catch (IOException e) {
-            throw new Main.BadInput(file + ": cannot read run file: " + e.getMessage());
+            throw new UserError(file + ": cannot read run file: " + e.getMessage());
         }
-        if (root == null || !root.isObject()) throw new Main.BadInput(file + ": expected a mapping of flag names to values");
+        if (root == null || !root.isObject()) throw new UserError(file + ": expected a mapping of flag names to values");
         return root;
     }
 
@@ -103,7 +105,7 @@ final class TrainCommand {
         node.properties().forEach(e -> {
             JsonNode v = e.getValue();
             if (e.getKey().equals("stages")) return;
-            if (v.isObject()) throw new Main.BadInput(file + ": '" + e.getKey() + "' expects a value, found a mapping");
+            if (v.isObject()) throw new UserError(file + ": '" + e.getKey() + "' expects a value, found a mapping");
             if (v.isArray()) {
                 var parts = new ArrayList<String>();
                 v.forEach(x -> parts.add(x.asText()));

@@ -1,5 +1,6 @@
 package dev.tune4j.data;
 
+import dev.tune4j.hf.UserError;
 import java.nio.file.Path;
 
 /**
@@ -19,9 +20,9 @@ import java.nio.file.Path;
 public record DataConfig(Path data, Format format, Encoder.PromptStyle promptStyle, int maxSeqLen, double valRatio, Path valFile,
                          Path mixFile, double mixRatio, boolean skipBadRows, long seed) {
     public DataConfig {
-        if (maxSeqLen < 2) throw new IllegalArgumentException("max_seq_len must be at least 2, found " + maxSeqLen);
-        if (valRatio < 0 || valRatio >= 1) throw new IllegalArgumentException("val_ratio must be in [0, 1), found " + valRatio);
-        if (mixRatio < 0 || mixRatio >= 1) throw new IllegalArgumentException("mix_ratio must be in [0, 1), found " + mixRatio);
-        if (mixRatio > 0 && mixFile == null) throw new IllegalArgumentException("mix_ratio needs a mix file");
+        if (maxSeqLen < 2) throw new UserError("max_seq_len must be at least 2, found " + maxSeqLen);
+        if (valRatio < 0 || valRatio >= 1) throw new UserError("val_ratio must be in [0, 1), found " + valRatio);
+        if (mixRatio < 0 || mixRatio >= 1) throw new UserError("mix_ratio must be in [0, 1), found " + mixRatio);
+        if (mixRatio > 0 && mixFile == null) throw new UserError("mix_ratio needs a mix file");
     }
 }

@@ -1,5 +1,6 @@
 package dev.tune4j.data;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.text.TemplateException;
 import dev.tune4j.text.Tokenizer;
 
@@ -12,7 +13,15 @@ import java.util.*;
  */
 public final class Encoder {
     /** How a conversation becomes text: the model's own chat template, or the Alpaca layout. */
-    public enum PromptStyle {TEMPLATE, ALPACA}
+    public enum PromptStyle {
+        TEMPLATE, ALPACA;
+
+        /** --prompt-style: template or alpaca. */
+        public static PromptStyle parse(String s) {
+            for (var v : values()) if (v.name().equalsIgnoreCase(s.strip())) return v;
+            throw new UserError("prompt-style: expected template or alpaca, found '" + s + "'");
+        }
+    }
 
     static final String ALPACA_INSTRUCTION = "### Instruction:\n", ALPACA_INPUT = "\n\n### Input:\n", ALPACA_RESPONSE = "\n\n### Response:\n";
 
@@ -23,7 +32,7 @@ public final class Encoder {
 
     public Encoder(Tokenizer tok, PromptStyle style, long eosId) {
         if (style == PromptStyle.TEMPLATE && tok.chatTemplate().isEmpty())
-            throw new IllegalArgumentException("the tokenizer has no chat_template: use --prompt-style alpaca");
+            throw new UserError("the tokenizer has no chat_template: use --prompt-style alpaca");
         this.tok = tok;
         this.style = style;
         this.eos = eosId;

@@ -1,5 +1,6 @@
 package dev.tune4j.data;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.*;
@@ -14,7 +15,7 @@ public enum Format {
 
     public static Format parse(String s) {
         for (Format f : values()) if (f.name().equalsIgnoreCase(s.replace('-', '_'))) return f;
-        throw new IllegalArgumentException("unknown format '" + s + "': expected alpaca, chat, sharegpt, prompt_completion or text");
+        throw new UserError("unknown format '" + s + "': expected alpaca, chat, sharegpt, prompt_completion or text");
     }
 
     /** Detected from the first record's keys. */

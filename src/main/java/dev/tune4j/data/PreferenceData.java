@@ -1,5 +1,6 @@
 package dev.tune4j.data;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.data.Format.Message;
 import dev.tune4j.text.Tokenizer;
 
@@ -108,10 +109,10 @@ public final class PreferenceData {
 
         List<Object> encodeAll(List<Row> rows, PreferenceFormat f) {
             if (!f.pretokenized()) {
-                if (tok == null) throw new IllegalArgumentException("preference format " + f.name().toLowerCase() + " needs a tokenizer (only tokenized/kto_tokenized rows do not)");
+                if (tok == null) throw new UserError("preference format " + f.name().toLowerCase() + " needs a tokenizer (only tokenized/kto_tokenized rows do not)");
                 if (c.promptStyle() == Encoder.PromptStyle.TEMPLATE && tok.chatTemplate().isEmpty())
-                    throw new IllegalArgumentException("the tokenizer has no chat_template: use --prompt-style alpaca");
-                if (c.promptStyle() == Encoder.PromptStyle.ALPACA && eos < 0) throw new IllegalArgumentException("the alpaca prompt style needs the EOS id to end completions");
+                    throw new UserError("the tokenizer has no chat_template: use --prompt-style alpaca");
+                if (c.promptStyle() == Encoder.PromptStyle.ALPACA && eos < 0) throw new UserError("the alpaca prompt style needs the EOS id to end completions");
             }
             var out = new ArrayList<Object>();
             for (Row r : rows) {

@@ -1,5 +1,6 @@
 package dev.tune4j.data;
 
+import dev.tune4j.hf.UserError;
 import java.nio.file.Path;
 
 /**
@@ -19,11 +20,11 @@ import java.nio.file.Path;
 public record PreferenceDataConfig(Path data, PreferenceFormat format, Encoder.PromptStyle promptStyle, int maxSeqLen, Integer maxPromptLen,
                                    double valRatio, Path valFile, boolean skipBadRows, long seed) {
     public PreferenceDataConfig {
-        if (data == null) throw new IllegalArgumentException("a preference data file is required");
-        if (promptStyle == null) throw new IllegalArgumentException("prompt_style is required (template or alpaca)");
-        if (maxSeqLen < 2) throw new IllegalArgumentException("max_seq_len must be at least 2, found " + maxSeqLen);
+        if (data == null) throw new UserError("a preference data file is required");
+        if (promptStyle == null) throw new UserError("prompt_style is required (template or alpaca)");
+        if (maxSeqLen < 2) throw new UserError("max_seq_len must be at least 2, found " + maxSeqLen);
         if (maxPromptLen != null && (maxPromptLen < 1 || maxPromptLen >= maxSeqLen))
-            throw new IllegalArgumentException("max_prompt_len must be in [1, max_seq_len = " + maxSeqLen + "), found " + maxPromptLen);
-        if (valRatio < 0 || valRatio >= 1) throw new IllegalArgumentException("val_ratio must be in [0, 1), found " + valRatio);
+            throw new UserError("max_prompt_len must be in [1, max_seq_len = " + maxSeqLen + "), found " + maxPromptLen);
+        if (valRatio < 0 || valRatio >= 1) throw new UserError("val_ratio must be in [0, 1), found " + valRatio);
     }
 }

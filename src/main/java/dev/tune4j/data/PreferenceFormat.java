@@ -1,5 +1,6 @@
 package dev.tune4j.data;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.tune4j.data.Format.Message;
 
@@ -32,7 +33,7 @@ public enum PreferenceFormat {
     /** From a --format value: the constant's name in any case, '-' or '_'. */
     public static PreferenceFormat parse(String s) {
         for (PreferenceFormat f : values()) if (f.name().equalsIgnoreCase(s.strip().replace('-', '_'))) return f;
-        throw new IllegalArgumentException("unknown preference format '" + s + "': expected one of " + names());
+        throw new UserError("unknown preference format '" + s + "': expected one of " + names());
     }
 
     static String names() {

@@ -1,5 +1,6 @@
 package dev.tune4j.eval;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.data.PreferencePair;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.train.Evaluation;
@@ -17,7 +18,7 @@ public final class Preferences {
 
     public static Evaluation.Result of(LlamaModel m, List<PreferencePair> pairs, PreferenceLoss.Config cfg, Runnable toReference, Runnable toPolicy,
                                        long padId, int batchSize, int chunk) {
-        if (pairs.isEmpty()) throw new IllegalArgumentException("no preference pairs to evaluate");
+        if (pairs.isEmpty()) throw new UserError("no preference pairs to evaluate");
         PairBatches.checkIds(java.nio.file.Path.of("the pairs"), pairs, List.of(), List.of(), List.of(), m.config.vocabSize());
         var reference = cfg.type().needsReference() ? PreferenceLoss.switched(m, toReference, toPolicy, chunk) : null;
         var data = PairBatches.pairs(pairs, batchSize, padId, 0, cfg.type() == PreferenceLoss.Type.ORPO, 0);
@@ -27,7 +28,7 @@ public final class Preferences {
     /** KTO's loss and metrics on unpaired examples (batches of at least two: the KL rows pair each prompt with another completion). */
     public static Evaluation.Result kto(LlamaModel m, List<dev.tune4j.data.KtoExample> examples, double beta, double desirableWeight, double undesirableWeight,
                                         Runnable toReference, Runnable toPolicy, long padId, int batchSize, int chunk) {
-        if (examples.size() < 2) throw new IllegalArgumentException("KTO needs at least two examples (its KL estimate pairs each prompt with another completion)");
+        if (examples.size() < 2) throw new UserError("KTO needs at least two examples (its KL estimate pairs each prompt with another completion)");
         PairBatches.checkIds(java.nio.file.Path.of("the examples"), List.of(), List.of(), examples, List.of(), m.config.vocabSize());
         boolean[] desirable = new boolean[examples.size()];
         for (int i = 0; i < desirable.length; i++) desirable[i] = examples.get(i).desirable();

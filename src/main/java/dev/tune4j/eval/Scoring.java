@@ -21,31 +21,40 @@ public final class Scoring {
 
     public record Result(int n, double exactMatch, double contains, Double regex, List<Sample> samples) {}
 
+    /** Sequences decoded together: the prompts share each step's batched pass (continuous batching, generate.Generator). */
+    static final int BATCH = 16;
+
     /** Greedy answers to the prompts of tokenized examples (prompt = tokens before the first supervised one). */
     public static List<Sample> samples(LlamaModel m, Tokenizer tok, List<Example> examples, int n, int maxNewTokens, List<Integer> eos) {
-        var out = new ArrayList<Sample>();
+        var prompts = new ArrayList<long[]>();
+        var expected = new ArrayList<String>();
         for (Example e : examples.subList(0, Math.min(n, examples.size()))) {
             int start = 0;
             while (start < e.length() && e.labels()[start] == Example.IGNORE) start++;
             if (start == 0 || start == e.length()) continue; // raw text: no prompt to answer
-            long[] prompt = java.util.Arrays.copyOf(e.ids(), start);
-            long[] answerIds = java.util.Arrays.stream(e.labels(), start, e.length()).filter(x -> x != Example.IGNORE).toArray();
-            String expected = tok.decode(answerIds, true).strip();
-            var r = Generator.generate(m, prompt, GenerationConfig.greedy(maxNewTokens).withEos(eos), x -> tok.decode(x, true), null);
-            String answer = r.text().strip();
-            out.add(new Sample(tok.decode(prompt, true), expected, answer, answer.equals(expected), answer.contains(expected), null));
+            prompts.add(java.util.Arrays.copyOf(e.ids(), start));
+            expected.add(tok.decode(java.util.Arrays.stream(e.labels(), start, e.length()).filter(x -> x != Example.IGNORE).toArray(), true).strip());
+        }
+        var answers = Generator.generateAll(m, prompts, GenerationConfig.greedy(maxNewTokens).withEos(eos), x -> tok.decode(x, true), null, BATCH);
+        var out = new ArrayList<Sample>();
+        for (int i = 0; i < prompts.size(); i++) {
+            String answer = answers.get(i).text().strip();
+            out.add(new Sample(tok.decode(prompts.get(i), true), expected.get(i), answer, answer.equals(expected.get(i)), answer.contains(expected.get(i)), null));
         }
         return out;
     }
 
     public static Result run(LlamaModel m, Tokenizer tok, Encoder enc, List<Row> rows, Format format, int maxNewTokens,
                              List<Integer> eos, Pattern regex) {
+        var prompts = new ArrayList<Encoder.Prompt>();
+        for (Row row : rows) prompts.add(enc.prompt(row, format));
+        var answers = Generator.generateAll(m, prompts.stream().map(Encoder.Prompt::ids).toList(), GenerationConfig.greedy(maxNewTokens).withEos(eos),
+                x -> tok.decode(x, true), null, BATCH);
         var samples = new ArrayList<Sample>();
         int exact = 0, contains = 0, re = 0;
-        for (Row row : rows) {
-            var p = enc.prompt(row, format);
-            var r = Generator.generate(m, p.ids(), GenerationConfig.greedy(maxNewTokens).withEos(eos), x -> tok.decode(x, true), null);
-            String answer = r.text().strip(), expected = p.expected().strip();
+        for (int i = 0; i < prompts.size(); i++) {
+            var p = prompts.get(i);
+            String answer = answers.get(i).text().strip(), expected = p.expected().strip();
             boolean ex = answer.equals(expected), co = answer.contains(expected);
             Boolean rx = regex == null ? null : regex.matcher(answer).find();
             if (ex) exact++;

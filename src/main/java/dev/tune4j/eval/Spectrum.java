@@ -1,5 +1,6 @@
 package dev.tune4j.eval;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.peft.LoraAdapter;
 import dev.tune4j.tensor.Tensors;
 
@@ -35,9 +36,14 @@ public final class Spectrum {
     }
 
     public static List<Module> of(LoraAdapter adapter) {
-        if (adapter.config.useDora()) throw new IllegalArgumentException(doraRefusal("this adapter"));
+        if (adapter.config.useDora()) throw new UserError(doraRefusal("this adapter"));
         var out = new ArrayList<Module>();
-        adapter.modules().forEach((name, l) -> out.add(of(name, Tensors.toFloats(l.lora_A), Tensors.toFloats(l.lora_B), (int) l.r(), l.scaling)));
+        try (var bar = dev.tune4j.train.StepProgress.phase("adapter spectrum", adapter.modules().size(), " modules")) {
+            adapter.modules().forEach((name, l) -> {
+                out.add(of(name, Tensors.toFloats(l.lora_A), Tensors.toFloats(l.lora_B), (int) l.r(), l.scaling));
+                bar.step();
+            });
+        }
         return out;
     }
 

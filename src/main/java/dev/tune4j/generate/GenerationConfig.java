@@ -1,5 +1,7 @@
 package dev.tune4j.generate;
 
+import dev.tune4j.hf.UserError;
+
 import java.util.List;
 
 /**
@@ -17,11 +19,11 @@ import java.util.List;
 public record GenerationConfig(int maxNewTokens, double temperature, int topK, double topP, double repetitionPenalty, long seed,
                                List<Integer> eosTokenIds, List<String> stopStrings) {
     public GenerationConfig {
-        if (maxNewTokens < 0) throw new IllegalArgumentException("max_new_tokens must be >= 0, found " + maxNewTokens);
-        if (temperature < 0) throw new IllegalArgumentException("temperature must be >= 0, found " + temperature);
-        if (topK < 0) throw new IllegalArgumentException("top_k must be >= 0, found " + topK);
-        if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("top_p must be in (0, 1], found " + topP);
-        if (!(repetitionPenalty > 0)) throw new IllegalArgumentException("repetition_penalty must be > 0, found " + repetitionPenalty);
+        if (maxNewTokens < 0) throw new UserError("max_new_tokens must be >= 0, found " + maxNewTokens);
+        if (temperature < 0) throw new UserError("temperature must be >= 0, found " + temperature);
+        if (topK < 0) throw new UserError("top_k must be >= 0, found " + topK);
+        if (!(topP > 0 && topP <= 1)) throw new UserError("top_p must be in (0, 1], found " + topP);
+        if (!(repetitionPenalty > 0)) throw new UserError("repetition_penalty must be > 0, found " + repetitionPenalty);
         eosTokenIds = List.copyOf(eosTokenIds);
         stopStrings = List.copyOf(stopStrings);
     }

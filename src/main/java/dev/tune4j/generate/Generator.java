@@ -1,18 +1,16 @@
 package dev.tune4j.generate;
 
-import dev.tune4j.model.KvCache;
+import dev.tune4j.hf.UserError;
 import dev.tune4j.model.LlamaModel;
-import dev.tune4j.tensor.Tensors;
-import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Tensor;
 
-import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Function;
 
 /**
- * Autoregressive decoding with a KV cache: one prefill pass over the prompt, then one token per step. Each step runs in
- * its own pointer scope, so native memory stays flat however long the generation.
+ * One prompt, decoded on the caller's thread through the engine's own {@link Decoder} (prefill, then one step per
+ * token: the same code as continuous batching, with a batch of one). Every step runs in its own pointer scope, so
+ * native memory stays flat however long the generation. Adapters are not routed: every enabled one applies.
  */
 public final class Generator {
     private Generator() {}
@@ -31,54 +29,68 @@ public final class Generator {
      * @param decoder token ids → text, needed only for stop strings and {@link Result#text()}; may be null
      */
     public static Result generate(LlamaModel model, long[] prompt, GenerationConfig cfg, Function<long[], String> decoder, TokenListener listener) {
-        if (prompt.length == 0) throw new IllegalArgumentException("the prompt must hold at least one token (e.g. BOS)");
-        if (!cfg.stopStrings().isEmpty() && decoder == null) throw new IllegalArgumentException("stop strings need a tokenizer to decode");
-        long[] seq = Arrays.copyOf(prompt, prompt.length + cfg.maxNewTokens());
-        int len = prompt.length;
-        var sampler = new Sampler(cfg);
-        StopReason reason = StopReason.MAX_TOKENS;
-        String text = null;
-        try (KvCache cache = model.newCache(1, prompt.length + Math.max(cfg.maxNewTokens(), 1));
-             NoGradGuard noGrad = new NoGradGuard()) {
-            long[] step = prompt;
-            while (len - prompt.length < cfg.maxNewTokens()) {
-                float[] logits;
-                try (PointerScope scope = new PointerScope()) {
-                    Tensor ids = model.compute.placeIndex(Tensors.longs(step, 1, step.length));      // (1, T)
-                    Tensor hidden = model.forward(ids, null, null, cache, null);                     // (1, T, C)
-                    Tensor last = hidden.narrow(1, hidden.size(1) - 1, 1);                           // (1, 1, C)
-                    logits = Tensors.toFloats(model.logits(last));                                   // (V)
-                }
-                int next = sampler.next(logits, seq, len);
-                seq[len++] = next;
-                if (listener != null) listener.onToken(next);
-                if (cfg.eosTokenIds().contains(next)) {
-                    reason = StopReason.EOS;
-                    break;
-                }
-                if (!cfg.stopStrings().isEmpty()) {
-                    text = decoder.apply(Arrays.copyOfRange(seq, prompt.length, len));
-                    int cut = firstStop(text, cfg);
-                    if (cut >= 0) {
-                        text = text.substring(0, cut);
-                        reason = StopReason.STOP_STRING;
-                        break;
-                    }
-                }
-                step = new long[]{next};
-            }
-        }
-        long[] out = Arrays.copyOfRange(seq, prompt.length, len);
-        if (decoder != null && reason != StopReason.STOP_STRING) text = decoder.apply(out);
-        return new Result(out, text, reason);
+        if (prompt.length == 0) throw new UserError("the prompt must hold at least one token (e.g. BOS)");
+        if (!cfg.stopStrings().isEmpty() && decoder == null) throw new IllegalStateException("stop strings need a tokenizer to decode");
+        return generateAll(model, List.of(prompt), cfg, decoder, listener, 1).getFirst();
     }
 
-    private static int firstStop(String text, GenerationConfig cfg) {
-        int best = -1;
-        for (String s : cfg.stopStrings()) {
-            int i = text.indexOf(s);
-            if (i >= 0 && (best < 0 || i < best)) best = i;
+    /**
+     * Several prompts decoded together — continuous batching on the caller's thread, at most {@code batch} sequences per
+     * step, each leaving when done and the next prompt joining — with the same settings for all (eval --generate, the
+     * run report's samples). Results in prompt order; {@code listener} (may be null) hears the tokens of every sequence.
+     */
+    public static List<Result> generateAll(LlamaModel model, List<long[]> prompts, GenerationConfig cfg, Function<long[], String> decoder, TokenListener listener, int batch) {
+        if (!cfg.stopStrings().isEmpty() && decoder == null) throw new IllegalStateException("stop strings need a tokenizer to decode");
+        var seqs = new ArrayList<Sequence>();
+        var texts = new ArrayList<StringBuilder>();
+        for (long[] prompt : prompts) {
+            if (prompt.length == 0) throw new UserError("the prompt must hold at least one token (e.g. BOS)");
+            var text = new StringBuilder();
+            Listener l = new Listener() {
+                public void onDelta(String t, long[] ids) {
+                    text.append(t);
+                    if (listener != null) for (long id : ids) listener.onToken((int) id);
+                }
+
+                public void onFinish(FinishReason reason, Usage usage, Throwable error) {}
+            };
+            texts.add(text);
+            seqs.add(new Sequence(new Request(null, prompt, Sampling.of(cfg)), l, false, decoder, new Sampler(cfg)));
         }
-        return best;
+        if (cfg.maxNewTokens() > 0) {
+            var d = new Decoder(model);
+            var running = new ArrayList<Sequence>();
+            int next = 0;
+            try {
+                while (next < seqs.size() || !running.isEmpty()) {
+                    while (running.size() < batch && next < seqs.size()) { // join: prefill chooses the first token
+                        Sequence s = seqs.get(next++);
+                        d.prefill(s);
+                        if (s.finish != null) s.end(s.finish, null);
+                        else running.add(s);
+                    }
+                    if (running.isEmpty()) continue;
+                    d.step(running);
+                    for (var it = running.iterator(); it.hasNext(); ) { // leave
+                        Sequence s = it.next();
+                        if (s.finish != null) {
+                            it.remove();
+                            s.end(s.finish, null);
+                        }
+                    }
+                }
+            } finally {
+                for (Sequence s : seqs) if (s.cache != null) s.cache.close();
+            }
+        }
+        var out = new ArrayList<Result>();
+        for (int i = 0; i < seqs.size(); i++) {
+            Sequence s = seqs.get(i);
+            long[] ids = s.output();
+            boolean eos = ids.length > 0 && cfg.eosTokenIds().contains((int) ids[ids.length - 1]);
+            StopReason reason = s.text.stopped() ? StopReason.STOP_STRING : eos ? StopReason.EOS : StopReason.MAX_TOKENS;
+            out.add(new Result(ids, decoder == null ? null : texts.get(i).toString(), reason));
+        }
+        return out;
     }
 }

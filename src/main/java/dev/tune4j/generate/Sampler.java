@@ -4,46 +4,70 @@ import java.util.Arrays;
 import java.util.Random;
 
 /**
- * Picks the next token from one row of logits, in transformers' order: repetition penalty → (greedy argmax) or
+ * Picks the next token from one row of logits, in transformers' order: repetition penalty → presence/frequency penalties → (greedy argmax) or
  * temperature → top-k → top-p → softmax → draw. Plain Java on a float[]: the row is small next to a forward pass.
  */
 final class Sampler {
-    private final GenerationConfig cfg;
+    private final double temperature, topP, repetitionPenalty, presencePenalty, frequencyPenalty;
+    private final int topK;
     private final Random random;
 
-    Sampler(GenerationConfig cfg) {
-        this.cfg = cfg;
-        this.random = new Random(cfg.seed());
+    Sampler(GenerationConfig c) {
+        this(c.temperature(), c.topK(), c.topP(), c.repetitionPenalty(), 0, 0, new Random(c.seed()));
     }
 
-    int next(float[] logits, long[] seen, int seenCount) {
-        if (cfg.repetitionPenalty() != 1.0) {
+    Sampler(Sampling s) {
+        this(s.temperature(), s.topK(), s.topP(), s.repetitionPenalty(), s.presencePenalty(), s.frequencyPenalty(),
+                s.seed() == null ? new Random() : new Random(s.seed()));
+    }
+
+    private Sampler(double temperature, int topK, double topP, double repetitionPenalty, double presence, double frequency, Random random) {
+        this.temperature = temperature;
+        this.topK = topK;
+        this.topP = topP;
+        this.repetitionPenalty = repetitionPenalty;
+        this.presencePenalty = presence;
+        this.frequencyPenalty = frequency;
+        this.random = random;
+    }
+
+    /**
+     * @param seen        prompt then generated ids; the first {@code seenCount} count
+     * @param promptCount how many of them are the prompt (presence and frequency penalties look at the generated ones only)
+     */
+    int next(float[] logits, long[] seen, int seenCount, int promptCount) {
+        if (repetitionPenalty != 1.0) {
             boolean[] done = new boolean[logits.length];
             for (int i = 0; i < seenCount; i++) {
                 int t = (int) seen[i];
                 if (t < 0 || t >= logits.length || done[t]) continue;
                 done[t] = true;
-                logits[t] = (float) (logits[t] < 0 ? logits[t] * cfg.repetitionPenalty() : logits[t] / cfg.repetitionPenalty());
+                logits[t] = (float) (logits[t] < 0 ? logits[t] * repetitionPenalty : logits[t] / repetitionPenalty);
             }
         }
-        if (cfg.greedyDecoding()) return argmax(logits);
+        if (presencePenalty != 0 || frequencyPenalty != 0) { // OpenAI: logit − count·frequency − [count > 0]·presence
+            var counts = new java.util.HashMap<Integer, Integer>();
+            for (int i = promptCount; i < seenCount; i++) if (seen[i] >= 0 && seen[i] < logits.length) counts.merge((int) seen[i], 1, Integer::sum);
+            counts.forEach((t, n) -> logits[t] -= (float) (n * frequencyPenalty + presencePenalty));
+        }
+        if (temperature == 0) return argmax(logits);
         double[] z = new double[logits.length];
-        for (int i = 0; i < z.length; i++) z[i] = logits[i] / cfg.temperature();
+        for (int i = 0; i < z.length; i++) z[i] = logits[i] / temperature;
         Integer[] order = null;
-        if (cfg.topK() > 0 && cfg.topK() < z.length) {
+        if (topK > 0 && topK < z.length) {
             order = sortedDesc(z);
-            double kth = z[order[cfg.topK() - 1]];
+            double kth = z[order[topK - 1]];
             for (int i = 0; i < z.length; i++) if (z[i] < kth) z[i] = Double.NEGATIVE_INFINITY;
         }
         double[] p = softmax(z);
-        if (cfg.topP() < 1.0) {
+        if (topP < 1.0) {
             if (order == null) order = sortedDesc(z);
             double cum = 0;
             boolean cut = false;
             for (Integer i : order) {
                 if (cut) p[i] = 0;
                 cum += p[i];
-                if (cum >= cfg.topP()) cut = true; // this token completes the nucleus; the rest go
+                if (cum >= topP) cut = true; // this token completes the nucleus; the rest go
             }
             double s = 0;
             for (double x : p) s += x;

@@ -33,7 +33,7 @@ public final class ConfigPresets {
 
     public static ModelConfig byName(String name) {
         var s = BY_NAME.get(name);
-        if (s == null) throw new IllegalArgumentException("unknown shape '" + name + "': expected one of " + BY_NAME.keySet().stream().sorted().toList());
+        if (s == null) throw new UserError("unknown shape '" + name + "': expected one of " + BY_NAME.keySet().stream().sorted().toList());
         return s.get();
     }
 }

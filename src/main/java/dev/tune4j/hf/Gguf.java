@@ -57,6 +57,11 @@ public final class Gguf {
     // ---------------------------------------------------------------- export
 
     public static void export(Path modelDir, Path out, Type type) throws IOException {
+        export(modelDir, out, type, (done, total) -> {});
+    }
+
+    /** @param progress told (tensors written, tensors in all) after each tensor: the CLI's progress bar */
+    public static void export(Path modelDir, Path out, Type type, java.util.function.ObjLongConsumer<Long> progress) throws IOException {
         try (ModelFolder f = ModelFolder.open(modelDir)) {
             f.validate();
             if (f.bitsandbytes4bit())
@@ -130,6 +135,7 @@ public final class Gguf {
                     if (arch.equals("llama") && hf.endsWith("self_attn.k_proj.weight")) v = toGgmlRope(v, c.numKvHeads(), c.headDim(), (int) shape[1]);
                     w.tensor(v, types.get(i));
                     w.pad();
+                    progress.accept((long) i + 1, tensors.size());
                 }
             }
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {

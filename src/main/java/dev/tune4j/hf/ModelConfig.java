@@ -66,7 +66,7 @@ public record ModelConfig(
     }
 
     private static void require(boolean ok, String what) {
-        if (!ok) throw new IllegalArgumentException(what);
+        if (!ok) throw new UserError(what);
     }
 
     public int kvDim() {
@@ -94,7 +94,7 @@ public record ModelConfig(
         Arch arch = null;
         for (Arch a : Arch.values()) if (a.className.equals(archName) || (archName.isEmpty() && a.modelType.equals(modelType))) arch = a;
         if (arch == null)
-            throw new IllegalArgumentException("unsupported architecture '" + (archName.isEmpty() ? modelType : archName)
+            throw new UserError("unsupported architecture '" + (archName.isEmpty() ? modelType : archName)
                     + "': expected one of LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM");
         int hidden = intKey(c, "hidden_size", -1);
         int heads = intKey(c, "num_attention_heads", -1);
@@ -113,7 +113,7 @@ public record ModelConfig(
                 case "linear", "dynamic" -> require(factor >= 1.0, "rope_scaling.factor must be >= 1, found " + factor);
                 case "llama3" -> require(r.has("low_freq_factor") && r.has("high_freq_factor") && r.has("original_max_position_embeddings"),
                         "rope_scaling type llama3 needs low_freq_factor, high_freq_factor, original_max_position_embeddings");
-                default -> throw new IllegalArgumentException("unsupported rope_scaling type '" + type + "': expected linear, dynamic or llama3");
+                default -> throw new UserError("unsupported rope_scaling type '" + type + "': expected linear, dynamic or llama3");
             }
             rs = new RopeScaling(type, factor, r.path("low_freq_factor").asDouble(1), r.path("high_freq_factor").asDouble(4),
                     r.path("original_max_position_embeddings").asInt(8192));
@@ -125,7 +125,7 @@ public record ModelConfig(
                 qkvBias = true;
                 oBias = false;
                 if (c.path("use_sliding_window").asBoolean(false) && c.hasNonNull("sliding_window"))
-                    throw new IllegalArgumentException("Qwen2 use_sliding_window=true is not supported (transformers applies it only to some layers)");
+                    throw new UserError("Qwen2 use_sliding_window=true is not supported (transformers applies it only to some layers)");
             }
             case MISTRAL -> {
                 qkvBias = false;
@@ -165,10 +165,10 @@ public record ModelConfig(
     private static int intKey(JsonNode c, String key, int dflt) {
         JsonNode v = c.get(key);
         if (v == null || v.isNull()) {
-            if (dflt < 0) throw new IllegalArgumentException("missing required key '" + key + "'");
+            if (dflt < 0) throw new UserError("missing required key '" + key + "'");
             return dflt;
         }
-        if (!v.isIntegralNumber()) throw new IllegalArgumentException("key '" + key + "': expected an integer, found " + v);
+        if (!v.isIntegralNumber()) throw new UserError("key '" + key + "': expected an integer, found " + v);
         return v.asInt();
     }
 

@@ -25,7 +25,7 @@ public final class OutputPaths {
     }
 
     /** A refused output: the message names the path and what to do. */
-    public static final class Refused extends IllegalArgumentException {
+    public static final class Refused extends UserError {
         public Refused(String message) {
             super(message);
         }

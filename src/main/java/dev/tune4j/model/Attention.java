@@ -46,6 +46,34 @@ public final class Attention {
         return o_proj.forward(y);                                                   // (B, T, C)
     }
 
+    /**
+     * One new token per row, each row with its own cache (continuous batching: rows at different positions). The
+     * projections run batched; attention runs per row over that row's cache (a query at the end attends to every cached
+     * key, or to the last {@code window} with a sliding window).
+     *
+     * @param x (B, 1, C); cos, sin (B, 1, 1, hd) at each row's position
+     */
+    public Tensor forwardRows(Tensor x, Tensor cos, Tensor sin, KvCache[] caches, int layer, int window) {
+        long b = x.size(0);
+        Tensor q = Rope.apply(q_proj.forward(x).view(b, 1, nHead, headDim).transpose(1, 2), cos, sin);   // (B, nh, 1, hd)
+        Tensor k = Rope.apply(k_proj.forward(x).view(b, 1, nKvHead, headDim).transpose(1, 2), cos, sin); // (B, nkv, 1, hd)
+        Tensor v = v_proj.forward(x).view(b, 1, nKvHead, headDim).transpose(1, 2);                       // (B, nkv, 1, hd)
+        var rows = new org.bytedeco.pytorch.TensorVector();
+        for (int i = 0; i < b; i++) {
+            Tensor[] kv = caches[i].append(layer, k.narrow(0, i, 1), v.narrow(0, i, 1));                // (1, nkv, S, hd)
+            Tensor ki = kv[0], vi = kv[1];
+            long s = ki.size(2);
+            if (window > 0 && s > window) {
+                ki = ki.narrow(2, s - window, window);
+                vi = vi.narrow(2, s - window, window);
+            }
+            rows.push_back(torch.scaled_dot_product_attention(q.narrow(0, i, 1), ki, vi, new TensorOptional(), 0.0, false,
+                    new DoubleOptional(), nKvHead != nHead));                                          // (1, nh, 1, hd)
+        }
+        Tensor y = torch.cat(rows, 0).transpose(1, 2).reshape(b, 1, (long) nHead * headDim);           // (B, 1, nh*hd)
+        return o_proj.forward(y);                                                                       // (B, 1, C)
+    }
+
     void close() {
         q_proj.close();
         k_proj.close();

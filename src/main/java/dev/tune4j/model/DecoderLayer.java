@@ -22,6 +22,12 @@ public final class DecoderLayer {
         return h.add(mlp.forward(post_attention_layernorm.forward(h)));
     }
 
+    /** One token per row, each row with its own cache ({@link Attention#forwardRows}). */
+    public Tensor forwardRows(Tensor x, Tensor cos, Tensor sin, KvCache[] caches, int window) {
+        Tensor h = x.add(self_attn.forwardRows(input_layernorm.forward(x), cos, sin, caches, index, window));
+        return h.add(mlp.forward(post_attention_layernorm.forward(h)));
+    }
+
     void close() {
         input_layernorm.weight.close();
         post_attention_layernorm.weight.close();

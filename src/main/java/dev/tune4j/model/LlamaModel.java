@@ -1,5 +1,6 @@
 package dev.tune4j.model;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.ModelConfig;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.tensor.Compute;
@@ -77,21 +78,35 @@ public final class LlamaModel implements AutoCloseable {
                     + "(tune4j loads it through QLoRA: train --method qlora, generate, chat, eval, logits)");
         return new LlamaModel(folder.config(), compute, name -> {
             if (later.test(name)) return Tensors.escape(() -> torch.empty(0));
-            long[] shape = folder.info(name).shape();
-            float[] v = folder.floats(name);
-            for (int i = 0; i < v.length; i++) // a NaN/Inf weight would only show as a NaN loss or garbage text much later
-                if (!Float.isFinite(v[i])) throw new dev.tune4j.hf.HfFormatException(folder.dir(), "tensor '" + name + "' holds a non-finite value (" + v[i] + " at flat index " + i + ")");
-            Tensor t = Tensors.escape(() -> compute.place(Tensors.floats(v, shape)));
-            onLoaded.accept(folder.info(name).byteSize());
+            var info = folder.info(name);
+            Tensor t = Tensors.escape(() -> {
+                // mapped file → native memory once, in the stored dtype; converted natively (never through Java arrays)
+                Tensor fp32 = Tensors.copyOf(folder.fileOf(name).bytes(name).address(), scalarType(info.dtype()), torch.ScalarType.Float, info.shape(), (i, v) -> {
+                    // a NaN/Inf weight would only show as a NaN loss or garbage text much later
+                    throw new dev.tune4j.hf.HfFormatException(folder.dir(), "tensor '" + name + "' holds a non-finite value (" + v + " at flat index " + i + ")");
+                });
+                return compute.place(fp32);
+            });
+            onLoaded.accept(info.byteSize());
             return t;
         });
+    }
+
+    private static torch.ScalarType scalarType(dev.tune4j.hf.DType d) {
+        return switch (d) {
+            case F32 -> torch.ScalarType.Float;
+            case BF16 -> torch.ScalarType.BFloat16;
+            case F16 -> torch.ScalarType.Half;
+            case F64 -> torch.ScalarType.Double;
+            default -> throw new IllegalStateException("validate() admits float weights only, found " + d);
+        };
     }
 
     /** Builds a model from named host fp32 tensors (e.g. a converted llama2.c checkpoint). */
     public static LlamaModel fromTensors(ModelConfig c, Map<String, Tensor> tensors, Compute compute) {
         return new LlamaModel(c, compute, name -> {
             Tensor t = tensors.get(name);
-            if (t == null) throw new IllegalArgumentException("missing tensor '" + name + "'");
+            if (t == null) throw new UserError("missing tensor '" + name + "'");
             return Tensors.escape(() -> compute.place(t).clone());
         });
     }
@@ -125,6 +140,28 @@ public final class LlamaModel implements AutoCloseable {
         }
         if (cache != null) cache.advance(in.ids().size(1));
         return norm.forward(x);                                                                       // (B, T, C)
+    }
+
+    /**
+     * Continuous batching's decoding step: one new token per row, row i continuing the sequence cached in {@code caches[i]}
+     * (each at its own length), so sequences can join and leave between steps. Returns the final hidden states (B, 1, C)
+     * and advances every cache by one.
+     */
+    public Tensor decodeRows(long[] tokens, KvCache[] caches) {
+        int b = tokens.length;
+        long[] pos = new long[b];
+        for (int i = 0; i < b; i++) pos[i] = caches[i].length();
+        Tensor positions = compute.placeIndex(Tensors.longs(pos, b, 1));                            // (B, 1)
+        long maxPos = config.ropeScaling().type().equals("dynamic") ? java.util.Arrays.stream(pos).max().orElse(0) : 0;
+        Tensor[] cs = rope.cosSin(positions, maxPos);                                                 // (B, 1, 1, hd) each
+        Tensor x = embed(compute.placeIndex(Tensors.longs(tokens, b, 1)));                           // (B, 1, C)
+        int window = config.slidingWindow();
+        for (DecoderLayer layer : layers) {
+            Tensor h = x;
+            x = Tensors.scoped(() -> layer.forwardRows(h, cs[0], cs[1], caches, window));             // (B, 1, C)
+        }
+        for (KvCache c : caches) c.advance(1);
+        return norm.forward(x);
     }
 
     /** Convenience for unpacked batches: {@link #forward(Batch, KvCache, List)}. */
@@ -251,7 +288,7 @@ public final class LlamaModel implements AutoCloseable {
      */
     public void save(java.nio.file.Path dir, dev.tune4j.hf.DType dtype, long maxShardBytes) throws java.io.IOException {
         if (linears().values().stream().anyMatch(l -> l.quantized != null))
-            throw new IllegalStateException("this model holds quantized weights: save the original weights (or dequantize) instead");
+            throw new dev.tune4j.hf.UserError("this model holds quantized weights: save the original weights (or dequantize) instead");
         var tmp = dev.tune4j.hf.AtomicFiles.tempDirBeside(dir);
         try {
             var blobs = new LinkedHashMap<String, dev.tune4j.hf.TensorBlob>();

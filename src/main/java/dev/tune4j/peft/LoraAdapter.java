@@ -1,5 +1,6 @@
 package dev.tune4j.peft;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.hf.*;
@@ -67,7 +68,7 @@ public final class LoraAdapter implements AutoCloseable {
             Linear l = e.getValue();
             int r = cfg.r(e.getKey());
             if (cfg.targets(e.getKey()) && r > Math.min(l.inFeatures(), l.outFeatures()))
-                throw new IllegalArgumentException("r=" + r + " is larger than module '" + e.getKey() + "' allows: it is " + l.outFeatures() + " x "
+                throw new UserError("r=" + r + " is larger than module '" + e.getKey() + "' allows: it is " + l.outFeatures() + " x "
                         + l.inFeatures() + ", so r must be at most " + Math.min(l.inFeatures(), l.outFeatures()));
         }
         var mods = new LinkedHashMap<String, LoraLinear>();
@@ -108,7 +109,7 @@ public final class LoraAdapter implements AutoCloseable {
         else if (names.stream().noneMatch(cfg::targets))
             what = "layers_to_transform " + cfg.layersToTransform() + (cfg.layersPattern().isEmpty() ? "" : " with layers_pattern " + cfg.layersPattern())
                     + " leaves no module of target_modules " + t + " (the model has " + model.config.numLayers() + " layers)";
-        if (what != null) throw file == null ? new IllegalArgumentException(what) : new HfFormatException(file, what);
+        if (what != null) throw file == null ? new UserError(what) : new HfFormatException(file, what);
     }
 
     /** Reads a PEFT LoRA adapter folder and attaches it; every mismatch with the model is an error naming the tensor. */
@@ -413,7 +414,7 @@ public final class LoraAdapter implements AutoCloseable {
 
     /** Sets lora_dropout for further training (PEFT lets a loaded adapter train with another dropout). */
     public void setDropout(double p) {
-        if (p < 0 || p >= 1) throw new IllegalArgumentException("lora_dropout must be in [0, 1), found " + p);
+        if (p < 0 || p >= 1) throw new UserError("lora_dropout must be in [0, 1), found " + p);
         modules.values().forEach(l -> l.dropout = p);
     }
 

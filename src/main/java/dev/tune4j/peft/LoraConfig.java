@@ -1,5 +1,6 @@
 package dev.tune4j.peft;
 
+import dev.tune4j.hf.UserError;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -26,20 +27,22 @@ public record LoraConfig(int r, double alpha, double dropout, List<String> targe
     private static final Pattern ANY_LAYER = Pattern.compile(".*\\.[^.]*\\.(\\d+)\\..*");
 
     public LoraConfig {
-        if (r <= 0) throw new IllegalArgumentException("r must be positive, found " + r);
+        if (r <= 0) throw new UserError("r must be positive, found " + r);
         layersToTransform = List.copyOf(layersToTransform);
         layersPattern = List.copyOf(layersPattern);
         rankPattern = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(rankPattern));
         alphaPattern = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(alphaPattern));
-        rankPattern.forEach((k, v) -> { if (v <= 0) throw new IllegalArgumentException("rank_pattern['" + k + "'] must be positive, found " + v); });
-        alphaPattern.forEach((k, v) -> { if (!(v > 0)) throw new IllegalArgumentException("alpha_pattern['" + k + "'] must be positive, found " + v); });
+        rankPattern.forEach((k, v) -> { if (v <= 0) throw new UserError("rank_pattern['" + k + "'] must be positive, found " + v); });
+        alphaPattern.forEach((k, v) -> { if (!(v > 0)) throw new UserError("alpha_pattern['" + k + "'] must be positive, found " + v); });
         if (!layersPattern.isEmpty() && layersToTransform.isEmpty())
-            throw new IllegalArgumentException("layers_pattern needs layers_to_transform (PEFT refuses it alone)");
+            throw new UserError("layers_pattern needs layers_to_transform (PEFT refuses it alone)");
         if (!layersToTransform.isEmpty() && targetModules != null && targetModules.size() == 1 && !targetModules.getFirst().matches("[A-Za-z0-9_.]+"))
-            throw new IllegalArgumentException("layers_to_transform cannot be used when target_modules is a single regex or all-linear (PEFT refuses it)");
-        if (!(alpha > 0)) throw new IllegalArgumentException("lora_alpha must be positive, found " + alpha);
-        if (!(dropout >= 0 && dropout < 1)) throw new IllegalArgumentException("lora_dropout must be in [0, 1), found " + dropout);
-        if (targetModules == null || targetModules.isEmpty()) throw new IllegalArgumentException("target_modules must name at least one module");
+            throw new UserError("layers_to_transform cannot be used when target_modules is a single regex or all-linear (PEFT refuses it)");
+        if (!(alpha > 0)) throw new UserError("lora_alpha must be positive, found " + alpha);
+        if (!(dropout >= 0 && dropout < 1)) throw new UserError("lora_dropout must be in [0, 1), found " + dropout);
+        if (targetModules == null || targetModules.isEmpty()) throw new UserError("target_modules must name at least one module");
+        for (String p : targetModules.size() == 1 ? List.of(targetModules.getFirst()) : List.<String>of()) checkRegex("target_modules", p);
+        for (String p : layersPattern) checkRegex("layers_pattern", p);
         targetModules = List.copyOf(targetModules);
     }
 
@@ -112,5 +115,13 @@ public record LoraConfig(int r, double alpha, double dropout, List<String> targe
             if (m.lookingAt()) break;
         }
         return m.lookingAt() && layersToTransform.contains(Integer.parseInt(m.group(1)));
+    }
+
+    private static void checkRegex(String key, String pattern) {
+        try {
+            Pattern.compile(pattern);
+        } catch (java.util.regex.PatternSyntaxException e) {
+            throw new UserError(key + ": '" + pattern + "' is not a valid regular expression: " + e.getDescription());
+        }
     }
 }

@@ -51,6 +51,11 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         return dora() ? dora(x, base, weight.get()) : delta(x);
     }
 
+    @Override
+    public Linear.LowRank lowRank() { // for gathered serving: plain LoRA outside training only
+        return dora() || training && dropout > 0 || mergedInto != null ? null : new Linear.LowRank(lora_A, lora_B, scaling * weight);
+    }
+
     Tensor delta(Tensor x) {
         var dtype = x.scalar_type().intern();
         Tensor in = training && dropout > 0 ? torch.dropout(x, dropout, true) : x;
@@ -88,7 +93,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         if (mergedInto != null) throw new IllegalStateException("already merged");
         if (base.adapters().get(name) != this) throw new IllegalStateException("merge into the projection this adapter is attached to");
         if (base.quantized != null)
-            throw new IllegalStateException("refusing to merge into 4-bit weights: the update would be rounded away; merge into the original (unquantized) base");
+            throw new dev.tune4j.hf.UserError("refusing to merge into 4-bit weights: the update would be rounded away; merge into the original (unquantized) base");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
             if (!dora()) base.weight.add_(delta().to(base.weight.scalar_type().intern()));
             else {

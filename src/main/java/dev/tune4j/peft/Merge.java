@@ -1,5 +1,6 @@
 package dev.tune4j.peft;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.hf.*;
 import dev.tune4j.model.LlamaModel;
@@ -42,13 +43,16 @@ public final class Merge {
         };
     }
 
+    /** @param log one line per phase (load, merge, write, verify) with its time; the caller reports the {@link Result} */
     public static Result run(Path modelDir, List<Path> adapters, List<Double> weights, Path out, DType dtype, long maxShardBytes,
                              Double tolerance, PrintStream log) throws IOException {
-        if (adapters.isEmpty()) throw new IllegalArgumentException("give at least one --adapter");
+        if (adapters.isEmpty()) throw new UserError("give at least one --adapter");
         if (!weights.isEmpty() && weights.size() != adapters.size())
-            throw new IllegalArgumentException(weights.size() + " --weight values for " + adapters.size() + " adapters");
+            throw new UserError(weights.size() + " --weight values for " + adapters.size() + " adapters");
         refuseQuantized(modelDir);
+        long t = System.nanoTime();
         try (ModelFolder f = ModelFolder.open(modelDir); LlamaModel m = LlamaModel.load(f, Compute.cpu())) {
+            t = phase(log, "loaded the base model", t);
             DType stored = dtype != null ? dtype : storedDtype(f);
             double tol = tolerance != null ? tolerance : defaultTolerance(stored);
             var loaded = new java.util.ArrayList<LoraAdapter>();
@@ -57,7 +61,7 @@ public final class Merge {
                 for (int i = 0; i < adapters.size(); i++) {
                     LoraAdapter a = LoraAdapter.load(adapters.get(i), m);
                     if (a.config.useDora() && adapters.size() > 1)
-                        throw new IllegalArgumentException(adapters.get(i) + " is a DoRA adapter (use_dora: true): it rescales each row of the whole weight, "
+                        throw new UserError(adapters.get(i) + " is a DoRA adapter (use_dora: true): it rescales each row of the whole weight, "
                                 + "so merging it together with other adapters depends on the order and is not supported; merge it alone");
                     if (!weights.isEmpty()) a.setWeight(weights.get(i));
                     modules += a.modules().size();
@@ -66,22 +70,24 @@ public final class Merge {
                 long[] ids = fixedBatch(m.config.vocabSize());
                 float[] reference = logits(m, ids);
                 for (LoraAdapter a : loaded) a.mergeAndUnload();
+                t = phase(log, "loaded and merged " + modules + " adapter module(s)", t);
 
                 Path stage = out.toAbsolutePath().resolveSibling("." + out.getFileName() + ".merging-" + System.nanoTime());
                 try {
                     m.save(stage, stored, maxShardBytes);
                     for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"))
                         if (Files.exists(modelDir.resolve(name))) Files.copy(modelDir.resolve(name), stage.resolve(name), StandardCopyOption.REPLACE_EXISTING);
+                    t = phase(log, "wrote the merged model as " + stored, t);
                     double diff, scale = 1;
                     for (float x : reference) scale = Math.max(scale, Math.abs(x));
                     try (ModelFolder written = ModelFolder.open(stage); LlamaModel reloaded = LlamaModel.load(written, Compute.cpu())) {
                         diff = maxAbsDiff(logits(reloaded, ids), reference) / scale;
                     }
                     if (!(diff <= tol))
-                        throw new IllegalStateException(String.format("merge verification failed: logits of the merged %s model differ from base + adapter by %.3g of the logit scale %.3g (tolerance %.3g); nothing was written to %s",
+                        throw new VerificationFailed(String.format("merge verification failed: logits of the merged %s model differ from base + adapter by %.3g of the logit scale %.3g (tolerance %.3g); nothing was written to %s",
                                 stored, diff, scale, tol, out));
+                    phase(log, "verified (reloaded, logits against base + adapters)", t);
                     AtomicFiles.publishDir(stage, out);
-                    log.printf("merged %d adapter(s) (%d modules) into %s as %s; verified: max |Δlogit| / %.3g = %.3g ≤ %.3g%n", adapters.size(), modules, out, stored, scale, diff, tol);
                     return new Result(out, diff, tol, modules, stored);
                 } finally {
                     AtomicFiles.deleteTree(stage);
@@ -90,6 +96,13 @@ public final class Merge {
                 loaded.forEach(LoraAdapter::close);
             }
         }
+    }
+
+    /** One line per phase with its time (a merge of a real model takes minutes: load, merge, write, reload and verify). */
+    private static long phase(PrintStream log, String what, long since) {
+        long now = System.nanoTime();
+        log.printf("merge: %s in %.1f s%n", what, (now - since) / 1e9);
+        return now;
     }
 
     /** Quantized bases (bitsandbytes/GPTQ/AWQ config, or integer weight tensors) are refused: the update is fp32. */
@@ -123,5 +136,12 @@ public final class Merge {
         double d = 0;
         for (int i = 0; i < a.length; i++) d = Math.max(d, Math.abs((double) a[i] - b[i]));
         return d;
+    }
+
+    /** The merged model does not reproduce base + adapter within the tolerance: nothing was published. */
+    public static final class VerificationFailed extends IllegalStateException {
+        public VerificationFailed(String message) {
+            super(message);
+        }
     }
 }

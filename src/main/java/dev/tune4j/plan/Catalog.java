@@ -1,5 +1,6 @@
 package dev.tune4j.plan;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.ModelConfig;
 import dev.tune4j.hf.ModelConfig.Arch;
 import dev.tune4j.hf.ModelConfig.RopeScaling;
@@ -47,7 +48,7 @@ public final class Catalog {
 
     public static ModelConfig get(String name) {
         ModelConfig c = MODELS.get(name.toLowerCase());
-        if (c == null) throw new IllegalArgumentException("unknown model '" + name + "': expected a model folder or one of " + MODELS.keySet());
+        if (c == null) throw new UserError("unknown model '" + name + "': expected a model folder or one of " + MODELS.keySet());
         return c;
     }
 }

@@ -1,5 +1,6 @@
 package dev.tune4j.plan;
 
+import dev.tune4j.hf.UserError;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -72,7 +73,7 @@ public final class Gpus {
         String n = name.toLowerCase();
         if (n.equals("this-machine") || n.equals("cpu")) return thisMachine();
         Gpu g = ALL.get(n);
-        if (g == null) throw new IllegalArgumentException("unknown GPU '" + name + "': expected one of " + names());
+        if (g == null) throw new UserError("unknown GPU '" + name + "': expected one of " + names());
         return g;
     }
 

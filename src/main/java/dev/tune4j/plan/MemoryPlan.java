@@ -1,5 +1,6 @@
 package dev.tune4j.plan;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.ModelConfig;
 
 import java.util.ArrayList;
@@ -31,9 +32,9 @@ public final class MemoryPlan {
                 case "full" -> FULL;
                 case "lora" -> LORA;
                 case "qlora" -> QLORA;
-                case "dora", "qdora" -> throw new IllegalArgumentException("--method: expected full, lora or qlora, found '" + name
+                case "dora", "qdora" -> throw new UserError("--method: expected full, lora or qlora, found '" + name
                         + "' (DoRA is an option of lora and qlora, PEFT's use_dora: give --method lora or qlora with --use-dora)");
-                default -> throw new IllegalArgumentException("--method: expected full, lora or qlora, found '" + name + "'");
+                default -> throw new UserError("--method: expected full, lora or qlora, found '" + name + "'");
             };
         }
     }
@@ -52,7 +53,7 @@ public final class MemoryPlan {
 
         public static Stage parse(String name) {
             for (Stage s : values()) if (s.name().toLowerCase(java.util.Locale.ROOT).equals(name)) return s;
-            throw new IllegalArgumentException("--stage: expected sft, pt, dpo, kto, orpo or simpo, found '" + name + "'");
+            throw new UserError("--stage: expected sft, pt, dpo, kto, orpo or simpo, found '" + name + "'");
         }
 
         /** Rows one item puts in a micro-batch: a pair is prompt+chosen and prompt+rejected; a KTO example adds its KL row. */
@@ -88,11 +89,11 @@ public final class MemoryPlan {
         public static Reference of(Stage stage, Method method, boolean precompute, boolean fromAdapter, boolean refCopy) {
             if (!stage.hasReference()) {
                 if (precompute || refCopy)
-                    throw new IllegalArgumentException("stage " + stage.name().toLowerCase() + " has no reference: --precompute-ref-logps and --ref-copy apply to dpo and kto");
+                    throw new UserError("stage " + stage.name().toLowerCase() + " has no reference: --precompute-ref-logps and --ref-copy apply to dpo and kto");
                 return NONE;
             }
             if (refCopy && (method != Method.FULL || precompute))
-                throw new IllegalArgumentException("--ref-copy plans a frozen copy of the full model: only for --method full without --precompute-ref-logps (LoRA's reference is the base with the adapter disabled)");
+                throw new UserError("--ref-copy plans a frozen copy of the full model: only for --method full without --precompute-ref-logps (LoRA's reference is the base with the adapter disabled)");
             if (refCopy) return COPY;
             if (precompute || method == Method.FULL) return STORED;
             return fromAdapter ? ADAPTER : PASS;
@@ -114,8 +115,8 @@ public final class MemoryPlan {
                         boolean doubleQuant, Runtime runtime, Stage stage, Reference reference, long items, boolean dora) {
         public Setup {
             if (stage.hasReference() == (reference == Reference.NONE))
-                throw new IllegalArgumentException("stage " + stage.name().toLowerCase() + " with reference " + reference.name().toLowerCase());
-            if (dora && method == Method.FULL) throw new IllegalArgumentException("DoRA (use_dora) is an option of lora and qlora, not of full fine-tuning");
+                throw new UserError("stage " + stage.name().toLowerCase() + " with reference " + reference.name().toLowerCase());
+            if (dora && method == Method.FULL) throw new UserError("DoRA (use_dora) is an option of lora and qlora, not of full fine-tuning");
         }
 
         /** An SFT run without DoRA (the planner's original 13 inputs). */

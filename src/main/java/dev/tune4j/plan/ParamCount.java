@@ -1,5 +1,6 @@
 package dev.tune4j.plan;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.ModelConfig;
 
 import java.util.LinkedHashMap;
@@ -49,7 +50,7 @@ public final class ParamCount {
             case "o_proj" -> new long[]{q, h};
             case "gate_proj", "up_proj" -> new long[]{h, inter};
             case "down_proj" -> new long[]{inter, h};
-            default -> throw new IllegalArgumentException("unknown projection '" + proj + "': expected one of " + PROJECTIONS + " or all-linear");
+            default -> throw new UserError("unknown projection '" + proj + "': expected one of " + PROJECTIONS + " or all-linear");
         };
     }
 

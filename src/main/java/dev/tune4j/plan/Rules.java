@@ -1,5 +1,6 @@
 package dev.tune4j.plan;
 
+import dev.tune4j.hf.UserError;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -136,7 +137,7 @@ public final class Rules {
             case "output-format" -> Answer.of("SFT", new Reason("seed 002", "changing the output format: SFT learns structured outputs easily"));
             case "reduce-harm" -> Answer.of("DPO", new Reason("seed 002", "reducing harmful outputs: preference learning (DPO) is the tool"));
             case "max-customization" -> Answer.of("full fine-tuning", new Reason("seed 002", "maximum customisation: full fine-tuning updates every parameter"));
-            default -> throw new IllegalArgumentException("unknown goal '" + goal + "': expected one of " + GOALS);
+            default -> throw new UserError("unknown goal '" + goal + "': expected one of " + GOALS);
         };
     }
 
@@ -194,7 +195,7 @@ public final class Rules {
             rec = examples > 10_000_000 ? "full_fine_tuning" : "lora";
             r.add(new Reason("seed 001", examples > 10_000_000 ? "a narrow task with >10M examples: full fine-tuning's higher ceiling pays off"
                     : "a narrow task with under 10M examples: PEFT approaches full fine-tuning quality"));
-        } else throw new IllegalArgumentException("unknown objective '" + objective + "': expected instruction, domain_knowledge or task_specific");
+        } else throw new UserError("unknown objective '" + objective + "': expected instruction, domain_knowledge or task_specific");
         if (rec.equals("full_fine_tuning") && (need[0] < 0 || gpus < need[0])) {
             rec = "qlora";
             r.add(new Reason("seed 001", String.format("full fine-tuning needs %s A100-80GB but %d are available; QLoRA needs %d",

@@ -1,5 +1,6 @@
 package dev.tune4j.quant;
 
+import dev.tune4j.hf.UserError;
 /**
  * Blockwise 4-bit quantization with bitsandbytes' numerics (the PyTorch default backend: IEEE float32): absmax per block,
  * y = x · (1/absmax) clamped to [−1, 1], the code whose value is nearest (strict {@code >} on midpoints, so ties go to
@@ -18,12 +19,12 @@ public final class Quantizer {
 
     public static void checkBlocksize(int blocksize) {
         if (blocksize < 32 || blocksize > 4096 || Integer.bitCount(blocksize) != 1)
-            throw new IllegalArgumentException("blocksize must be a power of two in [32, 4096], found " + blocksize);
+            throw new UserError("blocksize must be a power of two in [32, 4096], found " + blocksize);
     }
 
     public static QuantState quantize(float[] x, long[] shape, String quantType, int blocksize, boolean doubleQuant) {
         checkBlocksize(blocksize);
-        if (!quantType.equals("nf4") && !quantType.equals("fp4")) throw new IllegalArgumentException("quant type must be nf4 or fp4, found '" + quantType + "'");
+        if (!quantType.equals("nf4") && !quantType.equals("fp4")) throw new UserError("quant type must be nf4 or fp4, found '" + quantType + "'");
         int n = x.length, blocks = (n + blocksize - 1) / blocksize;
         float[] absmax = new float[blocks];
         byte[] packed = new byte[(n + 1) / 2];

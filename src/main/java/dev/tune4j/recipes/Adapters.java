@@ -1,5 +1,6 @@
 package dev.tune4j.recipes;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.peft.LoraAdapter;
@@ -35,7 +36,7 @@ final class Adapters implements Run.Method {
 
     static LlamaModel load(TrainConfig c, ModelFolder folder, Compute compute, PrintStream log) {
         if (folder.bitsandbytes4bit() && !c.method().equals("qlora"))
-            throw new IllegalArgumentException(c.model() + " is a 4-bit checkpoint: train it with --method qlora");
+            throw new UserError(c.model() + " is a 4-bit checkpoint: train it with --method qlora");
         if (folder.bitsandbytes4bit()) {
             log.println("qlora: loaded the 4-bit checkpoint as stored (no re-quantization)");
             return FourBit.load(folder, compute);

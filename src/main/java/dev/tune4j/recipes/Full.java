@@ -1,5 +1,6 @@
 package dev.tune4j.recipes;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.hf.DType;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
@@ -33,7 +34,7 @@ final class Full implements Run.Method {
     }
 
     static LlamaModel load(TrainConfig c, ModelFolder folder, Compute compute) {
-        if (folder.bitsandbytes4bit()) throw new IllegalArgumentException(c.model() + " is a 4-bit checkpoint: full fine-tuning needs the unquantized weights");
+        if (folder.bitsandbytes4bit()) throw new UserError(c.model() + " is a 4-bit checkpoint: full fine-tuning needs the unquantized weights");
         return LlamaModel.load(folder, compute);
     }
 

@@ -1,5 +1,6 @@
 package dev.tune4j.recipes;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tune4j.data.*;
 import dev.tune4j.hf.AtomicFiles;
@@ -38,15 +39,15 @@ final class Preference {
     }
 
     static Stage setup(TrainConfig c, LlamaModel model, Tokenizer tok, long eos, long pad, Run.Method method, PrintStream log) throws IOException {
-        var style = c.promptStyle() != null ? Encoder.PromptStyle.valueOf(c.promptStyle().toUpperCase(Locale.ROOT))
+        var style = c.promptStyle() != null ? Encoder.PromptStyle.parse(c.promptStyle())
                 : tok != null && tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
         var data = PreferenceData.load(new PreferenceDataConfig(c.data(), c.format() == null ? null : PreferenceFormat.parse(c.format()), style,
                 c.maxSeqLen(), null, c.valRatio(), c.valFile(), c.skipBadRows(), c.seed()), tok, eos);
         boolean kto = c.stage().equals("kto");
         if (data.unpaired != kto)
-            throw new IllegalArgumentException(c.data() + ": " + (kto ? "--stage kto needs unpaired {prompt, completion, label} rows, found pairs (" + data.format + "); use --stage dpo"
+            throw new UserError(c.data() + ": " + (kto ? "--stage kto needs unpaired {prompt, completion, label} rows, found pairs (" + data.format + "); use --stage dpo"
                     : "unpaired {prompt, completion, label} rows are KTO data; --stage " + c.stage() + " needs pairs (chosen and rejected); use --stage kto"));
-        if ((kto ? data.kTrain : data.train).isEmpty()) throw new IllegalArgumentException(c.data() + ": no example left to train on (" + data.summary() + ")");
+        if ((kto ? data.kTrain : data.train).isEmpty()) throw new UserError(c.data() + ": no example left to train on (" + data.summary() + ")");
         PairBatches.checkIds(c.data(), data.train, data.val, data.kTrain, data.kVal, model.config.vocabSize());
         log.println("data: " + data.summary() + " (prompt style " + style.name().toLowerCase(Locale.ROOT) + ")");
         data.warnings.stream().limit(5).forEach(w -> log.println("  note: " + w));
@@ -120,13 +121,13 @@ final class Preference {
         if (c.resume() != null && Files.exists(file)) {
             var node = json.readTree(file.toFile()).get("pairs");
             if (node == null || node.size() != pairs)
-                throw new IllegalArgumentException(file + ": holds " + (node == null ? 0 : node.size()) + " reference pairs, the data has " + pairs + " (did --data change?)");
+                throw new UserError(file + ": holds " + (node == null ? 0 : node.size()) + " reference pairs, the data has " + pairs + " (did --data change?)");
             for (int i = 0; i < pairs; i++) byPair[i] = new double[]{node.get(i).get(0).asDouble(), node.get(i).get(1).asDouble()};
             log.println("reference log-probs: read " + file);
         } else {
             var live = PreferenceLoss.switched(model, full ? () -> {} : method::toReference, full ? () -> {} : method::toPolicy, c.lossChunk());
             long t0 = System.nanoTime();
-            try (var bar = StepProgress.create("reference", sources.stream().mapToLong(MicroSource::inOrderCount).sum())) {
+            try (var bar = StepProgress.phase("reference log-probs", sources.stream().mapToLong(MicroSource::inOrderCount).sum(), " batches")) {
                 for (var src : sources)
                     for (int i = 0; i < src.inOrderCount(); i++) {
                         try (var scope = new org.bytedeco.javacpp.PointerScope()) {

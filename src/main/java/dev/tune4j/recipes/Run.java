@@ -1,6 +1,8 @@
 package dev.tune4j.recipes;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.data.*;
+import dev.tune4j.eval.Units;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.peft.LoraAdapter;
@@ -47,7 +49,7 @@ public final class Run {
     /** The model folder's tokenizer; pre-tokenized preference data trains without one (as the golden models have none). */
     private static Tokenizer tokenizer(TrainConfig c) {
         if (java.nio.file.Files.exists(c.model().resolve("tokenizer.json")) || !c.preference()) return Tokenizer.load(c.model());
-        if (c.generalFile() != null) throw new IllegalArgumentException(c.model() + ": no tokenizer.json, which --general-file needs to read its text");
+        if (c.generalFile() != null) throw new UserError(c.model() + ": no tokenizer.json, which --general-file needs to read its text");
         return null;
     }
 
@@ -66,7 +68,7 @@ public final class Run {
     }
 
     private static Summary train(TrainConfig c, PrintStream log) throws IOException {
-        long t0 = System.nanoTime();
+        var phases = new Phases();
         Path resumeFrom = RunSetup.prepareRunFolder(c, log);
         RunSetup.writeResolvedConfig(c, log);
         Compute compute = c.computeDtype() == null ? Compute.auto() : new Compute(Compute.auto().cuda(), c.computeDtype().equals("bfloat16"));
@@ -80,7 +82,7 @@ public final class Run {
             MicroSource train, val;
             Objective objective;
             List<Example> samples; // prompts the report answers (validation first): SFT examples, or pairs' prompt + chosen
-            long predicted;
+            dev.tune4j.plan.MemoryPlan.Estimate predicted;
             if (c.preference()) {
                 var pref = Preference.setup(c, model, tok, eos, pad, method, log);
                 train = pref.train();
@@ -96,7 +98,9 @@ public final class Run {
                 objective = TokenLoss.INSTANCE;
                 predicted = RunSetup.predictPeak(c, model.config, ds, c.method(), !model.compute.cuda(), log);
             }
+            phases.mark("load");
             Double basePerplexity = RunReport.baseline(c, model, method.adapter(), tok, eos, log); // a full fine-tune has no other moment to see its base
+            if (basePerplexity != null) phases.mark("forgetting base");
             // ---- the loop ----
             long totalSteps = Trainer.totalSteps(c.maxSteps(), c.epochs(), train, c.gradAccum());
             int warmup = c.warmupSteps() > 0 ? c.warmupSteps() : LrSchedule.warmupFromRatio(c.warmupRatio(), (int) totalSteps);
@@ -106,15 +110,20 @@ public final class Run {
             var groups = method.parameters().entrySet().stream().map(e -> new AdamW.Param(e.getValue(), method.weightDecay(e.getKey(), e.getValue(), c.weightDecay()))).toList();
             try (Optimizer opt = c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : new AdamW(groups, 0.9, 0.999, 1e-8, c.optimOffload())) {
                 var outcome = new Trainer(model, method, objective, train, val, opt, loop).fit(log);
+                double trained = phases.mark("training");
+                phases.split("training", "final validation", outcome.finalValidationSeconds());
+                log.printf("%ntraining: %s, of which validation %s%n", Units.duration(trained), Units.duration(outcome.validationSeconds()));
                 // ---- save and report ----
                 Path output = method.save(c.out());
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                var summary = new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), seconds,
-                        Memory.peakResidentBytes(), output, outcome.stoppedEarly(), method.trainableCount(), predicted, outcome.lastMetrics());
-                RunReport.write(c, model, tok, method.adapter(), samples, summary, eos, basePerplexity, log);
-                RunSetup.reportPeak(predicted, summary.peakRssBytes(), log);
+                phases.mark("save");
+                RunReport.evaluate(c, model, tok, method.adapter(), samples, eos, basePerplexity, phases, log);
+                var summary = new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
+                        Memory.peakResidentBytes(), output, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
+                RunReport.write(c, method.adapter(), summary, predicted.parts(), phases, log);
+                RunSetup.reportPeak(predicted.peak(), summary.peakRssBytes(), log);
+                log.println(phases.line());
                 log.printf("done: %d steps in %.1f s; last train loss %.4f; best val loss %s; peak memory %.0f MiB; %s in %s%n",
-                        outcome.steps(), seconds, outcome.lastLoss(), Double.isNaN(outcome.bestValLoss()) ? "-" : String.format("%.4f", outcome.bestValLoss()),
+                        outcome.steps(), phases.total(), outcome.lastLoss(), Double.isNaN(outcome.bestValLoss()) ? "-" : String.format("%.4f", outcome.bestValLoss()),
                         Memory.mib(summary.peakRssBytes()), full ? "model" : "adapter", output);
                 return summary;
             }

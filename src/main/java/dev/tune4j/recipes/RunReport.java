@@ -13,48 +13,35 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
- * What every run leaves for its report: summary, the adapter's spectrum (LoRA), the forgetting check (general-text
- * perplexity before training and after), sample answers (SFT); then report.html.
+ * What every run leaves for its report: the adapter's spectrum (LoRA), the forgetting check (general-text perplexity
+ * before training and after), sample answers (SFT and preference prompts; {@code --samples 0} skips them), the summary
+ * with the planner's prediction by component and the time of each phase; then report.html.
  */
 final class RunReport {
     private RunReport() {}
+
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     /** The general-text perplexity of the model as it starts (a LoRA adapter off), kept in the run folder for a resume. */
     static Double baseline(dev.tune4j.train.TrainConfig c, LlamaModel model, LoraAdapter lora, Tokenizer tok, long eos, PrintStream log) throws IOException {
         if (c.generalFile() == null) return null;
         Path file = c.out().resolve("forgetting_base.json");
-        var json = new ObjectMapper();
-        if (c.resume() != null && java.nio.file.Files.exists(file)) return json.readTree(file.toFile()).get("base_perplexity").asDouble();
+        if (c.resume() != null && java.nio.file.Files.exists(file)) return JSON.readTree(file.toFile()).get("base_perplexity").asDouble();
         if (lora != null) lora.enable(false);
         double ppl = generalPerplexity(c, model, tok, eos);
         if (lora != null) lora.enable(true);
-        save(file, json.writeValueAsBytes(java.util.Map.of("base_perplexity", ppl)));
-        log.printf("forgetting check: general-text perplexity before training %.3f%n", ppl);
+        save(file, JSON.writeValueAsBytes(Map.of("base_perplexity", ppl)));
+        log.printf("forgetting check: general-text perplexity before training %s%n", Units.number(ppl));
         return ppl;
     }
 
-    static void write(dev.tune4j.train.TrainConfig c, LlamaModel model, Tokenizer tok, LoraAdapter lora, List<dev.tune4j.data.Example> sampleFrom, Run.Summary s,
-                      long eos, Double basePerplexity, PrintStream log) throws IOException {
-        var json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    /** The end-of-run measurements, each its own phase: spectrum.json, forgetting.json, samples.json. */
+    static void evaluate(dev.tune4j.train.TrainConfig c, LlamaModel model, Tokenizer tok, LoraAdapter lora, List<dev.tune4j.data.Example> sampleFrom,
+                         long eos, Double basePerplexity, Phases phases, PrintStream log) throws IOException {
         Path out = c.out();
-        var sum = new LinkedHashMap<String, Object>();
-        sum.put("method", c.method());
-        sum.put("stage", c.stage());
-        sum.put("steps", s.steps());
-        sum.put("last_train_loss", s.lastLoss());
-        sum.put("first_val_loss", Double.isNaN(s.firstValLoss()) ? null : s.firstValLoss());
-        sum.put("best_val_loss", Double.isNaN(s.bestValLoss()) ? null : s.bestValLoss());
-        sum.put("seconds", s.seconds());
-        sum.put("peak_rss_mib", s.peakRssBytes() / 1048576.0);
-        sum.put("predicted_peak_mib", Math.round(s.predictedPeakBytes() / 1048576.0));
-        sum.put("trainable_parameters", s.trainableParams());
-        sum.put("stopped_early", s.stoppedEarly());
-        sum.put(lora != null ? "adapter" : "model", s.output().toString());
-        s.lastMetrics().forEach((k, v) -> { if (Double.isFinite(v)) sum.put(k, v); });
-        save(out.resolve("summary.json"), json.writeValueAsBytes(sum));
-
         if (lora != null && !lora.config.useDora()) { // a DoRA update is full rank and depends on W: no r-dimensional spectrum to show
             var spectrum = Spectrum.of(lora);
             var rows = spectrum.stream().map(m -> {
@@ -69,9 +56,10 @@ final class RunReport {
                 r.put("warning", m.warning());
                 return r;
             }).toList();
-            save(out.resolve("spectrum.json"), json.writeValueAsBytes(rows));
+            save(out.resolve("spectrum.json"), JSON.writeValueAsBytes(rows));
             long warned = spectrum.stream().filter(m -> m.warning() != null).count();
             if (warned > 0) log.println("adapter spectrum: " + warned + " module(s) with warnings (see report.html)");
+            phases.mark("adapter spectrum");
         }
         if (basePerplexity != null) {
             double tuned = generalPerplexity(c, model, tok, eos);
@@ -83,14 +71,54 @@ final class RunReport {
             fj.put("threshold", f.threshold());
             fj.put("flagged", f.flagged());
             fj.put("summary", f.summary());
-            save(out.resolve("forgetting.json"), json.writeValueAsBytes(fj));
+            save(out.resolve("forgetting.json"), JSON.writeValueAsBytes(fj));
             log.println(f.summary());
+            phases.mark("forgetting check");
         }
-        if (tok != null && !sampleFrom.isEmpty()) {
-            var samples = Scoring.samples(model, tok, sampleFrom, 3, 48, List.of((int) eos));
-            save(out.resolve("samples.json"), json.writeValueAsBytes(samples));
+        int n = c.applies("samples") ? Math.min(c.samples(), sampleFrom.size()) : 0;
+        if (tok != null && n > 0) {
+            log.printf("samples: answering %d validation prompt(s), up to 48 new tokens each (--samples 0 skips this)%n", n);
+            var samples = Scoring.samples(model, tok, sampleFrom, n, 48, List.of((int) eos));
+            save(out.resolve("samples.json"), JSON.writeValueAsBytes(samples));
+            log.printf("samples: %d in %s%n", samples.size(), Units.duration(phases.mark("samples")));
         }
-        log.println("report: " + Report.write(out));
+    }
+
+    /**
+     * summary.json and report.html. summary.json is written again after the report, so that it holds the report's own
+     * time too (a later {@code tune4j report} shows it).
+     */
+    static void write(dev.tune4j.train.TrainConfig c, LoraAdapter lora, Run.Summary s, Map<String, Long> predictedParts, Phases phases, PrintStream log) throws IOException {
+        Path out = c.out();
+        save(out.resolve("summary.json"), JSON.writeValueAsBytes(summary(c, lora, s, predictedParts, phases)));
+        Path report = Report.write(out);
+        phases.mark("report");
+        save(out.resolve("summary.json"), JSON.writeValueAsBytes(summary(c, lora, s, predictedParts, phases)));
+        log.println("report: " + report);
+    }
+
+    private static Map<String, Object> summary(dev.tune4j.train.TrainConfig c, LoraAdapter lora, Run.Summary s, Map<String, Long> predictedParts, Phases phases) {
+        var sum = new LinkedHashMap<String, Object>();
+        sum.put("method", c.method());
+        sum.put("stage", c.stage());
+        sum.put("steps", s.steps());
+        sum.put("last_train_loss", s.lastLoss());
+        sum.put("first_val_loss", Double.isNaN(s.firstValLoss()) ? null : s.firstValLoss());
+        sum.put("best_val_loss", Double.isNaN(s.bestValLoss()) ? null : s.bestValLoss());
+        sum.put("seconds", dev.tune4j.train.Metrics.round(phases.total(), 3));
+        sum.put("peak_rss_mib", s.peakRssBytes() / 1048576.0);
+        sum.put("predicted_peak_mib", Math.round(s.predictedPeakBytes() / 1048576.0));
+        var parts = new LinkedHashMap<String, Long>();
+        predictedParts.forEach((k, v) -> parts.put(k, Math.round(v / 1048576.0)));
+        sum.put("predicted_parts_mib", parts);
+        var times = new LinkedHashMap<String, Double>();
+        phases.seconds().forEach((k, v) -> times.put(k, dev.tune4j.train.Metrics.round(v, 3)));
+        sum.put("phase_seconds", times);
+        sum.put("trainable_parameters", s.trainableParams());
+        sum.put("stopped_early", s.stoppedEarly());
+        sum.put(lora != null ? "adapter" : "model", s.output().toString());
+        s.lastMetrics().forEach((k, v) -> { if (Double.isFinite(v)) sum.put(k, v); });
+        return sum;
     }
 
     private static double generalPerplexity(dev.tune4j.train.TrainConfig c, LlamaModel model, Tokenizer tok, long eos) {

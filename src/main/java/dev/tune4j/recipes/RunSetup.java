@@ -1,5 +1,6 @@
 package dev.tune4j.recipes;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.tune4j.data.*;
@@ -24,7 +25,7 @@ final class RunSetup {
         Integer e = tok == null ? null : tok.specialId("eos_token");
         if (e != null) return e;
         if (!config.eosTokenIds().isEmpty()) return config.eosTokenIds().getFirst();
-        throw new IllegalArgumentException("neither tokenizer_config.json nor config.json names an end-of-sequence token");
+        throw new UserError("neither tokenizer_config.json nor config.json names an end-of-sequence token");
     }
 
     static long padId(Tokenizer tok, dev.tune4j.hf.ModelConfig config, long eos) {
@@ -34,7 +35,7 @@ final class RunSetup {
     }
 
     static Dataset dataset(TrainConfig c, Tokenizer tok, long eos, PrintStream log) {
-        var style = c.promptStyle() != null ? Encoder.PromptStyle.valueOf(c.promptStyle().toUpperCase())
+        var style = c.promptStyle() != null ? Encoder.PromptStyle.parse(c.promptStyle())
                 : tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
         var dc = new DataConfig(c.data(), c.format() == null ? null : Format.parse(c.format()), style, c.maxSeqLen(), c.valRatio(),
                 c.valFile(), c.mixFile(), c.mixRatio(), c.skipBadRows(), c.seed());
@@ -57,28 +58,28 @@ final class RunSetup {
         Path from = null;
         if (c.resume() != null) {
             if (c.overwrite() && (c.resume().equals("latest") || OutputPaths.real(Path.of(c.resume())).startsWith(checked.real())))
-                throw new IllegalArgumentException("--overwrite would delete the checkpoint that --resume " + c.resume() + " continues from (in " + c.out() + "); give one of them");
+                throw new UserError("--overwrite would delete the checkpoint that --resume " + c.resume() + " continues from (in " + c.out() + "); give one of them");
             if (c.resume().equals("latest")) {
                 from = new Checkpoints(c.out(), c.keepBest(), c.keepLast()).latestGood(log::println);
-                if (from == null) throw new IllegalArgumentException("--resume latest: no complete checkpoint under " + c.out().resolve("checkpoints"));
+                if (from == null) throw new UserError("--resume latest: no complete checkpoint under " + c.out().resolve("checkpoints"));
             } else {
                 from = Path.of(c.resume());
                 String why = Checkpoints.problem(from);
-                if (why != null) throw new IllegalArgumentException("--resume " + from + ": not a complete checkpoint: " + why);
+                if (why != null) throw new UserError("--resume " + from + ": not a complete checkpoint: " + why);
             }
             var st = Checkpoints.readState(from);
             if (c.maxSteps() > 0 && c.maxSteps() <= st.step())
-                throw new IllegalArgumentException("--resume " + from + " is at step " + st.step() + " and --max-steps is " + c.maxSteps()
+                throw new UserError("--resume " + from + " is at step " + st.step() + " and --max-steps is " + c.maxSteps()
                         + ": nothing left to train (give --max-steps above " + st.step() + ")");
             if (c.maxSteps() <= 0 && st.epoch() >= c.epochs())
-                throw new IllegalArgumentException("--resume " + from + " is at epoch " + st.epoch() + " and --epochs is " + c.epochs()
+                throw new UserError("--resume " + from + " is at epoch " + st.epoch() + " and --epochs is " + c.epochs()
                         + ": nothing left to train (raise --epochs or give --max-steps)");
             dropCutLastLine(c.out().resolve("metrics.jsonl"), log);
             dropStepsAfter(c.out().resolve("metrics.jsonl"), st.step(), log);
         }
         if (c.overwrite() && checked.hasContent()) {
             if (!Files.exists(c.out().resolve("run_config.json")))
-                throw new IllegalArgumentException("--overwrite replaces a tune4j run folder (one with run_config.json); " + c.out()
+                throw new UserError("--overwrite replaces a tune4j run folder (one with run_config.json); " + c.out()
                         + " holds other files: give a new or empty --out");
             OutputPaths.clearFolder(c.out());
             log.println("--overwrite: removed the previous contents of " + c.out());
@@ -171,7 +172,7 @@ final class RunSetup {
                 if (!was.equals(v)) diffs.add(k + ": " + was + " → " + v);
             });
             if (!diffs.isEmpty())
-                throw new IllegalArgumentException("--resume: this run differs from the one in " + c.out() + " (" + String.join("; ", diffs)
+                throw new UserError("--resume: this run differs from the one in " + c.out() + " (" + String.join("; ", diffs)
                         + "); resume with the same settings, or train into a new --out");
         }
         byte[] json = mapper.enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(now);
@@ -194,7 +195,7 @@ final class RunSetup {
      * The planner's peak for this run (its batch, the longest row it will see, its labelled share, optimizer, runtime),
      * printed before training starts so the measured peak at the end can be held against it.
      */
-    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, PrintStream log) {
         long tokens = ds.train.stream().mapToLong(Example::length).sum(), labelled = ds.train.stream().mapToLong(Example::supervisedTokens).sum();
         int longest = ds.train.stream().mapToInt(Example::length).max().orElse(c.maxSeqLen());
         int seq = c.packing() ? c.maxSeqLen() : Math.min(c.maxSeqLen(), longest);
@@ -205,7 +206,7 @@ final class RunSetup {
      * The planner's peak for this run (its rows per micro-batch, the longest row it will see, its labelled share,
      * optimizer, runtime), printed before training starts so the measured peak at the end can be held against it.
      */
-    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, PrintStream log) {
         return predictPeak(c, config, rows, seq, labelledShare, method, cpu, 0, log);
     }
 
@@ -213,7 +214,7 @@ final class RunSetup {
      * @param items for a preference stage, the pairs (KTO: examples) in the data, and {@code rows} the pairs per micro-batch:
      *              the planner doubles them into rows and adds the reference as the run has it
      */
-    static long predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, long items, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, long items, PrintStream log) {
         var m = MemoryPlan.Method.parse(method);
         var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
         var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, rows, seq, c.gradientCheckpointing(),
@@ -228,7 +229,7 @@ final class RunSetup {
         var sb = new StringBuilder();
         e.parts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(Math.round(v / 1048576.0)).append(" MiB"));
         log.printf("planner: predicted peak memory %.0f MiB at batch %d%s × %d tokens (%s)%n", e.peak() / 1048576.0, rows, c.preference() ? (c.stage().equals("kto") ? " examples" : " pairs") : "", seq, sb);
-        return e.peak();
+        return e;
     }
 
     static void reportPeak(long predicted, long measured, PrintStream log) {

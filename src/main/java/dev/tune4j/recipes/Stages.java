@@ -1,5 +1,6 @@
 package dev.tune4j.recipes;
 
+import dev.tune4j.hf.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.tune4j.eval.Report;
@@ -25,7 +26,7 @@ public final class Stages {
 
     /** @param stages each stage's keys, already merged over the shared ones (and the command line's flags over both) */
     public static List<Run.Summary> run(Path out, List<Map<String, String>> stages, String source, PrintStream log) throws IOException {
-        if (stages.isEmpty()) throw new IllegalArgumentException(source + ": stages: is empty");
+        if (stages.isEmpty()) throw new UserError(source + ": stages: is empty");
         var configs = new ArrayList<TrainConfig>();
         var merged = new ArrayList<Map<String, String>>();
         var dirs = new ArrayList<Map<String, String>>();
@@ -108,10 +109,10 @@ public final class Stages {
             }
             var f = c.format() != null ? dev.tune4j.data.PreferenceFormat.parse(c.format()) : dev.tune4j.data.PreferenceFormat.detect(first);
             if (f.unpaired() != c.stage().equals("kto"))
-                throw new IllegalArgumentException(c.data() + ": stage " + stage + " (" + c.stage() + ") " + (f.unpaired()
+                throw new UserError(c.data() + ": stage " + stage + " (" + c.stage() + ") " + (f.unpaired()
                         ? "needs pairs (chosen and rejected), found unpaired KTO rows; use stage: kto" : "needs unpaired {prompt, completion, label} rows, found pairs; use stage: dpo"));
         } catch (dev.tune4j.data.DataException e) {
-            throw new IllegalArgumentException("stage " + stage + " (" + c.stage() + "): " + e.getMessage(), e);
+            throw new UserError("stage " + stage + " (" + c.stage() + "): " + e.getMessage(), e);
         }
     }
 }

@@ -2,6 +2,7 @@ package dev.tune4j.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.tune4j.generate.AdapterSource;
+import dev.tune4j.hf.UserError;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.peft.LoraAdapter;
 import dev.tune4j.text.ChatTemplate;
@@ -34,16 +35,16 @@ final class Adapters implements AdapterSource {
     /** @param modules --lora-modules (name → folder, trusted: the operator's own paths) */
     Adapters(Path root, int maxRank, Map<String, Path> modules) throws IOException {
         this.root = root == null ? null : root.toRealPath();
-        if (this.root != null && !Files.isDirectory(this.root)) throw new IllegalArgumentException("--adapter-root: expected a folder, found a file: " + root);
+        if (this.root != null && !Files.isDirectory(this.root)) throw new UserError("--adapter-root: expected a folder, found a file: " + root);
         this.maxRank = maxRank;
         modules.forEach((name, dir) -> {
-            if (!NAME.matcher(name).matches()) throw new IllegalArgumentException("--lora-modules: " + badName(name));
+            if (!NAME.matcher(name).matches()) throw new UserError("--lora-modules: " + badName(name));
             try {
                 entries.put(name, read(name, dir.toRealPath()));
             } catch (IOException e) {
-                throw new IllegalArgumentException("--lora-modules " + name + "=" + dir + ": no such folder");
+                throw new UserError("--lora-modules " + name + "=" + dir + ": no such folder");
             } catch (ApiError e) {
-                throw new IllegalArgumentException("--lora-modules " + name + "=" + dir + ": " + e.getMessage());
+                throw new UserError("--lora-modules " + name + "=" + dir + ": " + e.getMessage());
             }
         });
     }
@@ -153,7 +154,7 @@ final class Adapters implements AdapterSource {
     @Override
     public void attach(LlamaModel model, String name) {
         Entry e = entries.get(name);
-        if (e == null) throw new IllegalArgumentException("adapter '" + name + "' is not registered (unloaded meanwhile?)");
+        if (e == null) throw new UserError("adapter '" + name + "' is not registered (unloaded meanwhile?)");
         LoraAdapter.load(e.dir(), model, name); // attached to the model's projections; the engine detaches and frees it on eviction
     }
 }

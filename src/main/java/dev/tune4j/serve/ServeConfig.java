@@ -1,5 +1,7 @@
 package dev.tune4j.serve;
 
+import dev.tune4j.hf.UserError;
+
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
@@ -39,7 +41,7 @@ public record ServeConfig(String servedModelName, String modelRoot, Map<String, 
         require(maxRequestBytes >= 1024 && maxRequestBytes <= 1L << 30, "max request bytes", "1 KiB to 1 GiB", maxRequestBytes);
         require(apiKey == null || !apiKey.isEmpty(), "--api-key", "a non-empty key", "''");
         require(!shutdownGrace.isNegative(), "--shutdown-grace", "a duration >= 0", shutdownGrace);
-        if (servedModelName == null || servedModelName.isEmpty()) throw new IllegalArgumentException("--served-model-name: expected a non-empty name");
+        if (servedModelName == null || servedModelName.isEmpty()) throw new UserError("--served-model-name: expected a non-empty name");
     }
 
     /** A config with vLLM's defaults for everything but the model (port 0 = any free port, for tests and embedding). */
@@ -49,6 +51,6 @@ public record ServeConfig(String servedModelName, String modelRoot, Map<String, 
     }
 
     private static void require(boolean ok, String flag, String expected, Object found) {
-        if (!ok) throw new IllegalArgumentException(flag + ": expected " + expected + ", found " + found);
+        if (!ok) throw new UserError(flag + ": expected " + expected + ", found " + found);
     }
 }

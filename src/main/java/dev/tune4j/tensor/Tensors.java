@@ -19,13 +19,46 @@ public final class Tensors {
     /**
      * Loads libtorch once and sets its intra-op (OpenMP) threads: 1 by default, TUNE4J_THREADS overrides. The CPU build's
      * GEMMs run on OpenBLAS's own thread pool, which already uses every core; a second, spinning OpenMP pool on the same
-     * cores made forward passes 3–15× slower on the 2-core machine (docs/decisions/0002-cpu-threads.md).
+     * cores made forward passes 3–15× slower on the 2-core machine (docs/decisions/0002-cpu-threads.md). Also fixes
+     * glibc's mmap threshold ({@link NativeHeap}).
      */
     public static synchronized void init() {
         if (initialized) return;
+        NativeHeap.configure(); // before libtorch allocates anything
         String env = System.getenv("TUNE4J_THREADS");
-        torch.set_num_threads(env != null ? Integer.parseInt(env) : 1);
+        int n = 1;
+        if (env != null && env.strip().matches("[1-9][0-9]{0,3}")) n = Integer.parseInt(env.strip());
+        else if (env != null) System.err.println("warning: TUNE4J_THREADS: expected a thread count from 1 to 9999, found '" + env + "'; using 1");
+        torch.set_num_threads(n);
         initialized = true;
+    }
+
+    /**
+     * A libtorch tensor copied straight from native memory (a mapped safetensors slice of {@code stored} type) into one of
+     * type {@code as}: one native copy, converting on the way, never through a Java array. A temporary of the caller's
+     * scope. {@code nonFinite} gets the first flat index holding NaN or ±Inf and its value, checked natively before the copy (it may throw).
+     */
+    public static Tensor copyOf(long address, torch.ScalarType stored, torch.ScalarType as, long[] shape, NonFinite nonFinite) {
+        return scoped(() -> {
+            Tensor view = torch.from_blob(new Address(address), shape, new org.bytedeco.pytorch.TensorOptions(stored));
+            Tensor bad = torch.isfinite(view).logical_not().flatten();
+            if (bad.any().item_bool()) {
+                long i = bad.to(torch.ScalarType.Byte).argmax().item_long();
+                nonFinite.at(i, view.flatten().select(0, i).item_double());
+            }
+            return stored == as ? view.clone() : view.to(as);
+        });
+    }
+
+    public interface NonFinite {
+        void at(long flatIndex, double value);
+    }
+
+    /** A raw address as a JavaCPP pointer (from_blob reads it; nothing here owns or frees it). */
+    private static final class Address extends Pointer {
+        Address(long address) {
+            this.address = address;
+        }
     }
 
     public static Tensor floats(float[] v, long... shape) {

@@ -136,7 +136,7 @@ public final class Tokenizer implements AutoCloseable {
      * @throws IllegalStateException when the folder has no chat template
      */
     public String applyChatTemplate(List<Map<String, Object>> messages, boolean addGenerationPrompt) {
-        if (chatTemplate == null) throw new IllegalStateException("this tokenizer has no chat_template in tokenizer_config.json");
+        if (chatTemplate == null) throw new dev.tune4j.hf.UserError("this tokenizer has no chat_template in tokenizer_config.json");
         var vars = new LinkedHashMap<String, Object>(specialTokens);
         vars.put("messages", messages);
         vars.put("add_generation_prompt", addGenerationPrompt);

@@ -24,34 +24,41 @@ public final class Evaluation {
     }
 
     public static Result run(LlamaModel m, MicroSource data) {
-        return run(m, data, TokenLoss.INSTANCE, 1024);
+        return run(m, data, TokenLoss.INSTANCE, 1024, "evaluation");
     }
 
     public static Result run(LlamaModel m, MicroSource data, Objective obj, int chunk) {
+        return run(m, data, obj, chunk, "evaluation");
+    }
+
+    /** @param task the progress bar's name (shown once the pass lasts) */
+    public static Result run(LlamaModel m, MicroSource data, Objective obj, int chunk, String task) {
         double sum = 0, weight = 0;
         long n = 0;
         var metrics = new LinkedHashMap<String, Double>();
-        for (int i = 0; i < data.inOrderCount(); i++) {
-            try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
-                Micro mb = data.inOrder(i, m.compute);
-                var pos = Head.Positions.of(mb.labels(), mb.completion(), mb.rows(), mb.length());
-                if (pos.size() == 0) continue;
-                obj.prepare(mb);
-                Tensor hidden = m.forward(mb.batch(), null, null);                                     // (B, T, C)
-                Tensor h = hidden.reshape((long) mb.rows() * mb.length(), hidden.size(2))
-                        .index_select(0, m.compute.placeIndex(Tensors.longs(pos.flat(), pos.size())));  // (N, C)
-                var stats = Head.logps(m, h, m.compute.placeIndex(Tensors.longs(pos.target(), pos.size())), chunk);
-                n += pos.size();
-                if (!obj.needsLogps()) {
-                    for (float lp : stats.logp()) sum -= lp;                                          // token CE: mean over tokens
-                    weight += pos.size();
-                    continue;
+        try (var bar = StepProgress.phase(task, data.inOrderCount(), " batches")) {
+            for (int i = 0; i < data.inOrderCount(); i++, bar.step()) {
+                try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+                    Micro mb = data.inOrder(i, m.compute);
+                    var pos = Head.Positions.of(mb.labels(), mb.completion(), mb.rows(), mb.length());
+                    if (pos.size() == 0) continue;
+                    obj.prepare(mb);
+                    Tensor hidden = m.forward(mb.batch(), null, null);                                     // (B, T, C)
+                    Tensor h = hidden.reshape((long) mb.rows() * mb.length(), hidden.size(2))
+                            .index_select(0, m.compute.placeIndex(Tensors.longs(pos.flat(), pos.size())));  // (N, C)
+                    var stats = Head.logps(m, h, m.compute.placeIndex(Tensors.longs(pos.target(), pos.size())), chunk);
+                    n += pos.size();
+                    if (!obj.needsLogps()) {
+                        for (float lp : stats.logp()) sum -= lp;                                          // token CE: mean over tokens
+                        weight += pos.size();
+                        continue;
+                    }
+                    var out = obj.apply(mb, pos, stats, 1.0);                                             // mean over rows
+                    int rows = mb.rows();
+                    sum += out.loss() * rows;
+                    weight += rows;
+                    out.metrics().forEach((k, v) -> metrics.merge(k, v * rows, Double::sum));
                 }
-                var out = obj.apply(mb, pos, stats, 1.0);                                             // mean over rows
-                int rows = mb.rows();
-                sum += out.loss() * rows;
-                weight += rows;
-                out.metrics().forEach((k, v) -> metrics.merge(k, v * rows, Double::sum));
             }
         }
         double w = weight;

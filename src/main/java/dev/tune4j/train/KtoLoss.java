@@ -1,5 +1,6 @@
 package dev.tune4j.train;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.tensor.Tensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.AutoGradMode;
@@ -25,7 +26,7 @@ public final class KtoLoss implements Objective {
 
     /** @param desirableById whether item id (a {@link Micro#rowIds()} value) is desirable */
     public KtoLoss(double beta, double desirableWeight, double undesirableWeight, boolean[] desirableById, PreferenceLoss.Reference reference) {
-        if (!(beta > 0)) throw new IllegalArgumentException("beta must be positive, found " + beta);
+        if (!(beta > 0)) throw new UserError("beta must be positive, found " + beta);
         this.beta = beta;
         this.desirableWeight = desirableWeight;
         this.undesirableWeight = undesirableWeight;

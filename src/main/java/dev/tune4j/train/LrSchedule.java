@@ -1,5 +1,6 @@
 package dev.tune4j.train;
 
+import dev.tune4j.hf.UserError;
 /**
  * Learning rate per optimizer step, as transformers' schedulers compute it: {@code lr(i)} is the rate used by optimizer
  * step i+1 (i = 0 is the first step), = base_lr · λ(i). Warmup rises linearly from 0 over {@code warmupSteps}.
@@ -10,8 +11,8 @@ package dev.tune4j.train;
 public record LrSchedule(String type, double baseLr, int warmupSteps, int totalSteps, double cycles) {
     public LrSchedule {
         if (!java.util.List.of("linear", "cosine", "cosine_with_restarts", "constant_with_warmup", "constant").contains(type))
-            throw new IllegalArgumentException("unknown scheduler '" + type + "': expected linear, cosine, cosine_with_restarts, constant_with_warmup or constant");
-        if (warmupSteps < 0 || totalSteps <= 0) throw new IllegalArgumentException("need warmup >= 0 and total steps > 0, found " + warmupSteps + ", " + totalSteps);
+            throw new UserError("unknown scheduler '" + type + "': expected linear, cosine, cosine_with_restarts, constant_with_warmup or constant");
+        if (warmupSteps < 0 || totalSteps <= 0) throw new UserError("need warmup >= 0 and total steps > 0, found " + warmupSteps + ", " + totalSteps);
     }
 
     /** HF's defaults for cycles: 0.5 for cosine, 1 for cosine_with_restarts. */
@@ -21,7 +22,7 @@ public record LrSchedule(String type, double baseLr, int warmupSteps, int totalS
 
     /** transformers: warmup_steps = ceil(total · ratio). */
     public static int warmupFromRatio(double ratio, int totalSteps) {
-        if (ratio < 0 || ratio > 1) throw new IllegalArgumentException("warmup ratio must be in [0, 1], found " + ratio);
+        if (ratio < 0 || ratio > 1) throw new UserError("warmup ratio must be in [0, 1], found " + ratio);
         return (int) Math.ceil(totalSteps * ratio);
     }
 

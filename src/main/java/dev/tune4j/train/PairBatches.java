@@ -1,5 +1,6 @@
 package dev.tune4j.train;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.data.KtoExample;
 import dev.tune4j.data.PreferencePair;
 import dev.tune4j.model.Batch;
@@ -71,7 +72,7 @@ public final class PairBatches implements MicroSource {
     private static void check(java.nio.file.Path file, String what, long[] ids, int vocab) {
         for (long id : ids)
             if (id < 0 || id >= vocab)
-                throw new IllegalArgumentException(file + ": " + what + ": token id " + id + " is outside the model's vocabulary (0.." + (vocab - 1) + ")");
+                throw new UserError(file + ": " + what + ": token id " + id + " is outside the model's vocabulary (0.." + (vocab - 1) + ")");
     }
 
     private static long[] concat(long[] a, long[] b) {

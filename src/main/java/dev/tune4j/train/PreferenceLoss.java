@@ -1,5 +1,6 @@
 package dev.tune4j.train;
 
+import dev.tune4j.hf.UserError;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.tensor.Tensors;
 import org.bytedeco.javacpp.PointerScope;
@@ -25,7 +26,7 @@ public final class PreferenceLoss implements Objective {
             try {
                 return valueOf(s.trim().toUpperCase(Locale.ROOT));
             } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("loss-type: expected sigmoid, ipo, hinge, robust (dpo), simpo or orpo, found '" + s + "'");
+                throw new UserError("loss-type: expected sigmoid, ipo, hinge, robust (dpo), simpo or orpo, found '" + s + "'");
             }
         }
 
@@ -42,8 +43,8 @@ public final class PreferenceLoss implements Objective {
      */
     public record Config(Type type, double beta, double labelSmoothing, double simpoGamma, double cpoAlpha) {
         public Config {
-            if (!(beta > 0)) throw new IllegalArgumentException("beta must be positive, found " + beta);
-            if (labelSmoothing < 0 || labelSmoothing >= 0.5) throw new IllegalArgumentException("label-smoothing must be in [0, 0.5), found " + labelSmoothing);
+            if (!(beta > 0)) throw new UserError("beta must be positive, found " + beta);
+            if (labelSmoothing < 0 || labelSmoothing >= 0.5) throw new UserError("label-smoothing must be in [0, 0.5), found " + labelSmoothing);
         }
     }
 
@@ -57,7 +58,7 @@ public final class PreferenceLoss implements Objective {
     private double[] refNow;
 
     public PreferenceLoss(Config cfg, Reference reference) {
-        if (cfg.type().needsReference() && reference == null) throw new IllegalArgumentException(cfg.type() + " needs a reference model");
+        if (cfg.type().needsReference() && reference == null) throw new IllegalStateException(cfg.type() + " needs a reference model");
         this.cfg = cfg;
         this.reference = cfg.type().needsReference() ? reference : null;
     }

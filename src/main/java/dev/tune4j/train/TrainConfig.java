@@ -1,5 +1,6 @@
 package dev.tune4j.train;
 
+import dev.tune4j.hf.UserError;
 import java.nio.file.Path;
 import java.util.*;
 
@@ -21,7 +22,7 @@ public record TrainConfig(
         // evaluation, checkpoints, logging
         int evalSteps, int saveSteps, int keepBest, int keepLast, int earlyStoppingPatience, int loggingSteps, String resume,
         // after training
-        Path generalFile, double forgettingThreshold,
+        Path generalFile, double forgettingThreshold, int samples,
         // QLoRA
         String quant, boolean doubleQuant, int blocksize, String optim, boolean optimOffload, String computeDtype,
         // stage and preference training, DoRA, initial adapter
@@ -95,6 +96,7 @@ public record TrainConfig(
             new Key("overwrite", Kind.BOOL, "false", "replace an existing run folder (moved aside, then removed) instead of refusing it", ALL),
             new Key("general-file", Kind.PATH, null, "general text: its perplexity before and after training (forgetting check)", ALL),
             new Key("forgetting-threshold", Kind.NUMBER, "0.1", "flag a relative perplexity increase above this", ALL),
+            new Key("samples", Kind.INT, "3", "validation prompts the model answers after training, shown in report.html (0: skip generation)", PROMPTED),
             new Key("quant", Kind.TEXT, "nf4", "nf4 or fp4", QLORA),
             new Key("double-quant", Kind.BOOL, "true", "quantize the absmax values too", QLORA),
             new Key("blocksize", Kind.INT, "64", "elements per quantization block, a power of two in 32..4096", QLORA),
@@ -127,30 +129,31 @@ public record TrainConfig(
     }
 
     public TrainConfig {
-        if (!Set.of("lora", "qlora", "full").contains(method)) throw new IllegalArgumentException("method: expected lora, qlora or full, found '" + method + "'");
+        if (!Set.of("lora", "qlora", "full").contains(method)) throw new UserError("method: expected lora, qlora or full, found '" + method + "'");
         if (computeDtype != null && !Set.of("float32", "bfloat16").contains(computeDtype))
-            throw new IllegalArgumentException("compute-dtype: expected float32 or bfloat16, found '" + computeDtype + "'");
-        if (!Set.of("adamw", "adamw8bit").contains(optim)) throw new IllegalArgumentException("optim: expected adamw or adamw8bit, found '" + optim + "'");
-        if (!Set.of("nf4", "fp4").contains(quant)) throw new IllegalArgumentException("quant: expected nf4 or fp4, found '" + quant + "'");
-        if (batchSize < 1 || gradAccum < 1) throw new IllegalArgumentException("batch-size and grad-accum must be >= 1");
-        if (epochs < 1 && maxSteps < 1) throw new IllegalArgumentException("need epochs >= 1 or max-steps >= 1");
-        if (!(lr > 0)) throw new IllegalArgumentException("lr must be positive, found " + lr);
-        if (keepBest < 0 || keepLast < 0) throw new IllegalArgumentException("keep-best and keep-last must be >= 0");
-        if (!STAGES.contains(stage)) throw new IllegalArgumentException("stage: expected one of " + STAGES + ", found '" + stage + "'");
+            throw new UserError("compute-dtype: expected float32 or bfloat16, found '" + computeDtype + "'");
+        if (!Set.of("adamw", "adamw8bit").contains(optim)) throw new UserError("optim: expected adamw or adamw8bit, found '" + optim + "'");
+        if (!Set.of("nf4", "fp4").contains(quant)) throw new UserError("quant: expected nf4 or fp4, found '" + quant + "'");
+        if (batchSize < 1 || gradAccum < 1) throw new UserError("batch-size and grad-accum must be >= 1");
+        if (epochs < 1 && maxSteps < 1) throw new UserError("need epochs >= 1 or max-steps >= 1");
+        if (!(lr > 0)) throw new UserError("lr must be positive, found " + lr);
+        if (keepBest < 0 || keepLast < 0) throw new UserError("keep-best and keep-last must be >= 0");
+        if (samples < 0) throw new UserError("samples must be >= 0 (0 skips them), found " + samples);
+        if (!STAGES.contains(stage)) throw new UserError("stage: expected one of " + STAGES + ", found '" + stage + "'");
         if (stage.equals("dpo") && !Set.of("sigmoid", "ipo", "hinge", "robust").contains(lossType))
-            throw new IllegalArgumentException("loss-type: expected sigmoid, ipo, hinge or robust for --stage dpo, found '" + lossType + "'"
+            throw new UserError("loss-type: expected sigmoid, ipo, hinge or robust for --stage dpo, found '" + lossType + "'"
                     + (Set.of("simpo", "orpo").contains(lossType) ? " (use --stage " + lossType + ")" : ""));
         // the preference keys are checked here, by name, so a run file's later stage fails before its first stage trains
-        if (Set.of("dpo", "kto", "simpo").contains(stage) && !(beta > 0 && Double.isFinite(beta))) throw new IllegalArgumentException("beta must be positive, found " + beta);
-        if (stage.equals("orpo") && !(orpoLambda > 0 && Double.isFinite(orpoLambda))) throw new IllegalArgumentException("orpo-lambda must be positive, found " + orpoLambda);
-        if (stage.equals("dpo") && !(labelSmoothing >= 0 && labelSmoothing < 0.5)) throw new IllegalArgumentException("label-smoothing must be in [0, 0.5), found " + labelSmoothing);
+        if (Set.of("dpo", "kto", "simpo").contains(stage) && !(beta > 0 && Double.isFinite(beta))) throw new UserError("beta must be positive, found " + beta);
+        if (stage.equals("orpo") && !(orpoLambda > 0 && Double.isFinite(orpoLambda))) throw new UserError("orpo-lambda must be positive, found " + orpoLambda);
+        if (stage.equals("dpo") && !(labelSmoothing >= 0 && labelSmoothing < 0.5)) throw new UserError("label-smoothing must be in [0, 0.5), found " + labelSmoothing);
         if (stage.equals("dpo") && labelSmoothing > 0 && !Set.of("sigmoid", "robust").contains(lossType))
-            throw new IllegalArgumentException("label-smoothing applies to --loss-type robust (and sigmoid, as conservative DPO), not to " + lossType);
-        if (stage.equals("simpo") && !(cpoAlpha >= 0)) throw new IllegalArgumentException("cpo-alpha must be >= 0, found " + cpoAlpha);
+            throw new UserError("label-smoothing applies to --loss-type robust (and sigmoid, as conservative DPO), not to " + lossType);
+        if (stage.equals("simpo") && !(cpoAlpha >= 0)) throw new UserError("cpo-alpha must be >= 0, found " + cpoAlpha);
         if (stage.equals("kto")) {
             if (!(desirableWeight >= 0) || !(undesirableWeight >= 0) || desirableWeight + undesirableWeight == 0)
-                throw new IllegalArgumentException("desirable-weight and undesirable-weight must be >= 0 and not both 0, found " + desirableWeight + " and " + undesirableWeight);
-            if (batchSize < 2) throw new IllegalArgumentException("batch-size must be >= 2 for --stage kto: its KL estimate pairs each prompt with another example's completion in the batch (TRL refuses 1 too)");
+                throw new UserError("desirable-weight and undesirable-weight must be >= 0 and not both 0, found " + desirableWeight + " and " + undesirableWeight);
+            if (batchSize < 2) throw new UserError("batch-size must be >= 2 for --stage kto: its KL estimate pairs each prompt with another example's completion in the batch (TRL refuses 1 too)");
         }
         targetModules = List.copyOf(targetModules);
     }
@@ -158,16 +161,16 @@ public record TrainConfig(
     /** Builds a config from string values by key (file values and flags merged by the caller); unknown keys are errors. */
     public static TrainConfig fromMap(Map<String, String> m, String source) {
         for (String k : m.keySet())
-            if (!KEYS.contains(k)) throw new IllegalArgumentException(source + ": unknown key '" + k + "' (keys are the long flag names: " + String.join(", ", KEYS) + ")");
+            if (!KEYS.contains(k)) throw new UserError(source + ": unknown key '" + k + "' (keys are the long flag names: " + String.join(", ", KEYS) + ")");
         String method = m.getOrDefault("method", "lora"), stage = m.getOrDefault("stage", "sft");
         for (String k : m.keySet()) {
             Set<String> where = key(k).appliesTo();
             if (!where.isEmpty() && !where.contains(method) && !where.contains(stage))
-                throw new IllegalArgumentException(source + ": '" + k + "' applies to " + String.join("/", new TreeSet<>(where)) + ", not to method " + method + ", stage " + stage);
+                throw new UserError(source + ": '" + k + "' applies to " + String.join("/", new TreeSet<>(where)) + ", not to method " + method + ", stage " + stage);
         }
         var v = new Values(m, source);
         if (v.str("model") == null || v.str("data") == null || v.str("out") == null)
-            throw new IllegalArgumentException(source + ": model, data and out are required");
+            throw new UserError(source + ": model, data and out are required");
         boolean pref = List.of("dpo", "kto", "orpo", "simpo").contains(stage);
         return new TrainConfig(v.path("model"), v.path("data"), v.path("out"), method,
                 v.integer("r"), v.dbl("lora-alpha"), v.dbl("lora-dropout"), List.of(v.str("target-modules").split("\\s*,\\s*")), v.bool("use-rslora"),
@@ -178,7 +181,7 @@ public record TrainConfig(
                 v.dbl("max-grad-norm"), v.integer("seed"), m.containsKey("gradient-checkpointing") ? v.bool("gradient-checkpointing") : method.equals("qlora"), v.integer("loss-chunk"),
                 v.integer("eval-steps"), v.integer("save-steps"), v.integer("keep-best"), v.integer("keep-last"),
                 v.integer("early-stopping-patience"), v.integer("logging-steps"), v.str("resume"),
-                v.path("general-file"), v.dbl("forgetting-threshold"),
+                v.path("general-file"), v.dbl("forgetting-threshold"), v.integer("samples"),
                 v.str("quant"), v.bool("double-quant"), v.integer("blocksize"), v.str("optim"), v.bool("optim-offload"), v.str("compute-dtype"),
                 stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
                 v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"),
@@ -202,7 +205,7 @@ public record TrainConfig(
                 "warmup-steps", warmupSteps, "weight-decay", weightDecay, "max-grad-norm", maxGradNorm, "seed", seed,
                 "gradient-checkpointing", gradientCheckpointing, "loss-chunk", lossChunk, "eval-steps", evalSteps, "save-steps", saveSteps,
                 "keep-best", keepBest, "keep-last", keepLast, "early-stopping-patience", earlyStoppingPatience, "logging-steps", loggingSteps,
-                "resume", resume, "general-file", generalFile, "forgetting-threshold", forgettingThreshold, "quant", quant, "double-quant", doubleQuant,
+                "resume", resume, "general-file", generalFile, "forgetting-threshold", forgettingThreshold, "samples", samples, "quant", quant, "double-quant", doubleQuant,
                 "blocksize", blocksize, "optim", optim, "optim-offload", optimOffload, "compute-dtype", computeDtype, "loss-type", lossType,
                 "beta", beta, "label-smoothing", labelSmoothing, "precompute-ref-logps", precomputeRefLogps, "simpo-gamma", simpoGamma,
                 "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight, "overwrite", overwrite};
@@ -230,7 +233,7 @@ public record TrainConfig(
             try {
                 return Integer.parseInt(str(k).trim());
             } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(source + ": '" + k + "' expects an integer, found '" + m.get(k) + "'");
+                throw new UserError(source + ": '" + k + "' expects an integer, found '" + m.get(k) + "'");
             }
         }
 
@@ -238,7 +241,7 @@ public record TrainConfig(
             try {
                 return Double.parseDouble(str(k).trim());
             } catch (NumberFormatException e) {
-                throw new IllegalArgumentException(source + ": '" + k + "' expects a number, found '" + m.get(k) + "'");
+                throw new UserError(source + ": '" + k + "' expects a number, found '" + m.get(k) + "'");
             }
         }
 
@@ -246,7 +249,7 @@ public record TrainConfig(
             String s = m.containsKey(k) ? m.get(k).trim().toLowerCase(Locale.ROOT) : key(k).defaultValue();
             if (s.equals("true") || s.isEmpty()) return true;
             if (s.equals("false")) return false;
-            throw new IllegalArgumentException(source + ": '" + k + "' expects true or false, found '" + m.get(k) + "'");
+            throw new UserError(source + ": '" + k + "' expects true or false, found '" + m.get(k) + "'");
         }
     }
 }

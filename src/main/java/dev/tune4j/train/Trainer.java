@@ -1,7 +1,6 @@
 package dev.tune4j.train;
 
 import dev.tune4j.model.LlamaModel;
-import me.tongfei.progressbar.ProgressBar;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -49,8 +48,14 @@ public final class Trainer {
         }
     }
 
-    /** How a run ended. */
-    public record Outcome(long steps, double lastLoss, double bestValLoss, double firstValLoss, boolean stoppedEarly, Map<String, Double> lastMetrics) {}
+    /**
+     * How a run ended.
+     *
+     * @param validationSeconds      time spent in every validation pass of the run (before, during and at the end)
+     * @param finalValidationSeconds of which the pass after the last step (the run log names it as its own phase)
+     */
+    public record Outcome(long steps, double lastLoss, double bestValLoss, double firstValLoss, boolean stoppedEarly, Map<String, Double> lastMetrics,
+                          double validationSeconds, double finalValidationSeconds) {}
 
     /** One optimizer step. */
     public record Step(double loss, double gradNorm, double lr, long tokens, long nextMicro, Map<String, Double> metrics, double seconds) {}
@@ -119,7 +124,7 @@ public final class Trainer {
     public Evaluation.Result evaluate() {
         trainable.train(false);
         try {
-            return Evaluation.run(model, val, objective, loop.lossChunk());
+            return Evaluation.run(model, val, objective, loop.lossChunk(), "validation");
         } finally {
             trainable.train(true);
         }
@@ -130,7 +135,7 @@ public final class Trainer {
         var named = trainable.parameters();
         var ckpt = new Checkpoints(loop.runDir(), loop.keepBest(), loop.keepLast());
         long step = 0, micro = 0;
-        double best = Double.NaN, firstVal = Double.NaN, lastLoss = Double.NaN;
+        double best = Double.NaN, firstVal = Double.NaN, lastLoss = Double.NaN, valSeconds = 0, finalValSeconds = 0;
         int noImprovement = 0;
         Path resumeFrom = loop.resume();
         if (resumeFrom != null) {
@@ -142,7 +147,9 @@ public final class Trainer {
             log.printf("resumed from %s at step %d%n", resumeFrom, step);
         }
         if (!val.isEmpty() && step == 0) {
+            long t = System.nanoTime();
             var v = evaluate();
+            valSeconds += (System.nanoTime() - t) / 1e9;
             firstVal = v.loss();
             log.printf("validation before training: loss %.4f%s%n", firstVal, describe(v));
         }
@@ -151,7 +158,7 @@ public final class Trainer {
         trainable.train(true);
         try (Metrics metrics = new Metrics(loop.runDir().resolve("metrics.jsonl"), resumeFrom != null);
              TensorBoard tb = new TensorBoard(loop.runDir().resolve("tensorboard"));
-             ProgressBar bar = StepProgress.create(loop.task(), loop.totalSteps())) {
+             StepProgress bar = StepProgress.training(loop.task(), loop.totalSteps())) {
             bar.stepTo(step);
             while (step < loop.totalSteps()) {
                 ExitGate.enter(); // a SIGTERM lets the step under way finish (and its checkpoint be written) before the JVM exits
@@ -162,15 +169,20 @@ public final class Trainer {
                     lastLoss = s.loss();
                     lastMetrics = s.metrics();
                     var rec = Metrics.step(step, (double) micro / train.perEpoch(), s.loss(), s.lr(), s.gradNorm(), s.tokens() / s.seconds());
+                    rec.put("rss_mib", Math.round(dev.tune4j.tensor.Memory.mib(dev.tune4j.tensor.Memory.residentBytes()))); // one read of /proc: the report's memory curve
                     s.metrics().forEach((k, v) -> { if (Double.isFinite(v)) rec.put(k, Metrics.round(v, 6)); }); // a metric with no rows (KTO, one label) is left out
                     bar.step();
-                    bar.setExtraMessage(String.format(" loss %.4f lr %.2e %.0f tok/s", s.loss(), s.lr(), s.tokens() / s.seconds()));
+                    bar.extra(String.format(" loss %.4f lr %.2e %.0f tok/s", s.loss(), s.lr(), s.tokens() / s.seconds()));
 
                     boolean epochEnd = micro % train.perEpoch() < loop.gradAccum();
                     boolean evalNow = !val.isEmpty() && (step == loop.totalSteps() || (loop.evalSteps() > 0 ? step % loop.evalSteps() == 0 : epochEnd));
                     double valLoss = Double.NaN;
                     if (evalNow) {
+                        long t = System.nanoTime();
                         var v = evaluate();
+                        double took = (System.nanoTime() - t) / 1e9;
+                        valSeconds += took;
+                        if (step == loop.totalSteps()) finalValSeconds = took;
                         valLoss = v.loss();
                         rec.put("val_loss", Metrics.round(valLoss, 6));
                         if (!objective.needsLogps()) rec.put("val_perplexity", Metrics.round(Math.exp(valLoss), 4));
@@ -198,7 +210,7 @@ public final class Trainer {
             }
         }
         trainable.train(false);
-        return new Outcome(step, lastLoss, best, firstVal, stoppedEarly, lastMetrics);
+        return new Outcome(step, lastLoss, best, firstVal, stoppedEarly, lastMetrics, valSeconds, finalValSeconds);
     }
 
     private static String describe(Evaluation.Result v) {

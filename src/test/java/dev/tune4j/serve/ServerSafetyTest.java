@@ -246,6 +246,7 @@ class ServerSafetyTest {
 
         @Override
         public void close() throws IOException {
+            if (socket.isClosed()) return;
             socket.setSoLinger(true, 0); // a reset, as a killed client leaves it
             socket.close();
         }

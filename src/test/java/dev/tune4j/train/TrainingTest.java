@@ -77,11 +77,15 @@ class TrainingTest {
         assertThat(out.resolve("run_config.json")).exists();
         // the report and what it is made of
         String html = Files.readString(out.resolve("report.html"));
-        assertThat(html).contains("<img", "data:image/svg+xml;base64,", "Adapter spectrum", "Forgetting check", "Sample generations", "Configuration");
+        assertThat(html).contains("<svg", "Adapter spectrum", "Forgetting check", "Sample generations", "Configuration", "Time per phase");
         assertThat(JSON.readTree(out.resolve("forgetting.json").toFile()).has("tuned_perplexity")).isTrue();
         assertThat(JSON.readTree(out.resolve("spectrum.json").toFile())).hasSize(5 * 7);
         assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("peak_rss_mib").asDouble()).isPositive();
         assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("predicted_peak_mib").asLong()).isPositive();
+        assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("predicted_parts_mib").fieldNames()).toIterable().contains("activations");
+        assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("phase_seconds").fieldNames()).toIterable()
+                .containsExactly("load", "forgetting base", "training", "final validation", "save", "adapter spectrum", "forgetting check", "samples", "report");
+        assertThat(lines.getFirst().get("rss_mib").asDouble()).isPositive();
         assertThat(Files.readString(out.resolve("report.html"))).doesNotContain("the planner arrives with issue 5");
         Files.delete(out.resolve("report.html"));
         assertThat(cli("report", out.toString()).code()).isZero();

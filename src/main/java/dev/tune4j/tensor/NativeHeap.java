@@ -1,0 +1,45 @@
+package dev.tune4j.tensor;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * libtorch's CPU tensors come from malloc. glibc serves blocks above a threshold with mmap (returned to the system when
+ * freed) and smaller ones from its heaps (kept), and it raises that threshold to the size of every mmap'd block freed, up
+ * to 32 MiB. After the first step nearly every activation is heap memory, and freed activations stay resident: a
+ * gradient-checkpointed LoRA step of stories260K peaks at 852 MiB where 612 MiB are ever live. {@code
+ * TUNE4J_MMAP_THRESHOLD=1048576} fixes the threshold at 1 MiB, so large tensors go back to the system when freed — 19–33 %
+ * lower peaks, but every large allocation then faults its pages in afresh: stories260K trains at half the speed. So it is
+ * opt-in, for runs that must fit; docs/decisions/0006-native-heap.md has the measurements. {@code MALLOC_MMAP_THRESHOLD_}
+ * (glibc's own knob) wins; elsewhere than glibc nothing is done.
+ */
+final class NativeHeap {
+    private NativeHeap() {}
+
+    static final int M_MMAP_THRESHOLD = -3; // glibc's malloc.h
+    static final long DEFAULT_THRESHOLD = 0; // glibc's own behaviour unless asked
+
+    /** The threshold set, or 0 when glibc's default was left alone. */
+    static long configure() {
+        if (System.getenv("MALLOC_MMAP_THRESHOLD_") != null) return 0;
+        long bytes = DEFAULT_THRESHOLD;
+        String env = System.getenv("TUNE4J_MMAP_THRESHOLD");
+        if (env != null) {
+            if (!env.strip().matches("\\d{1,9}")) {
+                System.err.println("warning: TUNE4J_MMAP_THRESHOLD: expected a byte count from 0 to 33554432, found '" + env + "'; ignored");
+            } else bytes = Math.min(Long.parseLong(env.strip()), 32L << 20);
+        }
+        if (bytes == 0) return 0;
+        try {
+            Linker linker = Linker.nativeLinker();
+            var symbol = linker.defaultLookup().find("mallopt");
+            if (symbol.isEmpty()) return 0;
+            MethodHandle mallopt = linker.downcallHandle(symbol.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+            return (int) mallopt.invokeExact(M_MMAP_THRESHOLD, (int) bytes) == 1 ? bytes : 0;
+        } catch (Throwable e) { // not glibc, or native access refused: the default allocator behaviour stays
+            return 0;
+        }
+    }
+}
