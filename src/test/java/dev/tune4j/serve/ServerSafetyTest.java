@@ -301,7 +301,7 @@ class ServerSafetyTest {
 
     @Test
     void aStopLetsStreamsEndCleanlyAndRefusesNewConnections() throws Exception {
-        Server s = fx.start(2, 2, 1, null, false, Duration.ofMillis(300));
+        Server s = fx.start(2, 2, 1, null, false, Duration.ZERO); // no grace: the running stream is cancelled at once
         var url = s.url();
         try (var raw = new Raw(s)) {
             raw.post("/v1/completions", "{\"prompt\": \"Once\", \"max_tokens\": 500, \"ignore_eos\": true, \"stream\": true}");
@@ -315,5 +315,18 @@ class ServerSafetyTest {
             assertThat(closer.isAlive()).isFalse();
         }
         assertThatThrownBy(() -> new Socket(url.getHost(), url.getPort()).close()).isInstanceOf(ConnectException.class);
+
+        Server patient = fx.start(2, 2, 1, null, false, Duration.ofSeconds(30)); // within the grace period a stream finishes
+        try (var raw = new Raw(patient)) {
+            raw.post("/v1/completions", "{\"prompt\": \"Once\", \"max_tokens\": 60, \"ignore_eos\": true, \"stream\": true}");
+            raw.head();
+            assertThat(raw.nextEvent()).startsWith("{");
+            Thread closer = Thread.ofPlatform().start(patient::close);
+            String last = null;
+            for (String e; !(e = raw.nextEvent()).equals("[DONE]"); ) last = e;
+            assertThat(Body.JSON.readTree(last).path("choices").path(0).path("finish_reason").asText()).isEqualTo("length");
+            closer.join(30_000);
+            assertThat(closer.isAlive()).isFalse();
+        }
     }
 }
