@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
         description = "Fine-tune, evaluate and run Llama-family language models on the JVM (Hugging Face formats, no Python).",
         footer = {"", "Exit codes: 0 ok, 1 failed while running, 2 bad input. Add --debug anywhere to print full stack traces."},
         subcommands = {DemoCommand.class, InspectCommand.class, GenerateCommand.class, ChatCommand.class, TemplateCommand.class,
-                ConvertCommand.class, LogitsCommand.class, MergeCommand.class, EvalCommand.class, ReportCommand.class, ExportCommand.class, QuantizeCommand.class, PlanCommand.class, AdviseCommand.class, BenchCommand.class, CommandLine.HelpCommand.class,
+                ConvertCommand.class, LogitsCommand.class, MergeCommand.class, EvalCommand.class, ReportCommand.class, ExportCommand.class, QuantizeCommand.class, ServeCommand.class, PlanCommand.class, AdviseCommand.class, BenchCommand.class, CommandLine.HelpCommand.class,
                 picocli.AutoComplete.GenerateCompletion.class})
 public final class Main implements Runnable {
     public static final int BAD_INPUT = 2;
