@@ -38,7 +38,10 @@ final class Decoder {
     }
 
     /** One new token for each sequence (each has its last choice pending, not yet in its cache). */
-    void step(List<Sequence> rows) {
+    void step(List<Sequence> running) {
+        // each adapter's rows side by side: the projections then add each adapter's update to a view of its rows
+        var rows = new java.util.ArrayList<>(running);
+        rows.sort(java.util.Comparator.comparing(s -> s.request.adapter(), java.util.Comparator.nullsFirst(java.util.Comparator.naturalOrder())));
         int b = rows.size();
         long[] last = new long[b];
         KvCache[] caches = new KvCache[b];

@@ -109,6 +109,18 @@ public final class Linear {
         }
         if (rows.length != x.size(0)) throw new IllegalStateException("routing names " + rows.length + " rows, the batch has " + x.size(0));
         boolean oneAdapter = java.util.Arrays.stream(rows).allMatch(r -> r != null && r.equals(rows[0])); // grouped's single pass is fastest
+        if (!oneAdapter && contiguous(rows)) { // rows sorted by adapter (the engine sorts them): views of the batch, no copies
+            Tensor out = y.clone();
+            for (int i = 0; i < rows.length; ) {
+                int j = i;
+                while (j < rows.length && java.util.Objects.equals(rows[j], rows[i])) j++;
+                Adapter a = rows[i] == null || disabled.contains(rows[i]) ? null : adapters.get(rows[i]);
+                if (a != null)
+                    out.narrow(0, i, j - i).add_(a.delta(x.narrow(0, i, j - i), base.narrow(0, i, j - i), weight));
+                i = j;
+            }
+            return out;
+        }
         if (gathered && !oneAdapter && x.dim() == 3) {
             Stack st = stack();
             if (st != null) return y.add(st.delta(x, rows, disabled));
@@ -127,6 +139,14 @@ public final class Linear {
             y = y.index_add(0, at, d);
         }
         return y;
+    }
+
+    /** Whether each adapter's rows form one run (rows sorted by adapter), so that each is a view of the batch. */
+    private static boolean contiguous(String[] rows) {
+        var seen = new HashSet<String>();
+        for (int i = 0; i < rows.length; i++)
+            if ((i == 0 || !java.util.Objects.equals(rows[i], rows[i - 1])) && !seen.add(rows[i])) return false;
+        return true;
     }
 
     /** Attaches an adapter under a name (an existing one of that name is an error: detach it first). */

@@ -159,26 +159,35 @@ class EngineTest {
     }
 
     @Test
-    void gatheredAndGroupedRoutingComputeTheSameUpdates() throws Exception {
+    void segmentGatheredAndGroupedRoutingComputeTheSameUpdates() throws Exception {
         for (String a : List.of("g1", "g2", "g3")) RANDOM.attach(model, a);
+        long[][] row = new long[4][6];
+        for (int r = 0; r < 4; r++) for (int t = 0; t < 6; t++) row[r][t] = 1 + (r * 6 + t) * 37 % 500;
         try (var scope = new org.bytedeco.javacpp.PointerScope(); var ng = new NoGradGuard()) {
-            long[] ids = new long[4 * 6];
-            for (int i = 0; i < ids.length; i++) ids[i] = 1 + (i * 37) % 500;
-            model.routing.set(new String[]{"g1", null, "g3", "g1"});
-            var out = new float[2][];
-            for (int mode = 0; mode < 2; mode++) {
-                dev.tune4j.model.Linear.gathered = mode == 1;
-                out[mode] = Tensors.toFloats(model.logits(Tensors.longs(ids, 4, 6), null, null));
+            // sorted by adapter, as the engine sorts rows: each adapter adds to a view of its rows
+            float[] sorted = logits(new long[][]{row[0], row[1], row[2], row[3]}, new String[]{null, "g1", "g1", "g3"});
+            int per = sorted.length / 4;
+            for (boolean g : new boolean[]{true, false}) { // interleaved rows: gathered stacks, then grouped passes
+                dev.tune4j.model.Linear.gathered = g;
+                float[] mixed = logits(new long[][]{row[1], row[0], row[3], row[2]}, new String[]{"g1", null, "g3", "g1"});
+                int[] from = {1, 0, 3, 2};
+                for (int r = 0; r < 4; r++)
+                    for (int i = 0; i < per; i++)
+                        assertThat((double) mixed[r * per + i]).as("gathered=%s row %d", g, r).isCloseTo(sorted[from[r] * per + i], org.assertj.core.api.Assertions.within(1e-4));
             }
-            for (int i = 0; i < out[0].length; i++) assertThat((double) out[1][i]).isCloseTo(out[0][i], org.assertj.core.api.Assertions.within(1e-4));
-            model.routing.set(new String[]{null, null, null, null});
-            float[] base = Tensors.toFloats(model.logits(Tensors.longs(ids, 4, 6), null, null));
-            assertThat(base).as("the adapters change the routed rows").isNotEqualTo(out[1]);
+            float[] base = logits(new long[][]{row[0], row[1], row[2], row[3]}, new String[]{null, null, null, null});
+            assertThat(java.util.Arrays.copyOfRange(base, per, 2 * per)).as("the adapters change the routed rows").isNotEqualTo(java.util.Arrays.copyOfRange(sorted, per, 2 * per));
         } finally {
             dev.tune4j.model.Linear.gathered = true;
             model.routing.clear();
             for (String a : List.of("g1", "g2", "g3")) RANDOM.detach(model, a);
         }
+    }
+
+    static float[] logits(long[][] rows, String[] adapters) {
+        long[] ids = java.util.Arrays.stream(rows).flatMapToLong(java.util.Arrays::stream).toArray();
+        model.routing.set(adapters);
+        return Tensors.toFloats(model.logits(Tensors.longs(ids, rows.length, rows[0].length), null, null));
     }
 
     @Test
