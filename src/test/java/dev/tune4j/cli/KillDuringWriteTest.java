@@ -88,11 +88,14 @@ class KillDuringWriteTest {
             var args = new ArrayList<>(List.of(fresh.apply(dest)));
             args.add("--overwrite");
             Process p = startChild(args, parent.resolveSibling(name + "-" + delayMs + ".log"));
-            String mark = ".tune4j-tmp-" + p.pid() + "-";
-            boolean seen = waitFor(p, () -> names(parent).stream().anyMatch(n -> n.contains(mark)));
+            // the destination's own staging copy (not the writability probe that comes first)
+            String mark = "." + name + ".tune4j-tmp-" + p.pid() + "-";
+            boolean seen = waitFor(p, () -> names(parent).stream().anyMatch(n -> n.startsWith(mark)));
+            Path log = parent.resolveSibling(name + "-" + delayMs + ".log");
+            assertThat(seen || p.exitValue() == 0).as("the child failed: " + Files.readString(log)).isTrue();
             if (seen) Thread.sleep(delayMs);
             p.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
-            boolean staged = names(parent).stream().anyMatch(n -> n.contains("tune4j-tmp-" + p.pid() + "-") || n.contains("tune4j-old-" + p.pid() + "-"));
+            boolean staged = names(parent).stream().anyMatch(n -> n.startsWith("." + name + ".tune4j-tmp-" + p.pid() + "-") || n.startsWith("." + name + ".tune4j-old-" + p.pid() + "-"));
             if (staged) midWrite++;
 
             if (Files.exists(dest)) assertThat(OutputSafetyTest.tree(dest)).as("after a kill %d ms into the write", delayMs).isIn(oldTree, newTree);
