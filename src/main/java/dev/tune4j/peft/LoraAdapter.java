@@ -141,6 +141,8 @@ public final class LoraAdapter implements AutoCloseable {
             cfg = new LoraConfig(j.integer("r", 8), j.num("lora_alpha", 8), j.num("lora_dropout", 0),
                     targets.isEmpty() ? List.of(LoraConfig.ALL_LINEAR) : targets, j.bool("use_rslora", false), j.bool("use_dora", false),
                     j.layers(), j.strings("layers_pattern", true), j.map("rank_pattern", true), j.map("alpha_pattern", false));
+        } catch (HfFormatException e) {
+            throw e; // already names the file
         } catch (IllegalArgumentException e) {
             throw new HfFormatException(cfgFile, e.getMessage());
         }

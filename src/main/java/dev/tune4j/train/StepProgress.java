@@ -40,9 +40,9 @@ public final class StepProgress implements AutoCloseable {
         return new StepProgress(task, total, unit, 1, false);
     }
 
-    /** Bytes, shown in MiB once the work lasts. */
+    /** Bytes, shown in MiB once the work lasts (KiB below 16 MiB, which MiB would show as "0/0"). */
     public static StepProgress bytes(String task, long total) {
-        return new StepProgress(task, total, " MiB", 1L << 20, false);
+        return total < 16L << 20 ? new StepProgress(task, total, " KiB", 1L << 10, false) : new StepProgress(task, total, " MiB", 1L << 20, false);
     }
 
     private void show() {
