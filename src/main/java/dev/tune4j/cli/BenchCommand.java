@@ -31,7 +31,7 @@ final class BenchCommand implements Callable<Integer> {
     @Parameters(paramLabel = "WHAT", description = "forward | generate | train | serve (the engine in process: concurrent requests, mixed adapters)")
     What what;
 
-    @Option(names = "--shape", description = "random-weight model of a published shape: stories260k, smollm2-135m, tiny")
+    @Option(names = "--shape", description = "random-weight model of a published shape: stories260k, smollm2-135m, qwen2.5-0.5b, tiny")
     String shape;
 
     @Option(names = "--model", description = "model folder (instead of --shape)")

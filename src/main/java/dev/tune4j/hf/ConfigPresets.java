@@ -20,6 +20,12 @@ public final class ConfigPresets {
                 8192, true, false, false, false, 0, 1, List.of(2), 2, "bfloat16");
     }
 
+    /** Qwen/Qwen2.5-0.5B's config.json: 24 layers of dim 896, 14 heads / 2 KV heads, q/k/v bias, vocab 151936, tied (494 M parameters). */
+    public static ModelConfig qwen25_05b() {
+        return new ModelConfig(ModelConfig.Arch.QWEN2, 151_936, 896, 4864, 24, 14, 2, 64, 1e-6, 1_000_000, ModelConfig.RopeScaling.NONE,
+                32_768, true, true, false, false, 0, null, List.of(151_643), null, "bfloat16");
+    }
+
     /** A tiny Llama for the demo and tests: 4 layers of dim 128, 4 heads / 2 KV heads, vocab 259 (bytes + 3 specials). */
     public static ModelConfig tiny() {
         return new ModelConfig(ModelConfig.Arch.LLAMA, 259, 128, 344, 4, 4, 2, 32, 1e-5, 10_000, ModelConfig.RopeScaling.NONE,
@@ -29,6 +35,7 @@ public final class ConfigPresets {
     public static final Map<String, Supplier<ModelConfig>> BY_NAME = Map.of(
             "stories260k", ConfigPresets::stories260k,
             "smollm2-135m", ConfigPresets::smollm2_135m,
+            "qwen2.5-0.5b", ConfigPresets::qwen25_05b,
             "tiny", ConfigPresets::tiny);
 
     public static ModelConfig byName(String name) {
