@@ -20,7 +20,7 @@ class BenchServeTest {
             assertThat(run.get("requests").asInt()).isEqualTo(2 * run.get("concurrency").asInt());
             assertThat(run.get("tokens_per_s").asDouble()).isPositive();
             assertThat(run.get("ttft_p99_ms").asDouble()).isGreaterThanOrEqualTo(run.get("ttft_p50_ms").asDouble());
-            assertThat(run.get("tpot_p50_ms").asDouble()).isPositive();
+            assertThat(run.get("tpot_p50_ms").asDouble()).isNotNegative(); // rounded to 0.1 ms: a fast machine may show 0.0
         }
         assertThat(j.get("runs").get(3).get("adapters").asText()).isEqualTo("mixed8");
     }
