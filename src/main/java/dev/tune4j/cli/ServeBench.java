@@ -100,7 +100,7 @@ final class ServeBench {
     /** A random LoRA r=16 on every linear, with B non-zero (a trained adapter's cost and effect). */
     private static void randomAdapter(LlamaModel m, String name) {
         var a = LoraAdapter.create(m, new LoraConfig(16, 32, 0, List.of("all-linear"), false), name.hashCode(), "bench", name);
-        try (NoGradGuard ng = new NoGradGuard()) {
+        try (var scope = new org.bytedeco.javacpp.PointerScope(); NoGradGuard ng = new NoGradGuard()) { // the random B is a temporary: freed here, not by the GC
             for (var e : a.namedParameters().entrySet())
                 if (e.getKey().contains("lora_B")) e.getValue().copy_(torch.randn(e.getValue().sizes().vec().get()).mul(new Scalar(0.01)));
         }

@@ -35,7 +35,7 @@ class EngineTest {
         attaches.add(name);
         var a = LoraAdapter.create(m, new LoraConfig(4, 8, 0, List.of("all-linear"), false), name.hashCode(), "stories260k", name);
         torch.manual_seed(name.hashCode());
-        try (NoGradGuard ng = new NoGradGuard()) {
+        try (var scope = new org.bytedeco.javacpp.PointerScope(); NoGradGuard ng = new NoGradGuard()) { // the random B is a temporary: freed here, not by the GC
             for (var e : a.namedParameters().entrySet())
                 if (e.getKey().contains("lora_B")) e.getValue().copy_(torch.randn(e.getValue().sizes().vec().get()).mul(new Scalar(0.3)));
         }
