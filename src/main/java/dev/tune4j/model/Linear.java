@@ -25,18 +25,7 @@ public final class Linear {
          * @return (…, out) what to add to the base output
          */
         Tensor delta(Tensor x, Tensor base, Supplier<Tensor> weight);
-
-        /**
-         * A plain low-rank update {@code scale · B A} as {A (r, in), B (out, r)} and its scale, for serving many adapters
-         * in one gathered product; null when the adapter is not one (DoRA, or training with dropout).
-         */
-        default LowRank lowRank() {
-            return null;
-        }
     }
-
-    /** {@code scale · B (A x)}: A (r, in), B (out, r). */
-    public record LowRank(Tensor a, Tensor b, double scale) {}
 
     /** A frozen weight kept compressed (QLoRA): rebuilt in the compute dtype for each use, never stored dense. */
     public interface Quantized extends AutoCloseable {
@@ -76,10 +65,6 @@ public final class Linear {
     private final Routing routing;
     private final LinkedHashMap<String, Adapter> adapters = new LinkedHashMap<>(2); // empty = plain projection
     private final Set<String> disabled = new HashSet<>();
-    private Stack stack; // the adapters' A and B stacked for gathered routing; rebuilt when the set changes
-
-    /** Mixed-adapter rows: gathered stacks (one batched product) or grouped by adapter (docs/decisions/0004). */
-    public static volatile boolean gathered = !"grouped".equals(System.getenv("TUNE4J_LORA_ROUTING"));
 
     public Linear(Tensor weight, Tensor bias) {
         this(weight, bias, new Routing());
@@ -121,10 +106,6 @@ public final class Linear {
             }
             return out;
         }
-        if (gathered && !oneAdapter && x.dim() == 3) {
-            Stack st = stack();
-            if (st != null) return y.add(st.delta(x, rows, disabled));
-        }
         // grouped by adapter: each adapter computes its rows only, and the deltas are scattered back into the output
         for (var e : adapters.entrySet()) {
             long[] idx = java.util.stream.IntStream.range(0, rows.length).filter(i -> e.getKey().equals(rows[i])).asLongStream().toArray();
@@ -153,80 +134,12 @@ public final class Linear {
     public void attach(String name, Adapter a) {
         if (adapters.containsKey(name)) throw new IllegalStateException("an adapter named '" + name + "' is already attached");
         adapters.put(name, a);
-        dropStack();
     }
 
     /** Removes the named adapter and returns it (null when none has that name). */
     public Adapter detach(String name) {
         disabled.remove(name);
-        dropStack();
         return adapters.remove(name);
-    }
-
-    /** The attached adapters' A and B zero-padded to the largest rank and stacked; null when one is not a plain low-rank update. */
-    private Stack stack() {
-        if (stack == null) stack = Stack.of(adapters);
-        return stack.names.length == 0 ? null : stack;
-    }
-
-    private void dropStack() {
-        if (stack != null) stack.close();
-        stack = null;
-    }
-
-    /**
-     * Every attached adapter's A (r, in) and B (out, r), zero-padded to the largest r, stacked after a zero slot 0 (rows
-     * without an adapter): a row's update is then {@code scale[i] · B[i] (A[i] x)} for its slot i, all rows in two bmm
-     * calls (Punica's BGMV, vLLM's token→LoRA map), instead of a pass per adapter over its rows.
-     */
-    private record Stack(String[] names, Tensor a, Tensor b, Tensor scale) implements AutoCloseable {
-        static Stack of(Map<String, Adapter> adapters) {
-            var parts = new ArrayList<LowRank>();
-            for (Adapter ad : adapters.values()) {
-                LowRank lr = ad.lowRank();
-                if (lr == null) return new Stack(new String[0], null, null, null); // DoRA and friends: grouped
-                parts.add(lr);
-            }
-            if (parts.isEmpty()) return new Stack(new String[0], null, null, null);
-            long r = parts.stream().mapToLong(p -> p.a().size(0)).max().orElse(0), in = parts.getFirst().a().size(1), out = parts.getFirst().b().size(0);
-            var o = new org.bytedeco.pytorch.TensorOptions(parts.getFirst().a().device()).dtype(new org.bytedeco.pytorch.ScalarTypeOptional(parts.getFirst().a().scalar_type()));
-            Tensor a = Tensors.escape(() -> torch.zeros(new long[]{parts.size() + 1, r, in}, o));
-            Tensor b = Tensors.escape(() -> torch.zeros(new long[]{parts.size() + 1, out, r}, o));
-            double[] sc = new double[parts.size() + 1];
-            try (var scope = new org.bytedeco.javacpp.PointerScope(); var ng = new org.bytedeco.pytorch.NoGradGuard()) {
-                for (int i = 0; i < parts.size(); i++) {
-                    LowRank p = parts.get(i);
-                    a.select(0, i + 1).narrow(0, 0, p.a().size(0)).copy_(p.a());
-                    b.select(0, i + 1).narrow(1, 0, p.b().size(1)).copy_(p.b());
-                    sc[i + 1] = p.scale();
-                }
-            }
-            Tensor scale = Tensors.escape(() -> a.device().is_cuda() ? Tensors.doubles(sc).to(a.device(), torch.ScalarType.Float) : Tensors.doubles(sc).to(torch.ScalarType.Float));
-            return new Stack(adapters.keySet().toArray(String[]::new), a, b, scale);
-        }
-
-        /** x (B, T, in) → each row's update (B, T, out); disabled adapters and unnamed rows use the zero slot. */
-        Tensor delta(Tensor x, String[] rows, Set<String> disabled) {
-            long[] slot = new long[rows.length];
-            for (int i = 0; i < rows.length; i++)
-                for (int k = 0; k < names.length; k++)
-                    if (names[k].equals(rows[i]) && !disabled.contains(names[k])) slot[i] = k + 1;
-            Tensor idx = Tensors.longs(slot, slot.length);
-            if (x.is_cuda()) idx = idx.to(x.device(), torch.ScalarType.Long);
-            var dtype = x.scalar_type().intern();
-            Tensor in = dtype == a.scalar_type().intern() ? x : x.to(a.scalar_type());
-            Tensor xa = torch.bmm(in, a.index_select(0, idx).transpose(1, 2));                       // (B, T, r)
-            Tensor d = torch.bmm(xa, b.index_select(0, idx).transpose(1, 2))                          // (B, T, out)
-                    .mul(scale.index_select(0, idx).view(rows.length, 1, 1));
-            return d.scalar_type().intern() == dtype ? d : d.to(dtype);
-        }
-
-        @Override
-        public void close() {
-            if (a != null) a.close();
-            if (b != null) b.close();
-            if (scale != null) scale.close();
-        }
     }
 
     /** Turns one adapter off (it stays attached, its weights untouched) or on again. */
@@ -265,7 +178,6 @@ public final class Linear {
     }
 
     void close() {
-        dropStack();
         if (weight != null) weight.close();
         if (quantized != null) quantized.close();
         if (bias != null) bias.close();

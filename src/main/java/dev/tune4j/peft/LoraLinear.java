@@ -51,11 +51,6 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         return dora() ? dora(x, base, weight.get()) : delta(x);
     }
 
-    @Override
-    public Linear.LowRank lowRank() { // for gathered serving: plain LoRA outside training only
-        return dora() || training && dropout > 0 || mergedInto != null ? null : new Linear.LowRank(lora_A, lora_B, scaling * weight);
-    }
-
     Tensor delta(Tensor x) {
         var dtype = x.scalar_type().intern();
         Tensor in = training && dropout > 0 ? torch.dropout(x, dropout, true) : x;

@@ -159,7 +159,7 @@ class EngineTest {
     }
 
     @Test
-    void segmentGatheredAndGroupedRoutingComputeTheSameUpdates() throws Exception {
+    void segmentAndGroupedRoutingComputeTheSameUpdates() throws Exception {
         for (String a : List.of("g1", "g2", "g3")) RANDOM.attach(model, a);
         long[][] row = new long[4][6];
         for (int r = 0; r < 4; r++) for (int t = 0; t < 6; t++) row[r][t] = 1 + (r * 6 + t) * 37 % 500;
@@ -167,18 +167,15 @@ class EngineTest {
             // sorted by adapter, as the engine sorts rows: each adapter adds to a view of its rows
             float[] sorted = logits(new long[][]{row[0], row[1], row[2], row[3]}, new String[]{null, "g1", "g1", "g3"});
             int per = sorted.length / 4;
-            for (boolean g : new boolean[]{true, false}) { // interleaved rows: gathered stacks, then grouped passes
-                dev.tune4j.model.Linear.gathered = g;
-                float[] mixed = logits(new long[][]{row[1], row[0], row[3], row[2]}, new String[]{"g1", null, "g3", "g1"});
-                int[] from = {1, 0, 3, 2};
-                for (int r = 0; r < 4; r++)
-                    for (int i = 0; i < per; i++)
-                        assertThat((double) mixed[r * per + i]).as("gathered=%s row %d", g, r).isCloseTo(sorted[from[r] * per + i], org.assertj.core.api.Assertions.within(1e-4));
-            }
+            // interleaved rows: the grouped passes (an index_select and index_add per adapter)
+            float[] mixed = logits(new long[][]{row[1], row[0], row[3], row[2]}, new String[]{"g1", null, "g3", "g1"});
+            int[] from = {1, 0, 3, 2};
+            for (int r = 0; r < 4; r++)
+                for (int i = 0; i < per; i++)
+                    assertThat((double) mixed[r * per + i]).as("row %d", r).isCloseTo(sorted[from[r] * per + i], org.assertj.core.api.Assertions.within(1e-4));
             float[] base = logits(new long[][]{row[0], row[1], row[2], row[3]}, new String[]{null, null, null, null});
             assertThat(java.util.Arrays.copyOfRange(base, per, 2 * per)).as("the adapters change the routed rows").isNotEqualTo(java.util.Arrays.copyOfRange(sorted, per, 2 * per));
         } finally {
-            dev.tune4j.model.Linear.gathered = true;
             model.routing.clear();
             for (String a : List.of("g1", "g2", "g3")) RANDOM.detach(model, a);
         }
