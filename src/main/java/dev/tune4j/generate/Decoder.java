@@ -60,6 +60,25 @@ final class Decoder {
         for (int i = 0; i < b; i++) rows.get(i).choose(Arrays.copyOfRange(all, i * v, (i + 1) * v));
     }
 
+    /** Prefills a new sequence and adds it to the running rows, or ends it at once when its first token finished it. */
+    void join(Sequence s, List<Sequence> running) {
+        prefill(s);
+        if (s.finish != null) s.end(s.finish, null);
+        else running.add(s);
+    }
+
+    /** Ends the sequences that finished (or were cancelled) in the last step: their slots are free for the next. */
+    static void retire(List<Sequence> running) {
+        for (var it = running.iterator(); it.hasNext(); ) {
+            Sequence s = it.next();
+            if (s.finish == null && s.cancelled) s.finish = FinishReason.CANCELLED;
+            if (s.finish != null) {
+                it.remove();
+                s.end(s.finish, null);
+            }
+        }
+    }
+
     /** Each row through its own adapter (null = the base); unrouted sequences let every enabled adapter apply. */
     private void route(List<Sequence> rows) {
         if (!rows.getFirst().routed) return;

@@ -192,7 +192,7 @@ public final class Engine implements AutoCloseable {
                     running.clear();
                     continue;
                 }
-                retire();
+                Decoder.retire(running);
             }
         } finally {
             var all = new ArrayList<>(running);
@@ -224,13 +224,10 @@ public final class Engine implements AutoCloseable {
             }
             try {
                 attach(s.request.adapter());
-                decoder.prefill(s);
+                decoder.join(s, running);
             } catch (Exception | Error e) {
-                s.end(FinishReason.ERROR, e);
-                continue;
+                if (s.finish == null) s.end(FinishReason.ERROR, e);
             }
-            if (s.finish != null) s.end(s.finish, null);
-            else running.add(s);
         }
     }
 
@@ -273,18 +270,6 @@ public final class Engine implements AutoCloseable {
                 if (attached.containsKey(a)) detach(a);
                 evictions.remove(a);
             }
-    }
-
-    /** Ends the sequences that finished (or were cancelled) in the last step: their slots are free for the next. */
-    private void retire() {
-        for (Iterator<Sequence> it = running.iterator(); it.hasNext(); ) {
-            Sequence s = it.next();
-            if (s.finish == null && s.cancelled) s.finish = FinishReason.CANCELLED;
-            if (s.finish != null) {
-                it.remove();
-                s.end(s.finish, null);
-            }
-        }
     }
 
     private void publishStats() {

@@ -29,8 +29,6 @@ public final class Generator {
      * @param decoder token ids → text, needed only for stop strings and {@link Result#text()}; may be null
      */
     public static Result generate(LlamaModel model, long[] prompt, GenerationConfig cfg, Function<long[], String> decoder, TokenListener listener) {
-        if (prompt.length == 0) throw new UserError("the prompt must hold at least one token (e.g. BOS)");
-        if (!cfg.stopStrings().isEmpty() && decoder == null) throw new IllegalStateException("stop strings need a tokenizer to decode");
         return generateAll(model, List.of(prompt), cfg, decoder, listener, 1).getFirst();
     }
 
@@ -64,20 +62,11 @@ public final class Generator {
             try {
                 while (next < seqs.size() || !running.isEmpty()) {
                     while (running.size() < batch && next < seqs.size()) { // join: prefill chooses the first token
-                        Sequence s = seqs.get(next++);
-                        d.prefill(s);
-                        if (s.finish != null) s.end(s.finish, null);
-                        else running.add(s);
+                        d.join(seqs.get(next++), running);
                     }
                     if (running.isEmpty()) continue;
                     d.step(running);
-                    for (var it = running.iterator(); it.hasNext(); ) { // leave
-                        Sequence s = it.next();
-                        if (s.finish != null) {
-                            it.remove();
-                            s.end(s.finish, null);
-                        }
-                    }
+                    Decoder.retire(running); // leave
                 }
             } finally {
                 for (Sequence s : seqs) if (s.cache != null) s.cache.close();
