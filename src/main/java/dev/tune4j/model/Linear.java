@@ -45,9 +45,16 @@ public final class Linear {
      */
     public static final class Routing {
         private String[] rows;
+        private boolean oneAdapter, contiguous; // derived once per pass, read by every projection
 
         public void set(String[] rowAdapters) {
             rows = rowAdapters == null ? null : rowAdapters.clone();
+            if (rows == null) return;
+            oneAdapter = java.util.Arrays.stream(rows).allMatch(r -> r != null && r.equals(rows[0]));
+            var seen = new HashSet<String>(); // each adapter's rows one run (sorted by adapter): each is a view of the batch
+            contiguous = true;
+            for (int i = 0; i < rows.length && contiguous; i++)
+                if ((i == 0 || !java.util.Objects.equals(rows[i], rows[i - 1])) && !seen.add(rows[i])) contiguous = false;
         }
 
         public void clear() {
@@ -93,8 +100,7 @@ public final class Linear {
             return y;
         }
         if (rows.length != x.size(0)) throw new IllegalStateException("routing names " + rows.length + " rows, the batch has " + x.size(0));
-        boolean oneAdapter = java.util.Arrays.stream(rows).allMatch(r -> r != null && r.equals(rows[0])); // grouped's single pass is fastest
-        if (!oneAdapter && contiguous(rows)) { // rows sorted by adapter (the engine sorts them): views of the batch, no copies
+        if (!routing.oneAdapter && routing.contiguous) { // rows sorted by adapter (the engine sorts them): views of the batch, no copies
             Tensor out = y.clone();
             for (int i = 0; i < rows.length; ) {
                 int j = i;
@@ -120,14 +126,6 @@ public final class Linear {
             y = y.index_add(0, at, d);
         }
         return y;
-    }
-
-    /** Whether each adapter's rows form one run (rows sorted by adapter), so that each is a view of the batch. */
-    private static boolean contiguous(String[] rows) {
-        var seen = new HashSet<String>();
-        for (int i = 0; i < rows.length; i++)
-            if ((i == 0 || !java.util.Objects.equals(rows[i], rows[i - 1])) && !seen.add(rows[i])) return false;
-        return true;
     }
 
     /** Attaches an adapter under a name (an existing one of that name is an error: detach it first). */
