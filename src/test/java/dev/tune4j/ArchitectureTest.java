@@ -30,13 +30,15 @@ class ArchitectureTest {
             Map.entry("plan", new Rule(Set.of("hf"), false, 1_250)), // 1,100 until the preference stages and DoRA (Stage, Reference, their parts and FLOPs)
             Map.entry("peft", new Rule(Set.of("hf", "tensor", "model", "quant"), true, 900)), // 600 + regex checks and Merge.VerificationFailed (issue 11) + DoRA (magnitude, detached norm, merge/unmerge, its file keys) + PEFT-like validation (typed config keys, layers_to_transform, rank/alpha_pattern)
             Map.entry("data", new Rule(Set.of("hf", "text"), false, 1_320)), // 1,300 until UserError (issue 11 item 7); 800 until the preference formats and strict streaming reads
-            Map.entry("train", new Rule(Set.of("hf", "tensor", "model", "peft", "data", "quant"), true, 2_300)), // 2,200 until StepProgress became the one progress bar (phases shown once they last; cli's copy removed) and the loop timed its validation
+            // dist: c10d process groups (Gloo/NCCL) found through torchrun's environment, bucketed collectives, ZeRO's partition, the local launcher
+            Map.entry("dist", new Rule(Set.of("hf"), true, 550)),
+            Map.entry("train", new Rule(Set.of("hf", "tensor", "model", "peft", "data", "quant", "dist"), true, 2_300)), // 2,200 until StepProgress became the one progress bar (phases shown once they last; cli's copy removed) and the loop timed its validation
             Map.entry("eval", new Rule(Set.of("hf", "tensor", "model", "text", "data", "generate", "peft", "train"), true, 1_000)), // 900 until report.html drew its own charts, heat map and phase/memory bars (Charts) with rounded units (Units)
-            Map.entry("recipes", new Rule(Set.of("hf", "tensor", "model", "text", "peft", "train", "data", "eval", "quant", "plan"), true, 1_200)),
+            Map.entry("recipes", new Rule(Set.of("hf", "tensor", "model", "text", "peft", "train", "data", "eval", "quant", "plan", "dist"), true, 1_200)),
             // serve: HTTP and JSON over the engine; no libtorch. model for the LlamaModel the engine and AdapterSource take,
             // peft to load adapters, text for the tokenizer and chat templates, hf for UserError and the adapter loader's format errors.
             Map.entry("serve", new Rule(Set.of("generate", "model", "peft", "text", "hf"), false, 1_300)),
-            Map.entry("cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate", "peft", "train", "data", "recipes", "eval", "quant", "plan", "serve"), true, 2_700))); // 2,400 until cli/Errors (one error policy) and bench serve (ServeBench); 2,550 until serve (ServeCommand: vLLM's flags mapped one to one onto ServeConfig)
+            Map.entry("cli", new Rule(Set.of("hf", "tensor", "model", "text", "generate", "peft", "train", "data", "recipes", "eval", "quant", "plan", "serve", "dist"), true, 2_700))); // 2,400 until cli/Errors (one error policy) and bench serve (ServeBench); 2,550 until serve (ServeCommand: vLLM's flags mapped one to one onto ServeConfig)
 
     @Test
     void packagesImportOnlyDownward() throws IOException {

@@ -34,7 +34,7 @@ final class Errors {
         } else if (cause instanceof FileSystemException f && namedPath(f)) {
             err.println("error: " + describe(f));
             code = Main.BAD_INPUT;
-        } else if (cause instanceof Trainer.Diverged || cause instanceof Merge.VerificationFailed) {
+        } else if (cause instanceof Trainer.Diverged || cause instanceof Merge.VerificationFailed || cause instanceof dev.tune4j.dist.Group.PeerLost) {
             err.println("error: " + cause.getMessage());
             code = 1;
         } else if (cause instanceof IOException || cause instanceof OutOfMemoryError) {

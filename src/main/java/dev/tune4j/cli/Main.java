@@ -50,6 +50,7 @@ public final class Main implements Runnable {
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> Errors.report(e, cmd.getErr(), debug));
         traceDir = null;
         lastArgs = args;
+        lastDebug = debug;
         try {
             return cl.execute(args);
         } catch (Error e) { // OutOfMemoryError, StackOverflowError: not handed to picocli's handler
@@ -64,6 +65,7 @@ public final class Main implements Runnable {
     static volatile java.nio.file.Path traceDir;
     /** The command line being run (without --debug), written at the top of a trace file. */
     static volatile String[] lastArgs = {};
+    static volatile boolean lastDebug;
 
     /** Boolean answers: yes/no as well as true/false. */
     static Boolean yesNo(String s) {

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.tune4j.hf.OutputPaths;
+import dev.tune4j.dist.Group;
+import dev.tune4j.dist.Launcher;
 import dev.tune4j.train.TrainConfig;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
@@ -67,11 +69,6 @@ final class TrainCommand {
         if (configFile != null && out != null) // the run file is an input too: no run folder may hold or replace it
             OutputPaths.check(Path.of(out), OutputPaths.Kind.FOLDER, true, "", List.of(configFile));
         try {
-            if (stages.isEmpty()) {
-                values.putAll(flags);
-                dev.tune4j.recipes.Run.run(TrainConfig.fromMap(values, source), System.out);
-                return 0;
-            }
             var merged = new ArrayList<Map<String, String>>(); // shared keys, then the stage's, then the command line's
             for (var st : stages) {
                 var m = new LinkedHashMap<>(values);
@@ -79,12 +76,39 @@ final class TrainCommand {
                 m.putAll(flags);
                 merged.add(m);
             }
-            if (out == null) throw new UserError(source + ": out is required (the run folder that holds every stage)");
-            dev.tune4j.recipes.Stages.run(Path.of(out), merged, source, System.out);
+            values.putAll(flags);
+            if (!stages.isEmpty() && out == null) throw new UserError(source + ": out is required (the run folder that holds every stage)");
+            // checked before any worker starts: a bad key fails once, here, not in every worker
+            TrainConfig first = TrainConfig.fromMap(stages.isEmpty() ? values : withOut(merged.getFirst()), source);
+            var env = System.getenv();
+            boolean worker = env.containsKey("WORLD_SIZE");
+            if (first.nprocPerNode() > 1 && !worker) { // like torchrun: N workers on this machine run this same command
+                var args = new ArrayList<>(List.of(Main.lastArgs));
+                if (Main.lastDebug) args.add("--debug");
+                return Launcher.run(first.nprocPerNode(), Main.class.getName(), args, System.out, System.err);
+            }
+            try (Group group = Group.join(env, java.time.Duration.ofSeconds(first.distTimeout()), dev.tune4j.tensor.Compute.auto().cuda())) {
+                if (!group.leader()) { // rank 0 speaks for the job; the others print only their errors
+                    System.setOut(new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
+                    dev.tune4j.train.StepProgress.silence();
+                }
+                if (stages.isEmpty()) dev.tune4j.recipes.Run.run(TrainConfig.fromMap(values, source), System.out, group);
+                else dev.tune4j.recipes.Stages.run(Path.of(out), merged, source, System.out, group);
+            }
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new UserError("interrupted while waiting for the workers");
         }
         return 0;
+    }
+
+    /** A stage's keys with an out, for checking them before the stages run (each stage gets its own folder later). */
+    private static Map<String, String> withOut(Map<String, String> m) {
+        var c = new LinkedHashMap<>(m);
+        c.putIfAbsent("out", "stage");
+        return c;
     }
 
     static JsonNode readTree(Path file) {

@@ -177,6 +177,34 @@ public final class MemoryPlan {
     /** JVM + libtorch + allocator slack resident before the model (measured: 244–428 MiB over the bench runs; docs/planner.md). */
     public static final long CPU_RUNTIME = 300L << 20;
 
+    /** PyTorch DDP's default bucket (bucket_cap_mb = 25): gradients travel in flat copies of at most this size. */
+    public static final long BUCKET_BYTES = 25L << 20;
+
+    /**
+     * One rank's peak in a data-parallel run of {@code world} processes (the setup's batch is per process): ZeRO 1 and 2
+     * keep 1/world of the optimizer state; the all-reduce adds up to two flat buckets in flight. ZeRO 2 drops the other
+     * ranks' gradients after they are reduced, but the whole gradient exists during backward, so its peak term stays.
+     */
+    public static Estimate perRank(Setup s, int world, int zero) {
+        Estimate e = estimate(s);
+        if (world <= 1) return e;
+        var parts = new LinkedHashMap<String, Long>();
+        double states = switch (s.optim()) {
+            case ADAMW -> s.precision() == Precision.BF16 && s.method() == Method.FULL ? 4 : 8;
+            case ADAMW8BIT -> ADAMW8BIT_BYTES;
+            case OFFLOAD -> s.runtime() == Runtime.CPU ? 8 : 0;
+        };
+        long stateBytes = (long) (s.trainable() * states), saved = zero >= 1 ? stateBytes - stateBytes / world : 0;
+        String key = s.method() == Method.FULL ? "optimizer states" : "adapters (fp32 weights + grads + states)";
+        e.parts().forEach((k, v) -> { // the partitioned part is named with its share
+            if (k.equals(key) && saved > 0) parts.put(k + " (states 1/" + world + ", zero " + zero + ")", v - saved);
+            else parts.put(k, v);
+        });
+        parts.put("all-reduce buckets (two in flight)", Math.min(2 * BUCKET_BYTES, 4 * s.trainable()));
+        long peak = parts.values().stream().mapToLong(Long::longValue).sum();
+        return new Estimate(parts, peak, e.host());
+    }
+
     public static Estimate estimate(Setup s) {
         ModelConfig c = s.model();
         long n = ParamCount.total(c), linear = ParamCount.linear(c);

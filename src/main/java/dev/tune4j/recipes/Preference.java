@@ -38,7 +38,8 @@ final class Preference {
         return out;
     }
 
-    static Stage setup(TrainConfig c, LlamaModel model, Tokenizer tok, long eos, long pad, Run.Method method, PrintStream log) throws IOException {
+    /** @param shard this process's part of each batch (data parallel) */
+    static Stage setup(TrainConfig c, LlamaModel model, Tokenizer tok, long eos, long pad, Run.Method method, Shard shard, PrintStream log) throws IOException {
         var style = c.promptStyle() != null ? Encoder.PromptStyle.parse(c.promptStyle())
                 : tok != null && tok.chatTemplate().isPresent() ? Encoder.PromptStyle.TEMPLATE : Encoder.PromptStyle.ALPACA;
         var data = PreferenceData.load(new PreferenceDataConfig(c.data(), c.format() == null ? null : PreferenceFormat.parse(c.format()), style,
@@ -52,10 +53,10 @@ final class Preference {
         log.println("data: " + data.summary() + " (prompt style " + style.name().toLowerCase(Locale.ROOT) + ")");
         data.warnings.stream().limit(5).forEach(w -> log.println("  note: " + w));
         if (data.warnings.size() > 5) log.println("  … and " + (data.warnings.size() - 5) + " more");
-        if (kto) return kto(c, model, data, pad, method, log);
+        if (kto) return kto(c, model, data, pad, method, shard, log);
         boolean orpo = c.stage().equals("orpo");
-        var train = PairBatches.pairs(data.train, c.batchSize(), pad, c.seed(), orpo, 0);
-        var val = PairBatches.pairs(data.val, c.batchSize(), pad, c.seed(), orpo, data.train.size());
+        var train = PairBatches.pairs(data.train, c.batchSize(), pad, c.seed(), orpo, 0, shard);
+        var val = PairBatches.pairs(data.val, c.batchSize(), pad, c.seed(), orpo, data.train.size(), shard);
         var cfg = switch (c.stage()) {
             case "simpo" -> new PreferenceLoss.Config(PreferenceLoss.Type.SIMPO, c.beta(), 0, c.simpoGamma(), c.cpoAlpha());
             case "orpo" -> new PreferenceLoss.Config(PreferenceLoss.Type.ORPO, c.orpoLambda(), 0, 0, 0);
@@ -64,8 +65,11 @@ final class Preference {
         PreferenceLoss.Reference reference = null;
         if (cfg.type().needsReference()) {
             boolean full = method.adapter() == null;
+            // every rank computes every pair's reference (its rows come from the shuffled batches, not from a file-order slice)
+            var everyPair = List.of(PairBatches.pairs(data.train, c.batchSize(), pad, c.seed(), orpo, 0),
+                    PairBatches.pairs(data.val, c.batchSize(), pad, c.seed(), orpo, data.train.size()));
             reference = full || c.precomputeRefLogps()
-                    ? precomputed(c, model, method, full, List.of(train, val), data.train.size() + data.val.size(), log)
+                    ? precomputed(c, model, method, full, everyPair, data.train.size() + data.val.size(), shard.rank() == 0, log)
                     : PreferenceLoss.switched(model, method::toReference, method::toPolicy, c.lossChunk());
         }
         int longest = 1;
@@ -84,9 +88,9 @@ final class Preference {
     }
 
     /** KTO: unpaired examples with their KL rows; the reference is the base with the adapter off (a LoRA method only). */
-    private static Stage kto(TrainConfig c, LlamaModel model, PreferenceData data, long pad, Run.Method method, PrintStream log) {
-        var train = PairBatches.kto(data.kTrain, c.batchSize(), pad, c.seed(), 0);
-        var val = PairBatches.kto(data.kVal, c.batchSize(), pad, c.seed(), data.kTrain.size());
+    private static Stage kto(TrainConfig c, LlamaModel model, PreferenceData data, long pad, Run.Method method, Shard shard, PrintStream log) {
+        var train = PairBatches.kto(data.kTrain, c.batchSize(), pad, c.seed(), 0, shard);
+        var val = PairBatches.kto(data.kVal, c.batchSize(), pad, c.seed(), data.kTrain.size(), shard);
         boolean[] desirable = new boolean[data.kTrain.size() + data.kVal.size()];
         int longest = 1, i = 0;
         long labelled = 0, tokens = 0;
@@ -114,7 +118,7 @@ final class Preference {
      * stored as ref_logps.json; a resumed run reads them back, so the reference never moves.
      */
     private static PreferenceLoss.Reference precomputed(TrainConfig c, LlamaModel model, Run.Method method, boolean full, List<PairBatches> sources,
-                                                        int pairs, PrintStream log) throws IOException {
+                                                        int pairs, boolean writer, PrintStream log) throws IOException {
         Path file = c.out().resolve("ref_logps.json");
         var json = new ObjectMapper();
         double[][] byPair = new double[pairs][];
@@ -143,7 +147,7 @@ final class Preference {
             out.put("data", c.data().toString());
             out.put("pairs", byPair);
             byte[] bytes = json.writeValueAsBytes(out);
-            AtomicFiles.write(file, o -> o.write(bytes));
+            if (writer) AtomicFiles.write(file, o -> o.write(bytes)); // rank 0 writes the run folder
             log.printf("reference log-probs: %d pairs in %.1f s → %s%n", pairs, (System.nanoTime() - t0) / 1e9, file);
         }
         return mb -> {

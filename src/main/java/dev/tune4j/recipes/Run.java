@@ -2,6 +2,7 @@ package dev.tune4j.recipes;
 
 import dev.tune4j.hf.UserError;
 import dev.tune4j.data.*;
+import dev.tune4j.dist.Group;
 import dev.tune4j.eval.Units;
 import dev.tune4j.hf.ModelFolder;
 import dev.tune4j.model.LlamaModel;
@@ -58,19 +59,39 @@ public final class Run {
                           Path output, boolean stoppedEarly, long trainableParams, long predictedPeakBytes, Map<String, Double> lastMetrics) {}
 
     public static Summary run(TrainConfig c, PrintStream log) throws IOException {
+        return run(c, log, Group.SINGLE);
+    }
+
+    /**
+     * @param group the data-parallel job this process is a rank of ({@link Group#SINGLE} alone): every rank trains on
+     *              its part of each batch; rank 0 alone writes the run folder and prints
+     * @return the run's summary (on ranks other than 0: its steps and losses, no output folder)
+     */
+    public static Summary run(TrainConfig c, PrintStream log, Group group) throws IOException {
         boolean created = !java.nio.file.Files.exists(c.out());
         try {
-            return train(c, log);
+            return train(c, group.leader() ? log : new PrintStream(java.io.OutputStream.nullOutputStream()), group);
         } catch (RuntimeException e) {
-            if (created) RunSetup.removeIfOnlyConfig(c.out());
+            if (created && group.leader()) RunSetup.removeIfOnlyConfig(c.out());
             throw e;
         }
     }
 
-    private static Summary train(TrainConfig c, PrintStream log) throws IOException {
+    private static Summary train(TrainConfig c, PrintStream log, Group group) throws IOException {
         var phases = new Phases();
-        Path resumeFrom = RunSetup.prepareRunFolder(c, log);
-        RunSetup.writeResolvedConfig(c, log);
+        boolean leader = group.leader();
+        Path resumeFrom = null;
+        if (leader) {
+            resumeFrom = RunSetup.prepareRunFolder(c, log);
+            RunSetup.writeResolvedConfig(c, group.world(), log);
+        }
+        group.barrier(); // the run folder is ready (an old run replaced, the checkpoint chosen) before the other ranks read it
+        if (!leader) resumeFrom = RunSetup.resumePoint(c);
+        var shard = new Shard(group.rank(), group.world());
+        if (group.world() > 1)
+            log.printf("data parallel: %d processes (%s), global batch %d = --batch-size %d per process × %d processes × --grad-accum %d%s%n", group.world(),
+                    Compute.auto().cuda() ? "NCCL" : "Gloo", c.batchSize() * group.world() * c.gradAccum(), c.batchSize(), group.world(), c.gradAccum(),
+                    c.zero() > 0 ? "; ZeRO " + c.zero() : "");
         Compute compute = c.computeDtype() == null ? Compute.auto() : new Compute(Compute.auto().cuda(), c.computeDtype().equals("bfloat16"));
         boolean full = c.method().equals("full");
         try (ModelFolder folder = ModelFolder.open(c.model());
@@ -84,22 +105,23 @@ public final class Run {
             List<Example> samples; // prompts the report answers (validation first): SFT examples, or pairs' prompt + chosen
             dev.tune4j.plan.MemoryPlan.Estimate predicted;
             if (c.preference()) {
-                var pref = Preference.setup(c, model, tok, eos, pad, method, log);
+                var pref = Preference.setup(c, model, tok, eos, pad, method, shard, log);
                 train = pref.train();
                 val = pref.val();
                 objective = pref.objective();
-                predicted = RunSetup.predictPeak(c, model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), log);
                 samples = pref.samples();
             } else {
                 Dataset ds = RunSetup.dataset(c, tok, eos, log);
                 samples = ds.val.isEmpty() ? ds.train : ds.val;
-                train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed());
-                val = new Batches(ds.val, c.batchSize(), c.maxSeqLen(), false, pad, c.seed());
+                train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed(), shard);
+                val = new Batches(ds.val, c.batchSize(), c.maxSeqLen(), false, pad, c.seed(), shard);
                 objective = TokenLoss.INSTANCE;
-                predicted = RunSetup.predictPeak(c, model.config, ds, c.method(), !model.compute.cuda(), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), log);
             }
             phases.mark("load");
-            Double basePerplexity = RunReport.baseline(c, model, method.adapter(), tok, eos, log); // a full fine-tune has no other moment to see its base
+            // a full fine-tune has no other moment to see its base; rank 0 alone reports on it
+            Double basePerplexity = leader ? RunReport.baseline(c, model, method.adapter(), tok, eos, log) : null;
             if (basePerplexity != null) phases.mark("forgetting base");
             // ---- the loop ----
             long totalSteps = Trainer.totalSteps(c.maxSteps(), c.epochs(), train, c.gradAccum());
@@ -108,8 +130,14 @@ public final class Run {
                     c.evalSteps(), c.saveSteps(), c.keepBest(), c.keepLast(), c.loggingSteps(), c.earlyStoppingPatience(),
                     c.gradientCheckpointing(), c.lossChunk(), c.seed(), c.out(), resumeFrom, c.stage() + "/" + c.method());
             var groups = method.parameters().entrySet().stream().map(e -> new AdamW.Param(e.getValue(), method.weightDecay(e.getKey(), e.getValue(), c.weightDecay()))).toList();
-            try (Optimizer opt = c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : new AdamW(groups, 0.9, 0.999, 1e-8, c.optimOffload())) {
-                var outcome = new Trainer(model, method, objective, train, val, opt, loop).fit(log);
+            var params = List.copyOf(method.parameters().values());
+            group.broadcast(params, 0); // every rank starts from rank 0's trainable weights (DDP does the same)
+            var dp = DataParallel.of(group, c.zero(), params);
+            try (Optimizer opt = optimizer(c, groups, params, dp)) {
+                var outcome = new Trainer(model, method, objective, train, val, opt, loop, dp).fit(log);
+                if (group.world() > 1) perRankPeak(group, predicted.peak(), log);
+                if (!leader) return new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
+                        Memory.peakResidentBytes(), null, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
                 double trained = phases.mark("training");
                 phases.split("training", "final validation", outcome.finalValidationSeconds());
                 log.printf("%ntraining: %s, of which validation %s%n", Units.duration(trained), Units.duration(outcome.validationSeconds()));
@@ -128,5 +156,22 @@ public final class Run {
                 return summary;
             }
         }
+    }
+
+    /** AdamW (8-bit or fp32), over this rank's run of the parameters only under ZeRO. */
+    private static Optimizer optimizer(TrainConfig c, List<AdamW.Param> groups, List<Tensor> params, DataParallel dp) {
+        if (c.optim().equals("adamw8bit")) return new AdamW8bit(groups, 0.9, 0.999, 1e-8);
+        if (dp.owners() == null) return new AdamW(groups, 0.9, 0.999, 1e-8, c.optimOffload());
+        var mine = ZeroOptimizer.owned(groups, dp.owners(), dp.group().rank());
+        return new ZeroOptimizer(new AdamW(mine, 0.9, 0.999, 1e-8, c.optimOffload()), params, dp.owners(), dp.group());
+    }
+
+    /** Every rank's measured peak beside the planner's per-rank prediction (a collective: every rank calls it). */
+    private static void perRankPeak(Group group, long predicted, PrintStream log) {
+        double[] peaks = group.gather(Memory.peakResidentBytes());
+        var sb = new StringBuilder();
+        for (int r = 0; r < peaks.length; r++)
+            sb.append(r == 0 ? "" : ", ").append(String.format("rank %d %.0f MiB (%+.1f %%)", r, peaks[r] / 1048576.0, 100.0 * (predicted - peaks[r]) / peaks[r]));
+        log.printf("memory per rank: planner predicted %.0f MiB; measured %s%n", predicted / 1048576.0, sb);
     }
 }

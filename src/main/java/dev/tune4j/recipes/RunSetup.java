@@ -127,6 +127,15 @@ final class RunSetup {
         log.printf("resume: %d metrics line(s) after step %d removed from %s (those steps run again)%n", dropped, step, metrics);
     }
 
+    /**
+     * The checkpoint a data-parallel worker other than rank 0 resumes from, read after rank 0 prepared the run folder
+     * (it chose and checked it, and set incomplete ones aside): the same one rank 0 resumes from.
+     */
+    static Path resumePoint(TrainConfig c) throws IOException {
+        if (c.resume() == null) return null;
+        return c.resume().equals("latest") ? new Checkpoints(c.out(), c.keepBest(), c.keepLast()).latest() : Path.of(c.resume());
+    }
+
     /** A run that failed before its first checkpoint (bad data, a bad flag) leaves no folder it created behind. */
     static void removeIfOnlyConfig(Path out) {
         try (var s = Files.list(out)) {
@@ -136,9 +145,10 @@ final class RunSetup {
         }
     }
 
-    static void writeResolvedConfig(TrainConfig c, PrintStream log) throws IOException {
+    /** @param world the data-parallel processes (a resumed run must have as many: each rank's batches depend on it) */
+    static void writeResolvedConfig(TrainConfig c, int world, PrintStream log) throws IOException {
         Files.createDirectories(c.out());
-        checkResumable(c);
+        checkResumable(c, world);
         var mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         byte[] json = mapper.writeValueAsBytes(c.toMap());
         AtomicFiles.write(c.out().resolve("run_config.json"), out -> out.write(json));
@@ -148,8 +158,9 @@ final class RunSetup {
     }
 
     /** What a resumed run must share with the run it continues: the data order and batches depend on all of it. */
-    static Map<String, Object> fingerprint(TrainConfig c) throws IOException {
+    static Map<String, Object> fingerprint(TrainConfig c, int world) throws IOException {
         var f = new LinkedHashMap<String, Object>();
+        f.put("world size", String.valueOf(world));
         for (String k : List.of("method", "stage", "seed", "batch-size", "grad-accum", "max-seq-len", "packing", "val-ratio", "format",
                 "loss-type", "beta", "label-smoothing", "simpo-gamma", "cpo-alpha", "orpo-lambda", "desirable-weight", "undesirable-weight"))
             if (c.applies(k)) f.put(k, String.valueOf(c.toMap().get(k))); // the objective too: a resumed loss must mean what it meant
@@ -160,17 +171,20 @@ final class RunSetup {
     }
 
     /** A resume that would silently continue a different run (other seed, batch geometry or data) is a named error listing what changed. */
-    private static void checkResumable(TrainConfig c) throws IOException {
+    private static void checkResumable(TrainConfig c, int world) throws IOException {
         Path file = c.out().resolve("run_fingerprint.json");
         var mapper = new ObjectMapper();
-        var now = fingerprint(c);
+        var now = fingerprint(c, world);
         if (c.resume() != null && Files.exists(file)) {
             var before = mapper.readTree(file.toFile());
             var diffs = new ArrayList<String>();
             now.forEach((k, v) -> {
-                String was = before.path(k).asText("-");
+                String was = before.path(k).asText(k.equals("world size") ? "1" : "-"); // runs from before data parallelism had one process
                 if (!was.equals(v)) diffs.add(k + ": " + was + " → " + v);
             });
+            if (!diffs.isEmpty() && diffs.size() == 1 && diffs.getFirst().startsWith("world size"))
+                throw new UserError("--resume: " + c.out() + " was trained by " + before.path("world size").asText("1") + " process(es), this run has " + world
+                        + " (each rank's batches and the global batch depend on it; resharding is not supported): resume with the same --nproc-per-node / WORLD_SIZE");
             if (!diffs.isEmpty())
                 throw new UserError("--resume: this run differs from the one in " + c.out() + " (" + String.join("; ", diffs)
                         + "); resume with the same settings, or train into a new --out");
@@ -195,26 +209,18 @@ final class RunSetup {
      * The planner's peak for this run (its batch, the longest row it will see, its labelled share, optimizer, runtime),
      * printed before training starts so the measured peak at the end can be held against it.
      */
-    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, int world, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, PrintStream log) {
         long tokens = ds.train.stream().mapToLong(Example::length).sum(), labelled = ds.train.stream().mapToLong(Example::supervisedTokens).sum();
         int longest = ds.train.stream().mapToInt(Example::length).max().orElse(c.maxSeqLen());
         int seq = c.packing() ? c.maxSeqLen() : Math.min(c.maxSeqLen(), longest);
-        return predictPeak(c, config, c.batchSize(), seq, tokens == 0 ? 0.5 : (double) labelled / tokens, method, cpu, log);
-    }
-
-    /**
-     * The planner's peak for this run (its rows per micro-batch, the longest row it will see, its labelled share,
-     * optimizer, runtime), printed before training starts so the measured peak at the end can be held against it.
-     */
-    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, PrintStream log) {
-        return predictPeak(c, config, rows, seq, labelledShare, method, cpu, 0, log);
+        return predictPeak(c, world, config, c.batchSize(), seq, tokens == 0 ? 0.5 : (double) labelled / tokens, method, cpu, 0, log);
     }
 
     /**
      * @param items for a preference stage, the pairs (KTO: examples) in the data, and {@code rows} the pairs per micro-batch:
      *              the planner doubles them into rows and adds the reference as the run has it
      */
-    static MemoryPlan.Estimate predictPeak(TrainConfig c, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, long items, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, int world, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, long items, PrintStream log) {
         var m = MemoryPlan.Method.parse(method);
         var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
         var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, rows, seq, c.gradientCheckpointing(),
@@ -225,10 +231,10 @@ final class RunSetup {
             boolean copy = c.stage().equals("kto") && m == MemoryPlan.Method.FULL; // full KTO keeps a frozen copy (see recipes.Preference)
             setup = setup.withStage(stage, MemoryPlan.Reference.of(stage, m, c.precomputeRefLogps(), c.adapter() != null, copy), items);
         }
-        var e = MemoryPlan.estimate(setup);
+        var e = MemoryPlan.perRank(setup, world, c.zero()); // with one process, the whole run's peak
         var sb = new StringBuilder();
         e.parts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(Math.round(v / 1048576.0)).append(" MiB"));
-        log.printf("planner: predicted peak memory %.0f MiB at batch %d%s × %d tokens (%s)%n", e.peak() / 1048576.0, rows, c.preference() ? (c.stage().equals("kto") ? " examples" : " pairs") : "", seq, sb);
+        log.printf("planner: predicted peak memory %.0f MiB%s at batch %d%s × %d tokens (%s)%n", e.peak() / 1048576.0, world > 1 ? " per rank" : "", rows, c.preference() ? (c.stage().equals("kto") ? " examples" : " pairs") : "", seq, sb);
         return e;
     }
 

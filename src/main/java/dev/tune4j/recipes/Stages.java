@@ -26,6 +26,11 @@ public final class Stages {
 
     /** @param stages each stage's keys, already merged over the shared ones (and the command line's flags over both) */
     public static List<Run.Summary> run(Path out, List<Map<String, String>> stages, String source, PrintStream log) throws IOException {
+        return run(out, stages, source, log, dev.tune4j.dist.Group.SINGLE);
+    }
+
+    /** @param group the data-parallel job this process is a rank of: rank 0 alone prepares and writes the run folder */
+    public static List<Run.Summary> run(Path out, List<Map<String, String>> stages, String source, PrintStream log, dev.tune4j.dist.Group group) throws IOException {
         if (stages.isEmpty()) throw new UserError(source + ": stages: is empty");
         var configs = new ArrayList<TrainConfig>();
         var merged = new ArrayList<Map<String, String>>();
@@ -50,6 +55,29 @@ public final class Stages {
             previousMethod = method;
         }
         boolean resume = stages.stream().anyMatch(s -> s.containsKey("resume"));
+        if (group.leader()) prepare(out, configs, dirs, resume, log);
+        group.barrier(); // the stages folder is ready before the other ranks look into it
+        var summaries = new ArrayList<Run.Summary>();
+        for (int i = 0; i < configs.size(); i++) {
+            TrainConfig c = configs.get(i);
+            if (resume && Files.exists(c.out().resolve("summary.json"))) {
+                log.printf("stage %d/%d (%s): finished earlier in %s, kept%n", i + 1, configs.size(), c.stage(), c.out());
+                continue;
+            }
+            if (resume && Files.isDirectory(c.out().resolve("checkpoints"))) {
+                var m = new LinkedHashMap<>(merged.get(i));
+                m.put("resume", "latest");
+                c = TrainConfig.fromMap(m, source + " stage " + (i + 1));
+            }
+            log.printf("%n== stage %d/%d: %s (%s) → %s%n", i + 1, configs.size(), c.stage(), c.method(), c.out());
+            summaries.add(Run.run(c, log, group));
+            group.barrier(); // the stage's output is written before the next stage (on every rank) reads it
+        }
+        if (group.leader()) log.println("report: " + Report.write(out));
+        return summaries;
+    }
+
+    private static void prepare(Path out, List<TrainConfig> configs, List<Map<String, String>> dirs, boolean resume, PrintStream log) throws IOException {
         boolean overwrite = configs.stream().anyMatch(TrainConfig::overwrite);
         // the run folder holds every stage: it is new or empty, or an earlier run of stages continued or replaced by request
         boolean ours = Files.exists(out.resolve("stages.json"));
@@ -64,23 +92,6 @@ public final class Stages {
         Files.createDirectories(out);
         byte[] index = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(Map.of("stages", dirs));
         AtomicFiles.write(out.resolve("stages.json"), o -> o.write(index));
-        var summaries = new ArrayList<Run.Summary>();
-        for (int i = 0; i < configs.size(); i++) {
-            TrainConfig c = configs.get(i);
-            if (resume && Files.exists(c.out().resolve("summary.json"))) {
-                log.printf("stage %d/%d (%s): finished earlier in %s, kept%n", i + 1, configs.size(), c.stage(), c.out());
-                continue;
-            }
-            if (resume && Files.isDirectory(c.out().resolve("checkpoints"))) {
-                var m = new LinkedHashMap<>(merged.get(i));
-                m.put("resume", "latest");
-                c = TrainConfig.fromMap(m, source + " stage " + (i + 1));
-            }
-            log.printf("%n== stage %d/%d: %s (%s) → %s%n", i + 1, configs.size(), c.stage(), c.method(), c.out());
-            summaries.add(Run.run(c, log));
-        }
-        log.println("report: " + Report.write(out));
-        return summaries;
     }
 
     /** Thrown to stop reading a data file after its first record. */

@@ -20,11 +20,16 @@ public final class Batches implements MicroSource {
     private final EpochOrder order;
 
     public Batches(List<Example> examples, int batchSize, int maxSeqLen, boolean packing, long padId, long seed) {
+        this(examples, batchSize, maxSeqLen, packing, padId, seed, Shard.ONE);
+    }
+
+    /** @param shard this process's part of each batch (data parallel: {@code batchSize} is per process) */
+    public Batches(List<Example> examples, int batchSize, int maxSeqLen, boolean packing, long padId, long seed, Shard shard) {
         this.padId = padId;
         this.packed = packing;
         this.rows = packing ? Packing.pack(examples, maxSeqLen, padId)
                 : examples.stream().map(e -> Packing.padded(e, e.length(), padId)).toList();
-        this.order = new EpochOrder(rows.size(), batchSize, seed);
+        this.order = new EpochOrder(rows.size(), batchSize, seed, shard);
     }
 
     @Override
@@ -37,12 +42,18 @@ public final class Batches implements MicroSource {
         return assemble(rowsAt(k), c);
     }
 
+    /** Over every rank's rows: the step's loss is divided by the global count of supervised tokens. */
     @Override
     public long predictedAt(long k) {
         long n = 0;
-        for (var row : rowsAt(k))
-            for (int i = 1; i < row.length(); i++) if (row.labels()[i] != -100) n++;
+        for (int r : order.globalAt(k))
+            for (int i = 1; i < rows.get(r).length(); i++) if (rows.get(r).labels()[i] != -100) n++;
         return n;
+    }
+
+    @Override
+    public double share(long k) {
+        return order.share(k);
     }
 
     private List<Packing.RowData> rowsAt(long k) {

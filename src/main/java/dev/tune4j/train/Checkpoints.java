@@ -34,6 +34,11 @@ public final class Checkpoints {
 
     /** @param extra writes method-specific files (e.g. the PEFT adapter) into the checkpoint folder before it is published */
     public Path save(State state, Map<String, Tensor> trainable, Optimizer opt, IoAction extra) throws IOException {
+        return save(state, trainable, opt.state(), opt.steps(), extra);
+    }
+
+    /** @param optState every optimizer state tensor by name (gathered from the ranks under ZeRO) */
+    public Path save(State state, Map<String, Tensor> trainable, Map<String, Tensor> optState, long optSteps, IoAction extra) throws IOException {
         Files.createDirectories(root);
         Path dir = root.resolve("step-" + state.step());
         Path tmp = AtomicFiles.tempDirBeside(dir);
@@ -41,8 +46,8 @@ public final class Checkpoints {
             var t = new LinkedHashMap<String, TensorBlob>();
             for (var e : trainable.entrySet()) t.put(e.getKey(), blob(e.getValue()));
             var o = new LinkedHashMap<String, TensorBlob>();
-            for (var e : opt.state().entrySet()) o.put(e.getKey(), blob(e.getValue()));
-            o.put("step", TensorBlob.ofLongs(new long[]{opt.steps()}, 1));
+            for (var e : optState.entrySet()) o.put(e.getKey(), blob(e.getValue()));
+            o.put("step", TensorBlob.ofLongs(new long[]{optSteps}, 1));
             SafetensorsWriter.write(tmp.resolve("trainable.safetensors"), t, SafetensorsWriter.PT_METADATA);
             SafetensorsWriter.write(tmp.resolve("optimizer.safetensors"), o, SafetensorsWriter.PT_METADATA);
             byte[] json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(state);

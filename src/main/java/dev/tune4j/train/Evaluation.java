@@ -1,5 +1,6 @@
 package dev.tune4j.train;
 
+import dev.tune4j.dist.Group;
 import dev.tune4j.model.LlamaModel;
 import dev.tune4j.tensor.Tensors;
 import org.bytedeco.javacpp.PointerScope;
@@ -33,6 +34,14 @@ public final class Evaluation {
 
     /** @param task the progress bar's name (shown once the pass lasts) */
     public static Result run(LlamaModel m, MicroSource data, Objective obj, int chunk, String task) {
+        return run(m, data, obj, chunk, task, Group.SINGLE);
+    }
+
+    /**
+     * @param data  this process's shard of the data set (data parallel)
+     * @param group the ranks whose sums are added, so every rank gets the same result (early stopping agrees)
+     */
+    public static Result run(LlamaModel m, MicroSource data, Objective obj, int chunk, String task, Group group) {
         double sum = 0, weight = 0;
         long n = 0;
         var metrics = new LinkedHashMap<String, Double>();
@@ -60,6 +69,15 @@ public final class Evaluation {
                     out.metrics().forEach((k, v) -> metrics.merge(k, v * rows, Double::sum));
                 }
             }
+        }
+        if (!group.single()) {
+            double[] sums = group.sum(sum, weight, n);
+            sum = sums[0];
+            weight = sums[1];
+            n = (long) sums[2];
+            var global = group.sum(metrics);
+            metrics.clear();
+            metrics.putAll(global);
         }
         double w = weight;
         metrics.replaceAll((k, v) -> v / w);

@@ -13,8 +13,16 @@ public interface MicroSource {
     /** Micro-batch number k (0-based over the whole run); tensors are created in the caller's scope. */
     Micro get(long k, Compute c);
 
-    /** Labels micro-batch k will predict, from host data (the token normalizer is known before any forward). */
+    /**
+     * Labels micro-batch k will predict, from host data (the token normalizer is known before any forward); under data
+     * parallelism, over every rank's part of it (each rank computes the global count from the deterministic batches).
+     */
     long predictedAt(long k);
+
+    /** This process's share of micro-batch k's rows (1 without data parallelism): the weight of its mean-over-rows loss. */
+    default double share(long k) {
+        return 1;
+    }
 
     /** Every row once, in file order (evaluation). */
     int inOrderCount();

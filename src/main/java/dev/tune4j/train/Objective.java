@@ -14,9 +14,12 @@ public interface Objective {
     /**
      * The factor on each micro-batch's loss: by default the mean over the micro-batches of a step (each micro-batch's loss
      * is already a mean over its rows, as in TRL); token cross-entropy divides by the step's labelled tokens instead.
+     *
+     * @param share this process's share of the micro-batch's rows (data parallel; 1 otherwise): a rank's mean over its
+     *              rows, weighted by its share and summed over the ranks, is the mean over the whole micro-batch
      */
-    default double scale(long predictedInStep, int microBatches) {
-        return 1.0 / microBatches;
+    default double scale(long predictedInStep, int microBatches, double share) {
+        return share / microBatches;
     }
 
     /** Work before the policy's forward pass on this micro-batch (a reference model's log-probs, without a graph). */

@@ -17,6 +17,14 @@ public interface Optimizer extends AutoCloseable {
     /** Every state tensor by a stable name (fp32 moments, or 8-bit codes and their scales), restored in place by name. */
     LinkedHashMap<String, Tensor> state();
 
+    /**
+     * Every state tensor of the run, on the process that writes checkpoints (rank 0): {@link #state()} unless the state is
+     * partitioned over processes ({@link ZeroOptimizer}), where every process must call it together.
+     */
+    default LinkedHashMap<String, Tensor> gatherState() {
+        return state();
+    }
+
     @Override
     void close();
 }

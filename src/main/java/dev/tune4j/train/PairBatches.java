@@ -27,17 +27,22 @@ public final class PairBatches implements MicroSource {
     private final IntFunction<long[]> itemTokens;        // for predictedAt: the completion tokens of an item
     private final java.util.function.Function<int[], List<Row>> layout;
 
-    private PairBatches(int items, int batchSize, long padId, long seed, IntFunction<long[]> itemTokens, java.util.function.Function<int[], List<Row>> layout) {
+    private PairBatches(int items, int batchSize, long padId, long seed, Shard shard, IntFunction<long[]> itemTokens, java.util.function.Function<int[], List<Row>> layout) {
         this.items = items;
-        this.order = new EpochOrder(items, batchSize, seed);
+        this.order = new EpochOrder(items, batchSize, seed, shard);
         this.padId = padId;
         this.itemTokens = itemTokens;
         this.layout = layout;
     }
 
     public static PairBatches pairs(List<PreferencePair> pairs, int batchSize, long padId, long seed, boolean nllOnChosen, int idOffset) {
+        return pairs(pairs, batchSize, padId, seed, nllOnChosen, idOffset, Shard.ONE);
+    }
+
+    /** @param shard this process's part of each batch (data parallel: {@code batchSize} pairs per process) */
+    public static PairBatches pairs(List<PreferencePair> pairs, int batchSize, long padId, long seed, boolean nllOnChosen, int idOffset, Shard shard) {
         var ps = List.copyOf(pairs);
-        return new PairBatches(ps.size(), batchSize, padId, seed, i -> concat(ps.get(i).chosen(), ps.get(i).rejected()), idx -> {
+        return new PairBatches(ps.size(), batchSize, padId, seed, shard, i -> concat(ps.get(i).chosen(), ps.get(i).rejected()), idx -> {
             var rows = new ArrayList<Row>();
             for (int i : idx) rows.add(new Row(ps.get(i).prompt(), ps.get(i).chosen(), idOffset + i, nllOnChosen));
             for (int i : idx) rows.add(new Row(ps.get(i).prompt(), ps.get(i).rejected(), idOffset + i, false));
@@ -46,8 +51,13 @@ public final class PairBatches implements MicroSource {
     }
 
     public static PairBatches kto(List<KtoExample> examples, int batchSize, long padId, long seed, int idOffset) {
+        return kto(examples, batchSize, padId, seed, idOffset, Shard.ONE);
+    }
+
+    /** Data parallel: the KL rows rotate completions within this rank's part of the batch (as TRL under DDP). */
+    public static PairBatches kto(List<KtoExample> examples, int batchSize, long padId, long seed, int idOffset, Shard shard) {
         var es = List.copyOf(examples);
-        return new PairBatches(es.size(), batchSize, padId, seed, i -> es.get(i).completion(), idx -> {
+        return new PairBatches(es.size(), batchSize, padId, seed, shard, i -> es.get(i).completion(), idx -> {
             var rows = new ArrayList<Row>();
             for (int i : idx) rows.add(new Row(es.get(i).prompt(), es.get(i).completion(), idOffset + i, false));
             for (int k = 0; k < idx.length; k++) // the KL rows: each prompt with the previous example's completion
@@ -94,8 +104,13 @@ public final class PairBatches implements MicroSource {
     @Override
     public long predictedAt(long k) {
         long n = 0;
-        for (int i : order.at(k)) n += itemTokens.apply(i).length;
+        for (int i : order.globalAt(k)) n += itemTokens.apply(i).length;
         return n;
+    }
+
+    @Override
+    public double share(long k) {
+        return order.share(k);
     }
 
     @Override

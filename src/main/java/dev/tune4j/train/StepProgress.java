@@ -45,7 +45,15 @@ public final class StepProgress implements AutoCloseable {
         return total < 16L << 20 ? new StepProgress(task, total, " KiB", 1L << 10, false) : new StepProgress(task, total, " MiB", 1L << 20, false);
     }
 
+    private static volatile boolean silent;
+
+    /** No bars from this process (a data-parallel worker other than rank 0: rank 0's bars speak for the job). */
+    public static void silence() {
+        silent = true;
+    }
+
     private void show() {
+        if (silent) return;
         boolean terminal = System.console() != null;
         // a terminal redraws one line in place; a log gets whole lines (a carriage return would glue the redraws into one)
         var consumer = terminal ? new ConsoleProgressBarConsumer(System.err) : new DelegatingProgressBarConsumer(System.err::println, 150);
@@ -64,7 +72,7 @@ public final class StepProgress implements AutoCloseable {
     public void step(long n) {
         done += n;
         if (bar != null) bar.stepBy(n);
-        else if (System.nanoTime() - started >= SHOW_AFTER_NANOS && done < total) show();
+        else if (!silent && System.nanoTime() - started >= SHOW_AFTER_NANOS && done < total) show();
     }
 
     public void stepTo(long n) {

@@ -17,8 +17,9 @@ public final class TokenLoss implements Objective {
         return false;
     }
 
+    /** The step's labelled tokens over every rank: each rank's sum over its tokens is then its part of the global mean. */
     @Override
-    public double scale(long predictedInStep, int microBatches) {
+    public double scale(long predictedInStep, int microBatches, double share) {
         return 1.0 / Math.max(1, predictedInStep);
     }
 

@@ -29,7 +29,9 @@ public record TrainConfig(
         String stage, String lossType, double beta, double labelSmoothing, double simpoGamma, double cpoAlpha, double orpoLambda,
         boolean precomputeRefLogps, Path adapter, boolean useDora, double desirableWeight, double undesirableWeight,
         // output safety
-        boolean overwrite) {
+        boolean overwrite,
+        // data parallel
+        int nprocPerNode, int zero, int distTimeout) {
 
 
     /** What kind of value a key takes (and so how a flag parses it). */
@@ -111,7 +113,10 @@ public record TrainConfig(
             new Key("undesirable-weight", Kind.NUMBER, "1.0", "weight of the undesirable examples' losses (TRL's undesirable_weight)", KTO),
             new Key("simpo-gamma", Kind.NUMBER, "0.5", "SimPO's reward margin gamma (TRL's simpo_gamma)", Set.of("simpo")),
             new Key("cpo-alpha", Kind.NUMBER, "0", "weight of an NLL term on the chosen completions (TRL's cpo_alpha; 0 = pure SimPO)", Set.of("simpo")),
-            new Key("orpo-lambda", Kind.NUMBER, "0.1", "weight of the odds-ratio term (TRL's beta for ORPO)", Set.of("orpo")));
+            new Key("orpo-lambda", Kind.NUMBER, "0.1", "weight of the odds-ratio term (TRL's beta for ORPO)", Set.of("orpo")),
+            new Key("nproc-per-node", Kind.INT, "1", "data-parallel worker processes to start on this machine, like torchrun (--batch-size is per process); under a launcher that sets RANK/WORLD_SIZE, leave it out", ALL),
+            new Key("zero", Kind.INT, "0", "ZeRO stage for data parallel: 0 (every rank keeps all optimizer state), 1 (optimizer state partitioned), 2 (gradients too)", ALL),
+            new Key("dist-timeout", Kind.INT, "1800", "seconds the rendezvous waits for every worker, and a collective for its peers", ALL));
 
     /** Every key a file or flag may set, in table order. */
     public static final List<String> KEYS = TABLE.stream().map(Key::name).toList();
@@ -155,6 +160,10 @@ public record TrainConfig(
                 throw new UserError("desirable-weight and undesirable-weight must be >= 0 and not both 0, found " + desirableWeight + " and " + undesirableWeight);
             if (batchSize < 2) throw new UserError("batch-size must be >= 2 for --stage kto: its KL estimate pairs each prompt with another example's completion in the batch (TRL refuses 1 too)");
         }
+        if (nprocPerNode < 1 || nprocPerNode > 1024) throw new UserError("nproc-per-node must be from 1 to 1024, found " + nprocPerNode);
+        if (zero < 0 || zero > 2) throw new UserError("zero must be 0, 1 or 2, found " + zero);
+        if (zero > 0 && !optim.equals("adamw")) throw new UserError("zero " + zero + " partitions AdamW's fp32 state; --optim " + optim + " keeps its own layout: use --optim adamw, or --zero 0");
+        if (distTimeout < 1) throw new UserError("dist-timeout must be >= 1 second, found " + distTimeout);
         targetModules = List.copyOf(targetModules);
     }
 
@@ -185,7 +194,8 @@ public record TrainConfig(
                 v.str("quant"), v.bool("double-quant"), v.integer("blocksize"), v.str("optim"), v.bool("optim-offload"), v.str("compute-dtype"),
                 stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
                 v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"),
-                v.dbl("desirable-weight"), v.dbl("undesirable-weight"), v.bool("overwrite"));
+                v.dbl("desirable-weight"), v.dbl("undesirable-weight"), v.bool("overwrite"),
+                v.integer("nproc-per-node"), v.integer("zero"), v.integer("dist-timeout"));
     }
 
     /** Whether a key means something for this run's method and stage (those that do not are left out of run_config.json). */
@@ -208,7 +218,8 @@ public record TrainConfig(
                 "resume", resume, "general-file", generalFile, "forgetting-threshold", forgettingThreshold, "samples", samples, "quant", quant, "double-quant", doubleQuant,
                 "blocksize", blocksize, "optim", optim, "optim-offload", optimOffload, "compute-dtype", computeDtype, "loss-type", lossType,
                 "beta", beta, "label-smoothing", labelSmoothing, "precompute-ref-logps", precomputeRefLogps, "simpo-gamma", simpoGamma,
-                "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight, "overwrite", overwrite};
+                "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight, "overwrite", overwrite,
+                "nproc-per-node", nprocPerNode, "zero", zero, "dist-timeout", distTimeout};
         for (int i = 0; i < pairs.length; i += 2) v.put((String) pairs[i], pairs[i + 1] instanceof Path p ? p.toString() : pairs[i + 1]);
         if (v.size() != TABLE.size()) throw new IllegalStateException("toMap names " + v.size() + " keys, the table has " + TABLE.size());
         var m = new LinkedHashMap<String, Object>();

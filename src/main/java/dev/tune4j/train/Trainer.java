@@ -67,8 +67,18 @@ public final class Trainer {
     private final Optimizer opt;
     private final Loop loop;
     private final List<Tensor> params;
+    private final DataParallel dp;
 
     public Trainer(LlamaModel model, Trainable trainable, Objective objective, MicroSource train, MicroSource val, Optimizer opt, Loop loop) {
+        this(model, trainable, objective, train, val, opt, loop, DataParallel.NONE);
+    }
+
+    /**
+     * @param train, val this process's shard of the data (data parallel), whose global token counts normalise the loss
+     * @param dp         the process group's seam: gradients, losses, metrics and evaluations summed over the ranks
+     */
+    public Trainer(LlamaModel model, Trainable trainable, Objective objective, MicroSource train, MicroSource val, Optimizer opt, Loop loop, DataParallel dp) {
+        this.dp = dp;
         this.model = model;
         this.trainable = trainable;
         this.objective = objective;
@@ -87,29 +97,40 @@ public final class Trainer {
     /** Optimizer step number {@code step} (1-based), reading micro-batches from {@code micro} on. */
     public Step step(long step, long micro) {
         long start = System.nanoTime();
-        torch.manual_seed(loop.seed() * 1_000_003L + step); // dropout masks depend on the step only: exact resume
-        long predicted = 0, tokens = 0;
-        for (int k = 0; k < loop.gradAccum(); k++) predicted += train.predictedAt(micro + k);
-        double scale = objective.scale(predicted, loop.gradAccum()), loss = 0;
+        // dropout masks depend on the step (exact resume) and the rank (each rank's rows get their own masks)
+        torch.manual_seed(loop.seed() * 1_000_003L + step + dp.group().rank() * 1_000_000_007L);
+        long predicted = 0;
+        for (int k = 0; k < loop.gradAccum(); k++) predicted += train.predictedAt(micro + k); // over every rank's rows
+        double loss = 0, tokens = 0;
         var metrics = new TreeMap<String, Double>();
         for (int k = 0; k < loop.gradAccum(); k++, micro++) {
+            double share = train.share(micro), scale = objective.scale(predicted, loop.gradAccum(), share);
             try (PointerScope s = new PointerScope()) {
                 Micro mb = train.get(micro, model.compute);
                 tokens += mb.tokens();
                 var r = Backprop.run(model, mb, objective, scale, loop.checkpointing(), loop.lossChunk());
                 loss += r.loss();
-                r.metrics().forEach((name, v) -> metrics.merge(name, v / loop.gradAccum(), Double::sum));
+                r.metrics().forEach((name, v) -> metrics.merge(name, v * share / loop.gradAccum(), Double::sum));
             }
+        }
+        if (!dp.group().single()) { // every rank's part of the loss and metrics, summed: every rank sees the global step
+            double[] sums = dp.group().sum(loss, tokens);
+            loss = sums[0];
+            tokens = sums[1];
+            var global = dp.group().sum(metrics);
+            metrics.clear();
+            metrics.putAll(global);
         }
         if (!Double.isFinite(loss)) {
             opt.zeroGrad();
             throw new Diverged("loss became " + loss + " at step " + step + "; stopped without updating the weights. " + lastCheckpointNote() + " (try a lower --lr)");
         }
-        double gradNorm = GradClip.clip(params, loop.maxGradNorm());
+        dp.reduceGradients(params);
+        double gradNorm = dp.clip(params, loop.maxGradNorm());
         double lr = loop.schedule().lr((int) step - 1);
         opt.step(lr);
         opt.zeroGrad();
-        return new Step(loss, gradNorm, lr, tokens, micro, metrics, (System.nanoTime() - start) / 1e9);
+        return new Step(loss, gradNorm, lr, (long) tokens, micro, metrics, (System.nanoTime() - start) / 1e9);
     }
 
     private String lastCheckpointNote() {
@@ -124,7 +145,7 @@ public final class Trainer {
     public Evaluation.Result evaluate() {
         trainable.train(false);
         try {
-            return Evaluation.run(model, val, objective, loop.lossChunk(), "validation");
+            return Evaluation.run(model, val, objective, loop.lossChunk(), "validation", dp.group());
         } finally {
             trainable.train(true);
         }
@@ -156,8 +177,9 @@ public final class Trainer {
         boolean stoppedEarly = false;
         Map<String, Double> lastMetrics = Map.of();
         trainable.train(true);
-        try (Metrics metrics = new Metrics(loop.runDir().resolve("metrics.jsonl"), resumeFrom != null);
-             TensorBoard tb = new TensorBoard(loop.runDir().resolve("tensorboard"));
+        boolean leader = dp.group().leader(); // only rank 0 writes logs and checkpoints
+        try (Metrics metrics = leader ? new Metrics(loop.runDir().resolve("metrics.jsonl"), resumeFrom != null) : null;
+             TensorBoard tb = leader ? new TensorBoard(loop.runDir().resolve("tensorboard")) : null;
              StepProgress bar = StepProgress.training(loop.task(), loop.totalSteps())) {
             bar.stepTo(step);
             while (step < loop.totalSteps()) {
@@ -193,11 +215,14 @@ public final class Trainer {
                         } else noImprovement++;
                         log.printf("%nstep %d: val loss %.4f (best %.4f)%s%n", step, valLoss, best, describe(v));
                     }
-                    if (step % loop.loggingSteps() == 0 || evalNow) metrics.log(rec, tb);
+                    if (leader && (step % loop.loggingSteps() == 0 || evalNow)) metrics.log(rec, tb);
                     boolean stopNow = loop.earlyStoppingPatience() > 0 && noImprovement >= loop.earlyStoppingPatience();
                     if ((loop.saveSteps() > 0 && step % loop.saveSteps() == 0) || step == loop.totalSteps() || stopNow) {
                         var state = new Checkpoints.State(step, micro, (double) micro / train.perEpoch(), valLoss, best, noImprovement);
-                        ckpt.save(state, named, opt, trainable::saveInto);
+                        try (PointerScope gathered = new PointerScope()) {
+                            var optState = opt.gatherState(); // under ZeRO a collective: the owners send rank 0 their parts
+                            if (leader) ckpt.save(state, named, optState, opt.steps(), trainable::saveInto);
+                        }
                     }
                     if (stopNow) {
                         log.printf("%nearly stopping at step %d: no validation improvement in %d evaluations%n", step, noImprovement);
