@@ -25,11 +25,11 @@ public final class Group implements AutoCloseable {
         public static Topology fromEnv(Map<String, String> env) {
             if (env.get("WORLD_SIZE") == null) return null;
             int world = number(env, "WORLD_SIZE", 1, 1 << 20, null);
+            if (world == 1) return new Topology(0, 1, 0, 1, 0, "127.0.0.1", 0);
             int rank = number(env, "RANK", 0, world - 1, null);
             int local = number(env, "LOCAL_RANK", 0, 1 << 20, String.valueOf(rank));
             int localWorld = number(env, "LOCAL_WORLD_SIZE", 1, 1 << 20, String.valueOf(world));
             int node = number(env, "NODE_RANK", 0, 1 << 20, "0");
-            if (world == 1) return new Topology(0, 1, 0, 1, 0, "127.0.0.1", 0);
             String addr = env.get("MASTER_ADDR");
             if (addr == null || addr.isBlank()) throw new UserError("MASTER_ADDR: not set (WORLD_SIZE is " + world + "): give the host of rank 0, as torchrun does");
             int port = number(env, "MASTER_PORT", 1, 65535, null);

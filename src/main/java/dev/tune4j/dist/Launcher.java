@@ -13,7 +13,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * {@code --nproc-per-node N} on one machine, as torchrun does it: N worker JVMs running the same command with torchrun's
  * environment (WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, NODE_RANK, MASTER_ADDR, MASTER_PORT) and the cores
- * divided between them. Rank 0's output is passed through; the others' lines are prefixed with their rank. When a
+ * divided between them (TUNE4J_THREADS for libtorch, OPENBLAS_NUM_THREADS for OpenBLAS's own pool, unless already set). Rank 0's output is passed through; the others' lines are prefixed with their rank. When a
  * worker fails or is killed, the others are stopped (SIGTERM, then SIGKILL) and the failure is named.
  */
 public final class Launcher {
@@ -55,6 +55,8 @@ public final class Launcher {
                 env.put("MASTER_ADDR", "127.0.0.1");
                 env.put("MASTER_PORT", String.valueOf(port));
                 env.put("TUNE4J_THREADS", threads);
+                // OpenBLAS keeps its own pool of every core (decision 0002): N workers × all cores, spinning, ran 2.5× slower
+                if (System.getenv("OPENBLAS_NUM_THREADS") == null) env.put("OPENBLAS_NUM_THREADS", threads);
                 if (rank == 0) pb.inheritIO();
                 else pb.redirectErrorStream(true);
                 Process p = pb.start();

@@ -26,6 +26,25 @@ class PlannerTest {
     }
 
     @Test
+    void perRankMemoryPartitionsOptimizerStateUnderZero() {
+        var s = gpu("llama-3.1-8b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024);
+        long n = ParamCount.total(Catalog.get("llama-3.1-8b"));
+        var alone = MemoryPlan.estimate(s);
+        assertThat(MemoryPlan.perRank(s, 1, 1)).isEqualTo(alone);
+        var replicated = MemoryPlan.perRank(s, 8, 0);
+        assertThat(replicated.peak() - alone.peak()).isEqualTo(2 * MemoryPlan.BUCKET_BYTES); // every rank holds everything, plus two buckets in flight
+        var zero1 = MemoryPlan.perRank(s, 8, 1);
+        assertThat(zero1.part("optimizer states (states 1/8, zero 1)")).isEqualTo(8 * n - (8 * n - 8 * n / 8));
+        assertThat(alone.peak() - zero1.peak()).isEqualTo(8 * n - 8 * n / 8 - 2 * MemoryPlan.BUCKET_BYTES);
+        // zero 2 drops the other ranks' gradients after the reduction; the whole gradient still exists in backward
+        assertThat(MemoryPlan.perRank(s, 8, 2).part("gradients")).isEqualTo(alone.part("gradients"));
+        // LoRA: the adapters' state is what is partitioned; the buckets are as small as the adapter's gradients
+        var lora = gpu("llama-3.1-8b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 1, 2048, true, 1024);
+        var loraRank = MemoryPlan.perRank(lora, 2, 0);
+        assertThat(loraRank.part("all-reduce buckets (two in flight)")).isEqualTo(2 * MemoryPlan.BUCKET_BYTES);
+    }
+
+    @Test
     void staticMemoryFollowsBytesPerParameter() {
         var c = Catalog.get("llama-2-7b");
         long n = ParamCount.total(c);

@@ -28,6 +28,7 @@ class TrainConfigTest {
             case "resume" -> "latest";
             case "target-modules" -> "q_proj,v_proj";
             case "blocksize" -> "128";
+            case "zero" -> "2";
             case "max-steps", "epochs", "batch-size" -> "3";
             case "label-smoothing" -> "0.2";
             default -> switch (k.kind()) {
