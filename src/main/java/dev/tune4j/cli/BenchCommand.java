@@ -70,6 +70,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--adapters", split = ",", defaultValue = "base,one,mixed8", description = "serve: base (no adapter), one (every request the same adapter), mixed8 (8 adapters round robin) (default ${DEFAULT-VALUE})")
     List<ServeBench.Mix> mixes;
 
+    @Option(names = "--nproc-per-node", defaultValue = "1", description = "train: data-parallel worker processes on this machine (each --batch-size rows; tokens/s is the job's)")
+    int nproc;
+
+    @Option(names = "--zero", defaultValue = "0", description = "train with --nproc-per-node: ZeRO stage 0, 1 or 2")
+    int zero;
+
     @Option(names = "--json", description = "print one JSON line with the results")
     boolean json;
 
@@ -78,7 +84,15 @@ final class BenchCommand implements Callable<Integer> {
         if ((shape == null) == (model == null)) throw new UserError("give exactly one of --shape NAME or --model DIR");
         if (batch < 1 || seqLen < 2 || steps < 1 || r < 1)
             throw new UserError("--batch-size, --steps and --r must be >= 1 and --seq-len >= 2, found " + batch + ", " + steps + ", " + r + " and " + seqLen);
+        Limits.inRange("--nproc-per-node", nproc, 1, 1024, "processes");
+        Limits.inRange("--zero", zero, 0, 2, "(ZeRO stage)");
+        if (what == What.train && nproc > 1 && System.getenv("WORLD_SIZE") == null) { // like train: N workers run this same command
+            var args = new java.util.ArrayList<>(List.of(Main.lastArgs));
+            return dev.tune4j.dist.Launcher.run(nproc, Main.class.getName(), args, System.out, System.err);
+        }
         Compute compute = Compute.auto();
+        group = what == What.train ? dev.tune4j.dist.Group.join(System.getenv(), java.time.Duration.ofSeconds(600), compute.cuda()) : dev.tune4j.dist.Group.SINGLE;
+        if (!group.leader()) System.setOut(new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
         ModelFolder folder = model == null ? null : ModelFolder.open(model);
         try (LlamaModel m = folder == null ? LlamaModel.random(ConfigPresets.byName(shape), 0, compute) : LlamaModel.load(folder, compute)) {
             var result = new LinkedHashMap<String, Object>();
@@ -125,6 +139,11 @@ final class BenchCommand implements Callable<Integer> {
             }
             long measured = Memory.peakResidentBytes();
             result.put("peak_rss_mib", round(Memory.mib(measured)));
+            if (!group.single()) { // every rank's peak (a collective), the first is rank 0's
+                var peaks = new java.util.ArrayList<Double>();
+                for (double p : group.gather(measured)) peaks.add(round(Memory.mib((long) p)));
+                result.put("peak_rss_mib_per_rank", peaks);
+            }
             if (what == What.train) {
                 long predicted = predictedPeak(m.config, compute);
                 result.put("predicted_peak_mib", round(Memory.mib(predicted)));
@@ -134,9 +153,12 @@ final class BenchCommand implements Callable<Integer> {
             else result.forEach((k, v) -> System.out.printf("%-14s %s%n", k, v));
         } finally {
             if (folder != null) folder.close();
+            group.close();
         }
         return 0;
     }
+
+    private dev.tune4j.dist.Group group = dev.tune4j.dist.Group.SINGLE;
 
     /**
      * Training steps on random ids with the first half of each row masked as prompt, timed after one warm-up step:
@@ -184,13 +206,16 @@ final class BenchCommand implements Callable<Integer> {
             };
             var loop = new dev.tune4j.train.Trainer.Loop(steps + 1, 1, 1.0, dev.tune4j.train.LrSchedule.of("constant", 1e-4, 0, steps + 1), 0, 0, 0, 0, 1, 0,
                     checkpointing, 1024, 0, null, null, "bench");
-            try (var opt = new dev.tune4j.train.AdamW(params.values().stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), 0.9, 0.999, 1e-8)) {
+            // data parallel: every rank trains on the same random batch (a stand-in for its shard); gradients are summed
+            var dp = dev.tune4j.train.DataParallel.of(group, zero, List.copyOf(params.values()));
+            try (var opt = dp.adamW(params.values().stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), false)) {
                 // exactly the step the recipes run: Trainer.step (accumulate → forward/backward → clip → update)
-                var trainer = new dev.tune4j.train.Trainer(m, trainables, objective(m, lora, data), data, data, opt, loop);
+                var trainer = new dev.tune4j.train.Trainer(m, trainables, objective(m, lora, data), data, data, opt, loop, dp);
                 trainables.train(true);
-                double seconds = 0;
+                double seconds = 0, reduceBefore = 0;
                 for (int s = 0; s <= steps; s++) {
                     var st = trainer.step(s + 1, 0);
+                    if (s == 0) reduceBefore = dp.reduceSeconds(); // the warm-up step is not timed
                     if (s > 0) seconds += st.seconds();
                     if (!json && s > 0) System.err.printf("step %d/%d: %.1f tokens/s%n", s, steps, (double) batch * seqLen * s / seconds);
                 }
@@ -203,7 +228,12 @@ final class BenchCommand implements Callable<Integer> {
                 result.put("seq_len", seqLen);
                 result.put("steps", steps);
                 result.put("gradient_checkpointing", checkpointing);
-                int rows = stage.equals("dpo") ? 2 * batch : batch;
+                int rows = (stage.equals("dpo") ? 2 * batch : batch) * group.world();
+                if (!group.single()) {
+                    result.put("world_size", group.world());
+                    result.put("zero", zero);
+                    result.put("allreduce_ms_per_step", round(1000 * (dp.reduceSeconds() - reduceBefore) / steps));
+                }
                 result.put("tokens_per_s", round((double) rows * seqLen * steps / seconds));
                 result.put("steps_per_s", Math.round(steps / seconds * 1000) / 1000.0);
             }
@@ -243,7 +273,7 @@ final class BenchCommand implements Callable<Integer> {
             var dpo = dev.tune4j.plan.MemoryPlan.Stage.parse("dpo");
             s = s.withStage(dpo, dev.tune4j.plan.MemoryPlan.Reference.of(dpo, s.method(), precomputeRef, false, false), batch);
         }
-        return dev.tune4j.plan.MemoryPlan.estimate(s).peak();
+        return dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero).peak();
     }
 
     private static double round(double v) {

@@ -27,7 +27,7 @@ public final class Group implements AutoCloseable {
             int world = number(env, "WORLD_SIZE", 1, 1 << 20, null);
             if (world == 1) return new Topology(0, 1, 0, 1, 0, "127.0.0.1", 0);
             int rank = number(env, "RANK", 0, world - 1, null);
-            int local = number(env, "LOCAL_RANK", 0, 1 << 20, String.valueOf(rank));
+            int local = number(env, "LOCAL_RANK", 0, 1 << 20, "0"); // absent: one process per node (a PyTorchJob pod)
             int localWorld = number(env, "LOCAL_WORLD_SIZE", 1, 1 << 20, String.valueOf(world));
             int node = number(env, "NODE_RANK", 0, 1 << 20, "0");
             String addr = env.get("MASTER_ADDR");
@@ -243,20 +243,7 @@ public final class Group implements AutoCloseable {
      * two buckets in flight, so the flat copies add two buckets to the peak, never a second copy of every gradient.
      */
     private void bucketed(List<Tensor> tensors, Function<TensorVector, Work> op, String what) {
-        var buckets = new ArrayList<List<Tensor>>();
-        var current = new ArrayList<Tensor>();
-        long bytes = 0;
-        for (Tensor t : tensors) {
-            long b = t.numel() * t.element_size();
-            if (!current.isEmpty() && (bytes + b > BUCKET_BYTES || t.scalar_type() != current.getFirst().scalar_type())) {
-                buckets.add(current);
-                current = new ArrayList<>();
-                bytes = 0;
-            }
-            current.add(t);
-            bytes += b;
-        }
-        if (!current.isEmpty()) buckets.add(current);
+        var buckets = buckets(tensors, BUCKET_BYTES);
         try (PointerScope s = new PointerScope()) {
             Tensor[] flat = new Tensor[buckets.size()];
             Work[] work = new Work[buckets.size()];
@@ -275,6 +262,26 @@ public final class Group implements AutoCloseable {
             }
             finish(buckets.getLast(), flat[buckets.size() - 1], work[buckets.size() - 1], what);
         }
+    }
+
+    /** Consecutive tensors of one dtype, at most {@code cap} bytes together (a larger tensor alone). */
+    static List<List<Tensor>> buckets(List<Tensor> tensors, long cap) {
+        var buckets = new ArrayList<List<Tensor>>();
+        var current = new ArrayList<Tensor>();
+        long bytes = 0;
+        for (Tensor t : tensors) {
+            long b = t.numel() * t.element_size();
+            // intern(): scalar_type() wraps the enum in a new object each call (identity never matched: one bucket per tensor)
+            if (!current.isEmpty() && (bytes + b > cap || t.scalar_type().intern() != current.getFirst().scalar_type().intern())) {
+                buckets.add(current);
+                current = new ArrayList<>();
+                bytes = 0;
+            }
+            current.add(t);
+            bytes += b;
+        }
+        if (!current.isEmpty()) buckets.add(current);
+        return buckets;
     }
 
     private void finish(List<Tensor> bucket, Tensor flat, Work work, String what) {

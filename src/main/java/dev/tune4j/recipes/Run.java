@@ -133,7 +133,7 @@ public final class Run {
             var params = List.copyOf(method.parameters().values());
             group.broadcast(params, 0); // every rank starts from rank 0's trainable weights (DDP does the same)
             var dp = DataParallel.of(group, c.zero(), params);
-            try (Optimizer opt = optimizer(c, groups, params, dp)) {
+            try (Optimizer opt = optimizer(c, groups, dp)) {
                 var outcome = new Trainer(model, method, objective, train, val, opt, loop, dp).fit(log);
                 if (group.world() > 1) perRankPeak(group, predicted.peak(), log);
                 if (!leader) return new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
@@ -159,11 +159,8 @@ public final class Run {
     }
 
     /** AdamW (8-bit or fp32), over this rank's run of the parameters only under ZeRO. */
-    private static Optimizer optimizer(TrainConfig c, List<AdamW.Param> groups, List<Tensor> params, DataParallel dp) {
-        if (c.optim().equals("adamw8bit")) return new AdamW8bit(groups, 0.9, 0.999, 1e-8);
-        if (dp.owners() == null) return new AdamW(groups, 0.9, 0.999, 1e-8, c.optimOffload());
-        var mine = ZeroOptimizer.owned(groups, dp.owners(), dp.group().rank());
-        return new ZeroOptimizer(new AdamW(mine, 0.9, 0.999, 1e-8, c.optimOffload()), params, dp.owners(), dp.group());
+    private static Optimizer optimizer(TrainConfig c, List<AdamW.Param> groups, DataParallel dp) {
+        return c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : dp.adamW(groups, c.optimOffload());
     }
 
     /** Every rank's measured peak beside the planner's per-rank prediction (a collective: every rank calls it). */

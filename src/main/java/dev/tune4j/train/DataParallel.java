@@ -22,6 +22,7 @@ public final class DataParallel {
     private final Group group;
     private final int zero;
     private final int[] owner; // ZeRO: the rank that owns each trainable parameter's optimizer state (and, zero 2, gradient)
+    private long reduceNanos;  // time spent summing gradients over the ranks (bench train reports it per step)
 
     private DataParallel(Group group, int zero, int[] owner) {
         this.group = group;
@@ -49,9 +50,30 @@ public final class DataParallel {
         return owner;
     }
 
+    /** AdamW over the parameters, or, under ZeRO, over this rank's run of them only. */
+    public Optimizer adamW(List<AdamW.Param> params, boolean offload) {
+        if (owner == null) return new AdamW(params, 0.9, 0.999, 1e-8, offload);
+        var mine = ZeroOptimizer.owned(params, owner, group.rank());
+        return new ZeroOptimizer(new AdamW(mine, 0.9, 0.999, 1e-8, offload), params.stream().map(AdamW.Param::tensor).toList(), owner, group);
+    }
+
+    /** Seconds spent summing gradients over the ranks so far. */
+    public double reduceSeconds() {
+        return reduceNanos / 1e9;
+    }
+
     /** Sums the gradients over the ranks: all-reduce, or (zero 2) reduce to each owner, then dropped by the others. */
     void reduceGradients(List<Tensor> params) {
         if (group.single()) return;
+        long t0 = System.nanoTime();
+        try {
+            sumGradients(params);
+        } finally {
+            reduceNanos += System.nanoTime() - t0;
+        }
+    }
+
+    private void sumGradients(List<Tensor> params) {
         try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
             var grads = new ArrayList<Tensor>();
             for (Tensor p : params) {

@@ -17,7 +17,7 @@ class GroupTest {
                 "MASTER_ADDR", "node-0", "MASTER_PORT", "29500"));
         assertThat(t).isEqualTo(new Group.Topology(3, 4, 1, 2, 1, "node-0", 29500));
         // LOCAL_RANK, LOCAL_WORLD_SIZE and NODE_RANK are optional (a PyTorchJob with one process per pod sets none of them)
-        assertThat(Group.Topology.fromEnv(Map.of("WORLD_SIZE", "2", "RANK", "1", "MASTER_ADDR", "h", "MASTER_PORT", "1")).localRank()).isEqualTo(1);
+        assertThat(Group.Topology.fromEnv(Map.of("WORLD_SIZE", "2", "RANK", "1", "MASTER_ADDR", "h", "MASTER_PORT", "1")).localRank()).isZero();
         assertThatThrownBy(() -> Group.Topology.fromEnv(Map.of("WORLD_SIZE", "two"))).isInstanceOf(UserError.class)
                 .hasMessage("WORLD_SIZE: expected an integer from 1 to 1048576, found 'two'");
         assertThatThrownBy(() -> Group.Topology.fromEnv(Map.of("WORLD_SIZE", "2", "MASTER_ADDR", "h", "MASTER_PORT", "1"))).isInstanceOf(UserError.class)
@@ -39,6 +39,19 @@ class GroupTest {
         assertThat(four[0]).isZero();
         assertThat(four[four.length - 1]).isEqualTo(3);
         assertThat(Group.owners(new long[]{1, 1, 1, 1}, 4)).containsExactly(0, 1, 2, 3);
+    }
+
+    @Test
+    void gradientsTravelInFewBucketsOfOneDtype() {
+        try (var scope = new org.bytedeco.javacpp.PointerScope()) {
+            dev.tune4j.tensor.Compute.cpu();
+            var small = new java.util.ArrayList<org.bytedeco.pytorch.Tensor>();
+            for (int i = 0; i < 56; i++) small.add(org.bytedeco.pytorch.global.torch.zeros(16, 64)); // a LoRA adapter's A and B
+            assertThat(Group.buckets(small, Group.BUCKET_BYTES)).hasSize(1);
+            assertThat(Group.buckets(small, 16 * 64 * 4 * 10)).hasSize(6).allSatisfy(b -> assertThat(b.size()).isLessThanOrEqualTo(10));
+            small.add(org.bytedeco.pytorch.global.torch.zeros(8).to(org.bytedeco.pytorch.global.torch.ScalarType.Long));
+            assertThat(Group.buckets(small, Group.BUCKET_BYTES)).hasSize(2); // another dtype starts a bucket
+        }
     }
 
     @Test
