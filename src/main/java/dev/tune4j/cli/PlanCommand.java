@@ -124,6 +124,12 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--variants", defaultValue = "1", description = "deployable variants to store (default ${DEFAULT-VALUE})")
     int variants;
 
+    @Option(names = "--nproc", defaultValue = "1", description = "data-parallel processes (train's --nproc-per-node × nodes): the memory of one rank (default ${DEFAULT-VALUE})")
+    int nproc;
+
+    @Option(names = "--zero", defaultValue = "0", description = "with --nproc: ZeRO stage 0, 1 (optimizer state split over the ranks) or 2 (default ${DEFAULT-VALUE})")
+    int zero;
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
@@ -197,8 +203,21 @@ final class PlanCommand implements Callable<Integer> {
         var run = new Checks.Run(m, lr, r, alpha, epochs, ex, valRatio, cpt, isInstruct, cpt ? tokens : null, mixRatio,
                 ParamCount.total(c) / 1e9, ckpt, null);
         var report = PlanReport.build(new PlanReport.Inputs(model, c, setup, devices, ex, tokens, source, epochs, mfu, checkpoints, variants, run));
+        String perRank = null;
+        if (nproc > 1) { // one rank's memory: ZeRO's share of the optimizer state, the gradient buckets in flight
+            var e = MemoryPlan.perRank(setup, nproc, zero);
+            var dp = new LinkedHashMap<String, Object>();
+            dp.put("processes", nproc);
+            dp.put("zero", zero);
+            dp.put("global_batch", (long) batch * nproc);
+            dp.put("components", e.parts());
+            dp.put("peak_bytes_per_rank", e.peak());
+            report.put("data_parallel", dp);
+            perRank = String.format("%ndata parallel: %d processes, zero %d, global batch %d: predicted peak %.2f GB per rank (%s)%n", nproc, zero, (long) batch * nproc, e.peak() / 1e9,
+                    String.join(", ", e.parts().entrySet().stream().map(x -> x.getKey() + " " + String.format("%.2f GB", x.getValue() / 1e9)).toList()));
+        }
         if (json) System.out.println(new ObjectMapper().disable(SerializationFeature.FAIL_ON_EMPTY_BEANS).writeValueAsString(report));
-        else System.out.print(PlanReport.render(report, markdown));
+        else System.out.print(PlanReport.render(report, markdown) + (perRank == null ? "" : perRank));
         return 0;
     }
 
@@ -220,5 +239,7 @@ final class PlanCommand implements Callable<Integer> {
         prices.forEach((name, usd) -> Limits.nonNegative("--price " + name, usd));
         Limits.nonNegative("--checkpoints", checkpoints);
         Limits.positive("--variants", variants);
+        Limits.inRange("--nproc", nproc, 1, 1 << 20, "processes");
+        Limits.inRange("--zero", zero, 0, 2, "(ZeRO stage)");
     }
 }
