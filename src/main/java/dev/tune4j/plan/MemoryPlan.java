@@ -177,6 +177,23 @@ public final class MemoryPlan {
     /** JVM + libtorch + allocator slack resident before the model (measured: 244–428 MiB over the bench runs; docs/planner.md). */
     public static final long CPU_RUNTIME = 300L << 20;
 
+    /**
+     * A LoRA run that keeps its frozen decoder projections as the folder stores them, bf16, and upcasts each per use (with
+     * gradient checkpointing, so one layer's upcasts live at a time): 2 bytes instead of 4 per projection parameter, plus
+     * one layer's projections in fp32 while that layer is recomputed and back-propagated.
+     */
+    public static Estimate withBf16Projections(Setup s, Estimate e) {
+        long linear = ParamCount.linear(s.model()), perLayer = linear / s.model().numLayers();
+        var parts = new LinkedHashMap<String, Long>();
+        e.parts().forEach((k, v) -> {
+            if (k.equals("weights (frozen)")) {
+                parts.put("weights (frozen; projections bf16 as stored)", v - 2 * linear);
+                parts.put("upcast projections (one layer, fp32)", 4 * perLayer);
+            } else parts.put(k, v);
+        });
+        return new Estimate(parts, parts.values().stream().mapToLong(Long::longValue).sum(), e.host());
+    }
+
     /** PyTorch DDP's default bucket (bucket_cap_mb = 25): gradients travel in flat copies of at most this size. */
     public static final long BUCKET_BYTES = 25L << 20;
 

@@ -109,7 +109,7 @@ public final class Run {
                 train = pref.train();
                 val = pref.val();
                 objective = pref.objective();
-                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), bf16Projections(model), log);
                 samples = pref.samples();
             } else {
                 Dataset ds = RunSetup.dataset(c, tok, eos, log);
@@ -117,7 +117,7 @@ public final class Run {
                 train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed(), shard);
                 val = new Batches(ds.val, c.batchSize(), c.maxSeqLen(), false, pad, c.seed(), shard);
                 objective = TokenLoss.INSTANCE;
-                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), bf16Projections(model), log);
             }
             phases.mark("load");
             // a full fine-tune has no other moment to see its base; rank 0 alone reports on it
@@ -161,6 +161,10 @@ public final class Run {
     /** AdamW (8-bit or fp32), over this rank's run of the parameters only under ZeRO. */
     private static Optimizer optimizer(TrainConfig c, List<AdamW.Param> groups, DataParallel dp) {
         return c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : dp.adamW(groups, c.optimOffload());
+    }
+
+    private static boolean bf16Projections(LlamaModel m) {
+        return m.linears().values().stream().anyMatch(l -> l.quantized instanceof dev.tune4j.model.Bf16Weight);
     }
 
     /** Every rank's measured peak beside the planner's per-rank prediction (a collective: every rank calls it). */

@@ -1,0 +1,75 @@
+package dev.tune4j.model;
+
+import dev.tune4j.hf.DType;
+import dev.tune4j.hf.HfFormatException;
+import dev.tune4j.hf.ModelFolder;
+import dev.tune4j.tensor.Compute;
+import dev.tune4j.tensor.Tensors;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * A frozen projection kept as its folder stores it, bf16: half the bytes of fp32, upcast for each use (the upcast is
+ * exact, so every result equals the fp32 path's). Worth it where each upcast lives briefly: with gradient checkpointing a
+ * layer's upcasts are freed with the layer; without it autograd would keep every upcast to the end of the backward pass.
+ */
+public final class Bf16Weight implements Linear.Quantized {
+    private final Tensor stored; // (out, in) bf16
+    private final Compute compute;
+
+    private Bf16Weight(Tensor stored, Compute compute) {
+        this.stored = stored;
+        this.compute = compute;
+    }
+
+    /**
+     * The folder's model with every bf16 decoder projection kept in bf16 (embeddings, norms and the head as usual), for an
+     * fp32 CPU compute path; any other folder or compute path loads as {@link LlamaModel#load} does.
+     *
+     * @return the model and how many projection bytes stayed bf16 (0 when none did)
+     */
+    public static Loaded load(ModelFolder f, Compute c, java.util.function.LongConsumer onLoaded) {
+        java.util.function.Predicate<String> kept = name -> !c.cuda() && !c.bf16() && ModelFolder.isProjectionWeight(name) && f.info(name).dtype() == DType.BF16;
+        LlamaModel m = LlamaModel.load(f, c, onLoaded, kept);
+        long bytes = 0;
+        try {
+            for (var e : m.linears().entrySet()) {
+                String name = e.getKey() + ".weight";
+                if (!kept.test(name)) continue;
+                var info = f.info(name);
+                Tensor t = Tensors.escape(() -> Tensors.copyOf(f.fileOf(name).bytes(name).address(), torch.ScalarType.BFloat16, torch.ScalarType.BFloat16, info.shape(), (i, v) -> {
+                    throw new HfFormatException(f.dir(), "tensor '" + name + "' holds a non-finite value (" + v + " at flat index " + i + ")");
+                }));
+                e.getValue().quantize(new Bf16Weight(t, c));
+                onLoaded.accept(info.byteSize());
+                bytes += info.byteSize();
+            }
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+        return new Loaded(m, bytes);
+    }
+
+    public record Loaded(LlamaModel model, long bf16Bytes) {}
+
+    @Override
+    public Tensor dequantize() {
+        return stored.to(compute.dtype());
+    }
+
+    @Override
+    public long[] shape() {
+        return Tensors.shape(stored);
+    }
+
+    @Override
+    public long bytes() {
+        return stored.numel() * 2;
+    }
+
+    @Override
+    public void close() {
+        stored.close();
+    }
+}
