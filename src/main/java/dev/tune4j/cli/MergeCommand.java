@@ -58,7 +58,15 @@ final class MergeCommand implements Callable<Integer> {
         try {
             Merge.Result r;
             try {
-                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, System.err); // its phases (load, merge, write, verify) with their times
+                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, System.err, // its phases (load, merge, write, verify) with their times
+                        (task, total) -> { // and a bar for each long one
+                            var bar = dev.tune4j.train.StepProgress.bytes(task, total);
+                            return new Merge.Meter() {
+                                public void add(long bytes) { bar.step(bytes); }
+
+                                public void close() { bar.close(); }
+                            };
+                        });
             } catch (Merge.VerificationFailed e) {
                 throw new Merge.VerificationFailed(e.getMessage().replace(stage.toString(), out.toString()));
             }

@@ -1,5 +1,7 @@
 package dev.tune4j.eval;
 
+import dev.tune4j.train.StepProgress;
+
 import dev.tune4j.data.*;
 import dev.tune4j.generate.GenerationConfig;
 import dev.tune4j.generate.Generator;
@@ -35,7 +37,10 @@ public final class Scoring {
             prompts.add(java.util.Arrays.copyOf(e.ids(), start));
             expected.add(tok.decode(java.util.Arrays.stream(e.labels(), start, e.length()).filter(x -> x != Example.IGNORE).toArray(), true).strip());
         }
-        var answers = Generator.generateAll(m, prompts, GenerationConfig.greedy(maxNewTokens).withEos(eos), x -> tok.decode(x, true), null, BATCH);
+        List<Generator.Result> answers;
+        try (var bar = StepProgress.phase("samples", (long) prompts.size() * maxNewTokens, " tokens")) { // at most; answers may end sooner
+            answers = Generator.generateAll(m, prompts, GenerationConfig.greedy(maxNewTokens).withEos(eos), x -> tok.decode(x, true), id -> bar.step(), BATCH);
+        }
         var out = new ArrayList<Sample>();
         for (int i = 0; i < prompts.size(); i++) {
             String answer = answers.get(i).text().strip();
@@ -48,8 +53,11 @@ public final class Scoring {
                              List<Integer> eos, Pattern regex) {
         var prompts = new ArrayList<Encoder.Prompt>();
         for (Row row : rows) prompts.add(enc.prompt(row, format));
-        var answers = Generator.generateAll(m, prompts.stream().map(Encoder.Prompt::ids).toList(), GenerationConfig.greedy(maxNewTokens).withEos(eos),
-                x -> tok.decode(x, true), null, BATCH);
+        List<Generator.Result> answers;
+        try (var bar = StepProgress.phase("generation", (long) prompts.size() * maxNewTokens, " tokens")) { // at most; answers may end sooner
+            answers = Generator.generateAll(m, prompts.stream().map(Encoder.Prompt::ids).toList(), GenerationConfig.greedy(maxNewTokens).withEos(eos),
+                    x -> tok.decode(x, true), id -> bar.step(), BATCH);
+        }
         var samples = new ArrayList<Sample>();
         int exact = 0, contains = 0, re = 0;
         for (int i = 0; i < prompts.size(); i++) {

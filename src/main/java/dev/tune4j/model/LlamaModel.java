@@ -287,13 +287,20 @@ public final class LlamaModel implements AutoCloseable {
      * then renamed into place.
      */
     public void save(java.nio.file.Path dir, dev.tune4j.hf.DType dtype, long maxShardBytes) throws java.io.IOException {
+        save(dir, dtype, maxShardBytes, bytes -> {});
+    }
+
+    /** As above, reporting each tensor's stored bytes as it is converted (for progress bars). */
+    public void save(java.nio.file.Path dir, dev.tune4j.hf.DType dtype, long maxShardBytes, java.util.function.LongConsumer onConverted) throws java.io.IOException {
         if (linears().values().stream().anyMatch(l -> l.quantized != null))
             throw new dev.tune4j.hf.UserError("this model holds quantized weights: save the original weights (or dequantize) instead");
         var tmp = dev.tune4j.hf.AtomicFiles.tempDirBeside(dir);
         try {
             var blobs = new LinkedHashMap<String, dev.tune4j.hf.TensorBlob>();
-            for (var e : namedTensors().entrySet())
+            for (var e : namedTensors().entrySet()) {
                 blobs.put(e.getKey(), dev.tune4j.hf.TensorBlob.ofFloats(dtype, Tensors.toFloats(e.getValue()), Tensors.shape(e.getValue())));
+                onConverted.accept(e.getValue().numel() * dtype.bytes);
+            }
             dev.tune4j.hf.SafetensorsWriter.writeSharded(tmp, "model", blobs, maxShardBytes);
             var json = new com.fasterxml.jackson.databind.ObjectMapper().enable(com.fasterxml.jackson.databind.SerializationFeature.INDENT_OUTPUT);
             var cfg = new LinkedHashMap<>(config.toJson());

@@ -43,15 +43,40 @@ public final class Merge {
         };
     }
 
+    /** Progress of a long phase in bytes (loading, writing, reloading); the CLI shows each as a bar with rate and ETA. */
+    public interface Meter extends AutoCloseable {
+        void add(long bytes);
+
+        @Override
+        void close();
+    }
+
+    /** Opens a {@link Meter} for a phase of {@code totalBytes}. */
+    public interface Meters {
+        Meter start(String task, long totalBytes);
+
+        Meters NONE = (task, total) -> new Meter() {
+            public void add(long bytes) {}
+
+            public void close() {}
+        };
+    }
+
     /** @param log one line per phase (load, merge, write, verify) with its time; the caller reports the {@link Result} */
     public static Result run(Path modelDir, List<Path> adapters, List<Double> weights, Path out, DType dtype, long maxShardBytes,
                              Double tolerance, PrintStream log) throws IOException {
+        return run(modelDir, adapters, weights, out, dtype, maxShardBytes, tolerance, log, Meters.NONE);
+    }
+
+    /** @param meters progress of loading, writing and reloading, in bytes */
+    public static Result run(Path modelDir, List<Path> adapters, List<Double> weights, Path out, DType dtype, long maxShardBytes,
+                             Double tolerance, PrintStream log, Meters meters) throws IOException {
         if (adapters.isEmpty()) throw new UserError("give at least one --adapter");
         if (!weights.isEmpty() && weights.size() != adapters.size())
             throw new UserError(weights.size() + " --weight values for " + adapters.size() + " adapters");
         refuseQuantized(modelDir);
         long t = System.nanoTime();
-        try (ModelFolder f = ModelFolder.open(modelDir); LlamaModel m = LlamaModel.load(f, Compute.cpu())) {
+        try (ModelFolder f = ModelFolder.open(modelDir); LlamaModel m = load(f, "loading " + modelDir.getFileName(), meters)) {
             t = phase(log, "loaded the base model", t);
             DType stored = dtype != null ? dtype : storedDtype(f);
             double tol = tolerance != null ? tolerance : defaultTolerance(stored);
@@ -74,13 +99,15 @@ public final class Merge {
 
                 Path stage = out.toAbsolutePath().resolveSibling("." + out.getFileName() + ".merging-" + System.nanoTime());
                 try {
-                    m.save(stage, stored, maxShardBytes);
+                    try (Meter w = meters.start("writing " + out.getFileName(), m.parameterCount() * stored.bytes)) {
+                        m.save(stage, stored, maxShardBytes, w::add);
+                    }
                     for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"))
                         if (Files.exists(modelDir.resolve(name))) Files.copy(modelDir.resolve(name), stage.resolve(name), StandardCopyOption.REPLACE_EXISTING);
                     t = phase(log, "wrote the merged model as " + stored, t);
                     double diff, scale = 1;
                     for (float x : reference) scale = Math.max(scale, Math.abs(x));
-                    try (ModelFolder written = ModelFolder.open(stage); LlamaModel reloaded = LlamaModel.load(written, Compute.cpu())) {
+                    try (ModelFolder written = ModelFolder.open(stage); LlamaModel reloaded = load(written, "verifying", meters)) {
                         diff = maxAbsDiff(logits(reloaded, ids), reference) / scale;
                     }
                     if (!(diff <= tol))
@@ -95,6 +122,12 @@ public final class Merge {
             } finally {
                 loaded.forEach(LoraAdapter::close);
             }
+        }
+    }
+
+    private static LlamaModel load(ModelFolder f, String task, Meters meters) {
+        try (Meter bar = meters.start(task, f.totalBytes())) {
+            return LlamaModel.load(f, Compute.cpu(), bar::add);
         }
     }
 

@@ -41,6 +41,29 @@ class MergeTest {
     }
 
     @Test
+    void loadingWritingAndVerifyingReportTheirBytes() throws Exception {
+        Path base = Golden.golden("models/llama-tied"), adapter = Golden.golden("lora/llama-tied/adapter");
+        var seen = new java.util.LinkedHashMap<String, long[]>(); // task → {total, added}
+        Merge.run(base, List.of(adapter), List.of(), tmp.resolve("metered"), DType.BF16, Long.MAX_VALUE, null, QUIET, (task, total) -> {
+            long[] t = {total, 0};
+            seen.put(task.replaceAll(" .*", ""), t);
+            return new Merge.Meter() {
+                public void add(long bytes) { t[1] += bytes; }
+
+                public void close() {}
+            };
+        });
+        assertThat(seen).containsOnlyKeys("loading", "writing", "verifying");
+        long written;
+        try (ModelFolder f = ModelFolder.open(tmp.resolve("metered"))) {
+            written = f.totalBytes();
+        }
+        assertThat(seen.get("writing")).containsExactly(written, written); // bf16: 2 bytes per parameter
+        assertThat(seen.get("verifying")).containsExactly(written, written);
+        assertThat(seen.get("loading")[1]).isEqualTo(seen.get("loading")[0]);
+    }
+
+    @Test
     void weightedAdaptersAddUp() throws Exception {
         Path base = Golden.golden("models/llama-tied"), adapter = Golden.golden("lora/llama-tied/adapter");
         Merge.run(base, List.of(adapter, adapter), List.of(0.25, 0.75), tmp.resolve("two"), null, Long.MAX_VALUE, null, QUIET);
