@@ -127,6 +127,13 @@ final class RunSetup {
         log.printf("resume: %d metrics line(s) after step %d removed from %s (those steps run again)%n", dropped, step, metrics);
     }
 
+    /** The first --max-eval-samples validation items (all when 0), said in the log when that is fewer than the split. */
+    static <T> List<T> evalShare(List<T> val, TrainConfig c, PrintStream log) {
+        if (c.maxEvalSamples() == 0 || val.size() <= c.maxEvalSamples()) return val;
+        log.printf("validation: the first %d of %d held-out examples (--max-eval-samples; 0 evaluates all)%n", c.maxEvalSamples(), val.size());
+        return val.subList(0, c.maxEvalSamples());
+    }
+
     /**
      * The checkpoint a data-parallel worker other than rank 0 resumes from, read after rank 0 prepared the run folder
      * (it chose and checked it, and set incomplete ones aside): the same one rank 0 resumes from.

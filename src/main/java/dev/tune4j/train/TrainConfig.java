@@ -31,7 +31,9 @@ public record TrainConfig(
         // output safety
         boolean overwrite,
         // data parallel
-        int nprocPerNode, int zero, int distTimeout) {
+        int nprocPerNode, int zero, int distTimeout,
+        // evaluation
+        int maxEvalSamples) {
 
 
     /** What kind of value a key takes (and so how a flag parses it). */
@@ -92,6 +94,7 @@ public record TrainConfig(
             new Key("save-steps", Kind.INT, "0", "checkpoint every N steps (0: at the end)", ALL),
             new Key("keep-best", Kind.INT, "1", "checkpoints kept by best validation loss", ALL),
             new Key("keep-last", Kind.INT, "1", "most recent checkpoints kept", ALL),
+            new Key("max-eval-samples", Kind.INT, "64", "validation examples (pairs) evaluated, the first ones of the split; 0: all (HF's max_eval_samples: a 10 % split of a large set would cost more than training)", ALL),
             new Key("early-stopping-patience", Kind.INT, "0", "stop after N evaluations without improvement (0: off)", ALL),
             new Key("logging-steps", Kind.INT, "1", "write metrics every N steps", ALL),
             new Key("resume", Kind.TEXT, null, "continue from a checkpoint folder, or 'latest' under --out (given alone: latest)", ALL),
@@ -163,6 +166,7 @@ public record TrainConfig(
         if (nprocPerNode < 1 || nprocPerNode > 1024) throw new UserError("nproc-per-node must be from 1 to 1024, found " + nprocPerNode);
         if (zero < 0 || zero > 2) throw new UserError("zero must be 0, 1 or 2, found " + zero);
         if (zero > 0 && !optim.equals("adamw")) throw new UserError("zero " + zero + " partitions AdamW's fp32 state; --optim " + optim + " keeps its own layout: use --optim adamw, or --zero 0");
+        if (maxEvalSamples < 0) throw new UserError("max-eval-samples must be >= 0 (0: every validation example), found " + maxEvalSamples);
         if (distTimeout < 1) throw new UserError("dist-timeout must be >= 1 second, found " + distTimeout);
         targetModules = List.copyOf(targetModules);
     }
@@ -195,7 +199,7 @@ public record TrainConfig(
                 stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
                 v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"),
                 v.dbl("desirable-weight"), v.dbl("undesirable-weight"), v.bool("overwrite"),
-                v.integer("nproc-per-node"), v.integer("zero"), v.integer("dist-timeout"));
+                v.integer("nproc-per-node"), v.integer("zero"), v.integer("dist-timeout"), v.integer("max-eval-samples"));
     }
 
     /** Whether a key means something for this run's method and stage (those that do not are left out of run_config.json). */
@@ -219,7 +223,7 @@ public record TrainConfig(
                 "blocksize", blocksize, "optim", optim, "optim-offload", optimOffload, "compute-dtype", computeDtype, "loss-type", lossType,
                 "beta", beta, "label-smoothing", labelSmoothing, "precompute-ref-logps", precomputeRefLogps, "simpo-gamma", simpoGamma,
                 "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight, "overwrite", overwrite,
-                "nproc-per-node", nprocPerNode, "zero", zero, "dist-timeout", distTimeout};
+                "nproc-per-node", nprocPerNode, "zero", zero, "dist-timeout", distTimeout, "max-eval-samples", maxEvalSamples};
         for (int i = 0; i < pairs.length; i += 2) v.put((String) pairs[i], pairs[i + 1] instanceof Path p ? p.toString() : pairs[i + 1]);
         if (v.size() != TABLE.size()) throw new IllegalStateException("toMap names " + v.size() + " keys, the table has " + TABLE.size());
         var m = new LinkedHashMap<String, Object>();

@@ -57,6 +57,20 @@ class TrainRunFolderTest {
     }
 
     @Test
+    void validationEvaluatesAtMostMaxEvalSamplesExamples() throws Exception {
+        Path data = data();
+        CliRun capped = cli(train(data, tmp.resolve("capped"), "--max-steps", "1", "--val-ratio", "0.5", "--max-eval-samples", "3", "--save-steps", "0"));
+        assertThat(capped.code()).as(capped.err()).isZero();
+        assertThat(capped.out()).contains("validation: the first 3 of 16 held-out examples (--max-eval-samples; 0 evaluates all)");
+        CliRun all = cli(train(data, tmp.resolve("all"), "--max-steps", "1", "--val-ratio", "0.5", "--max-eval-samples", "0", "--save-steps", "0"));
+        assertThat(all.code()).as(all.err()).isZero();
+        assertThat(all.out()).doesNotContain("held-out examples (--max-eval-samples");
+        // the capped validation is a different (smaller) set: its loss differs from the whole split's
+        assertThat(capped.out().replaceAll("(?s).*validation before training: loss ([0-9.]+).*", "$1"))
+                .isNotEqualTo(all.out().replaceAll("(?s).*validation before training: loss ([0-9.]+).*", "$1"));
+    }
+
+    @Test
     void anExistingRunNeedsResumeOrOverwriteAndOverwriteForgetsTheOldRun() throws Exception {
         Path data = data(), out = tmp.resolve("run");
         CliRun first = cli(train(data, out, "--max-steps", "4"));
