@@ -12,14 +12,28 @@ import java.lang.invoke.MethodHandle;
  * gradient-checkpointed LoRA step of stories260K peaks at 852 MiB where 612 MiB are ever live. {@code
  * TUNE4J_MMAP_THRESHOLD=1048576} fixes the threshold at 1 MiB, so large tensors go back to the system when freed — 19–33 %
  * lower peaks, but every large allocation then faults its pages in afresh: stories260K trains at half the speed. So it is
- * opt-in, for runs that must fit; docs/decisions/0006-native-heap.md has the measurements. {@code MALLOC_MMAP_THRESHOLD_}
- * (glibc's own knob) wins; elsewhere than glibc nothing is done.
+ * opt-in for small models; a gradient-checkpointed run of a model of 100 M parameters or more — a run that already
+ * trades speed for memory — fixes it by default ({@link #fixForLargeCheckpointedRun}; Qwen2.5-0.5B shape: peak 6,090 →
+ * 4,247 MiB for +10 % training time). docs/decisions/0006-native-heap.md has the measurements. {@code MALLOC_MMAP_THRESHOLD_}
+ * (glibc's own knob) and an explicit {@code TUNE4J_MMAP_THRESHOLD} (0: glibc's default) win; elsewhere than glibc nothing is done.
  */
-final class NativeHeap {
+public final class NativeHeap {
     private NativeHeap() {}
 
     static final int M_MMAP_THRESHOLD = -3; // glibc's malloc.h
     static final long DEFAULT_THRESHOLD = 0; // glibc's own behaviour unless asked
+
+    /** Below this, a model's checkpointed run keeps glibc's default (stories260K trained at half the speed with the fix). */
+    public static final long LARGE_MODEL_PARAMETERS = 100_000_000L;
+
+    /**
+     * A gradient-checkpointed run of a large model: fixes the threshold at 1 MiB unless the environment chose (either
+     * variable set). Returns the threshold set, or 0 when nothing changed.
+     */
+    public static long fixForLargeCheckpointedRun(long parameters) {
+        if (parameters < LARGE_MODEL_PARAMETERS || System.getenv("MALLOC_MMAP_THRESHOLD_") != null || System.getenv("TUNE4J_MMAP_THRESHOLD") != null) return 0;
+        return mallopt(1L << 20);
+    }
 
     /** The threshold set, or 0 when glibc's default was left alone. */
     static long configure() {
@@ -31,7 +45,10 @@ final class NativeHeap {
                 System.err.println("warning: TUNE4J_MMAP_THRESHOLD: expected a byte count from 0 to 33554432, found '" + env + "'; ignored");
             } else bytes = Math.min(Long.parseLong(env.strip()), 32L << 20);
         }
-        if (bytes == 0) return 0;
+        return bytes == 0 ? 0 : mallopt(bytes);
+    }
+
+    private static long mallopt(long bytes) {
         try {
             Linker linker = Linker.nativeLinker();
             var symbol = linker.defaultLookup().find("mallopt");
