@@ -26,7 +26,7 @@ import java.util.concurrent.Callable;
 /** Throughput and peak memory on fixed, named shapes (random weights) or a model folder. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure forward or generation tokens/s and peak resident memory.")
 final class BenchCommand implements Callable<Integer> {
-    enum What {forward, generate, train, serve}
+    enum What {forward, generate, train, serve, load}
 
     @Parameters(paramLabel = "WHAT", description = "forward | generate | train | serve (the engine in process: concurrent requests, mixed adapters)")
     What what;
@@ -70,6 +70,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--adapters", split = ",", defaultValue = "base,one,mixed8", description = "serve: base (no adapter), one (every request the same adapter), mixed8 (8 adapters round robin) (default ${DEFAULT-VALUE})")
     List<ServeBench.Mix> mixes;
 
+    @Option(names = "--compute-dtype", description = "float32 or bfloat16 activations and frozen weights (default: float32 on CPU, bfloat16 on CUDA), as train's")
+    String computeDtype;
+
     @Option(names = "--nproc-per-node", defaultValue = "1", description = "train: data-parallel worker processes on this machine (each --batch-size rows; tokens/s is the job's)")
     int nproc;
 
@@ -90,7 +93,10 @@ final class BenchCommand implements Callable<Integer> {
             var args = new java.util.ArrayList<>(List.of(Main.lastArgs));
             return dev.tune4j.dist.Launcher.run(nproc, Main.class.getName(), args, System.out, System.err);
         }
-        Compute compute = Compute.auto();
+        if (computeDtype != null && !List.of("float32", "bfloat16").contains(computeDtype))
+            throw new UserError("--compute-dtype: expected float32 or bfloat16, found '" + computeDtype + "'");
+        Compute compute = computeDtype == null ? Compute.auto() : new Compute(Compute.auto().cuda(), computeDtype.equals("bfloat16"));
+        if (what == What.load) return load(compute);
         group = what == What.train ? dev.tune4j.dist.Group.join(System.getenv(), java.time.Duration.ofSeconds(600), compute.cuda()) : dev.tune4j.dist.Group.SINGLE;
         if (!group.leader()) System.setOut(new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
         ModelFolder folder = model == null ? null : ModelFolder.open(model);
@@ -101,6 +107,13 @@ final class BenchCommand implements Callable<Integer> {
             result.put("device", compute.describe());
             result.put("threads", org.bytedeco.pytorch.global.torch.get_num_threads());
             result.put("parameters", m.parameterCount());
+            result.put("phase", switch (what) { // what the timed part is
+                case train -> "Trainer.step after one warm-up step: forward, backward, clip, AdamW update";
+                case forward -> "forward passes without gradients (logits), after one warm-up pass";
+                case generate -> "greedy decoding of --seq-len tokens after a 16-token prompt, after a warm-up";
+                case serve -> "waves of concurrent requests through generate.Engine";
+                case load -> "";
+            });
             var rnd = new Random(0);
             if (what == What.train) {
                 trainSteps(m, rnd, result);
@@ -274,6 +287,45 @@ final class BenchCommand implements Callable<Integer> {
             s = s.withStage(dpo, dev.tune4j.plan.MemoryPlan.Reference.of(dpo, s.method(), precomputeRef, false, false), batch);
         }
         return dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero).peak();
+    }
+
+    /**
+     * bench load: a model folder to ready-to-train — mapped, every tensor checked and copied into native memory (bf16
+     * projections kept as stored with --gradient-checkpointing, as a LoRA run keeps them), a LoRA adapter attached — timed,
+     * with the process's peak RSS and the Java heap's peak (the weights never pass through it).
+     */
+    private int load(Compute compute) throws Exception {
+        if (model == null) throw new UserError("bench load needs --model DIR (a Hugging Face folder)");
+        long t0 = System.nanoTime(), bf16 = 0, stored;
+        LlamaModel m;
+        try (ModelFolder f = ModelFolder.open(model)) {
+            stored = f.totalBytes();
+            if (checkpointing) {
+                var loaded = dev.tune4j.model.Bf16Weight.load(f, compute, b -> {});
+                m = loaded.model();
+                bf16 = loaded.bf16Bytes();
+            } else m = LlamaModel.load(f, compute);
+        }
+        try (m; var lora = dev.tune4j.peft.LoraAdapter.create(m, new dev.tune4j.peft.LoraConfig(r, alpha, 0.0, List.of("all-linear"), false), 0, "bench")) {
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            long heapPeak = 0;
+            for (var pool : java.lang.management.ManagementFactory.getMemoryPoolMXBeans())
+                if (pool.getType() == java.lang.management.MemoryType.HEAP && pool.getPeakUsage() != null) heapPeak += pool.getPeakUsage().getUsed();
+            var result = new LinkedHashMap<String, Object>();
+            result.put("bench", "load");
+            result.put("model", model.toString());
+            result.put("device", compute.describe());
+            result.put("phase", "open the folder, check and copy every tensor into native memory, attach a LoRA adapter (r=" + r + ", all-linear)");
+            result.put("parameters", m.parameterCount());
+            result.put("stored_mib", round(Memory.mib(stored)));
+            result.put("bf16_projections_mib", round(Memory.mib(bf16)));
+            result.put("load_seconds", Math.round(seconds * 1000) / 1000.0);
+            result.put("peak_rss_mib", round(Memory.mib(Memory.peakResidentBytes())));
+            result.put("heap_peak_mib", round(Memory.mib(heapPeak)));
+            if (json) System.out.println(new ObjectMapper().writeValueAsString(result));
+            else result.forEach((k, v) -> System.out.printf("%-20s %s%n", k, v));
+        }
+        return 0;
     }
 
     private static double round(double v) {

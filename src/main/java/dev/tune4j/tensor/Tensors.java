@@ -41,8 +41,10 @@ public final class Tensors {
     public static Tensor copyOf(long address, torch.ScalarType stored, torch.ScalarType as, long[] shape, NonFinite nonFinite) {
         return scoped(() -> {
             Tensor view = torch.from_blob(new Address(address), shape, new org.bytedeco.pytorch.TensorOptions(stored));
-            Tensor bad = torch.isfinite(view).logical_not().flatten();
-            if (bad.any().item_bool()) {
+            // max and min are NaN or infinite exactly when some element is (max propagates NaN): two reductions, no
+            // tensor-sized temporaries; the element is located only when there is one
+            if (view.numel() > 0 && (!Double.isFinite(view.max().item_double()) || !Double.isFinite(view.min().item_double()))) {
+                Tensor bad = torch.isfinite(view).logical_not().flatten();
                 long i = bad.to(torch.ScalarType.Byte).argmax().item_long();
                 nonFinite.at(i, view.flatten().select(0, i).item_double());
             }
