@@ -86,6 +86,13 @@ public final class Run {
             RunSetup.writeResolvedConfig(c, group.world(), log);
         }
         group.barrier(); // the run folder is ready (an old run replaced, the checkpoint chosen) before the other ranks read it
+        if (group.world() > 1) { // workers started by hand with different settings would train different things, or hang
+            double mine = c.toMap().toString().hashCode();
+            double[] all = group.gather(mine);
+            for (int r = 0; r < all.length; r++)
+                if (all[r] != all[0])
+                    throw new UserError("rank " + r + " was started with other settings than rank 0 (every worker of a job needs the same flags and run file; see run_config.json in " + c.out() + ")");
+        }
         if (!leader) resumeFrom = RunSetup.resumePoint(c);
         var shard = new Shard(group.rank(), group.world());
         if (group.world() > 1)

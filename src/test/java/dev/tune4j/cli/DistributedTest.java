@@ -131,6 +131,20 @@ class DistributedTest {
         assertThat(alone.text).contains("error: rank 0: rendezvous at 127.0.0.1:" + port + ": 1 of 2 workers arrived within 3 s").doesNotContain("\tat ");
         assertThat((System.nanoTime() - t0) / 1e9).isLessThan(60);
 
+        // two workers started by hand with different settings: named, not trained
+        int port2;
+        try (var s = new ServerSocket(0)) {
+            port2 = s.getLocalPort();
+        }
+        var workers = new ArrayList<Process>();
+        for (int r = 0; r < 2; r++)
+            workers.add(start(args("lora", tmp.resolve("mismatch"), 2, "--max-steps", String.valueOf(5 + r)), tmp.resolve("mismatch" + r + ".log"),
+                    Map.of("WORLD_SIZE", "2", "RANK", String.valueOf(r), "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", String.valueOf(port2))));
+        for (Process w : workers) assertThat(w.waitFor(120, TimeUnit.SECONDS)).isTrue();
+        assertThat(workers.get(0).exitValue()).isEqualTo(2);
+        assertThat(Files.readString(tmp.resolve("mismatch0.log"))).contains("error: rank 1 was started with other settings than rank 0");
+        assertThat(tmp.resolve("mismatch")).doesNotExist();
+
         var bad = launch(args("lora", tmp.resolve("bad"), 2), tmp.resolve("bad.log"), Map.of("WORLD_SIZE", "2", "RANK", "2", "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", "1"));
         assertThat(bad.code).as(bad.text).isEqualTo(2);
         assertThat(bad.text).contains("error: RANK: expected an integer from 0 to 1, found '2'");
