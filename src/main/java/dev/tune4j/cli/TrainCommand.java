@@ -87,6 +87,7 @@ final class TrainCommand {
                 if (Main.lastDebug) args.add("--debug");
                 return Launcher.run(first.nprocPerNode(), Main.class.getName(), args, System.out, System.err);
             }
+            if (worker) Launcher.watchLauncher();
             try (Group group = Group.join(env, java.time.Duration.ofSeconds(first.distTimeout()), dev.tune4j.tensor.Compute.auto().cuda())) {
                 if (!group.leader()) { // rank 0 speaks for the job; the others print only their errors
                     System.setOut(new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));

@@ -23,7 +23,10 @@ public final class Group implements AutoCloseable {
     public record Topology(int rank, int world, int localRank, int localWorld, int nodeRank, String masterAddr, int masterPort) {
         /** The topology in {@code env}, or null when WORLD_SIZE is absent (one process). */
         public static Topology fromEnv(Map<String, String> env) {
-            if (env.get("WORLD_SIZE") == null) return null;
+            if (env.get("WORLD_SIZE") == null) {
+                if (env.get("RANK") != null) throw new UserError("RANK is set (" + env.get("RANK") + ") but WORLD_SIZE is not: set both for a worker of a distributed job, or neither");
+                return null;
+            }
             int world = number(env, "WORLD_SIZE", 1, 1 << 20, null);
             if (world == 1) return new Topology(0, 1, 0, 1, 0, "127.0.0.1", 0);
             int rank = number(env, "RANK", 0, world - 1, null);

@@ -55,6 +55,7 @@ public final class Launcher {
                 env.put("MASTER_ADDR", "127.0.0.1");
                 env.put("MASTER_PORT", String.valueOf(port));
                 env.put("TUNE4J_THREADS", threads);
+                env.put("TUNE4J_LAUNCHER_PID", String.valueOf(ProcessHandle.current().pid())); // workers stop if the launcher dies
                 // OpenBLAS keeps its own pool of every core (decision 0002): N workers × all cores, spinning, ran 2.5× slower
                 if (System.getenv("OPENBLAS_NUM_THREADS") == null) env.put("OPENBLAS_NUM_THREADS", threads);
                 if (rank == 0) pb.inheritIO();
@@ -96,12 +97,32 @@ public final class Launcher {
             Exit first = failed.getFirst();
             var after = new StringJoiner(", ");
             for (Exit f : failed.subList(1, failed.size())) after.add("rank " + f.rank() + " " + describe(f.code()));
+            var bad = failed.stream().filter(f -> f.code() == 2).findFirst(); // bad input: the others only lost their peer
+            stop(workers);
+            if (bad.isPresent()) {
+                err.printf("error: rank %d of %d stopped on bad input (its message is above); stopped the other workers%n", bad.get().rank(), workers.size());
+                return 2; // as in one process
+            }
             err.printf("error: rank %d of %d %s%s; stopped the other workers. Continue from the last checkpoint with --resume latest%n",
                     first.rank(), workers.size(), describe(first.code()), after.length() == 0 ? "" : " (then " + after + ")");
-            stop(workers);
-            return first.code() == 2 ? 2 : 1; // bad input stays exit 2, as in one process
+            return 1;
         }
         return 0;
+    }
+
+    /**
+     * In a worker the launcher started: stops this process when the launcher is gone (killed with SIGKILL, it could not
+     * stop its workers), so no worker trains on for hours without a parent.
+     */
+    public static void watchLauncher() {
+        String pid = System.getenv("TUNE4J_LAUNCHER_PID");
+        if (pid == null || !pid.matches("\\d{1,12}")) return;
+        var launcher = ProcessHandle.of(Long.parseLong(pid));
+        if (launcher.isEmpty()) return;
+        launcher.get().onExit().thenRun(() -> {
+            System.err.println("error: the launcher (pid " + pid + ") is gone; this worker stops");
+            Runtime.getRuntime().halt(1);
+        });
     }
 
     /** Java reports a process killed by signal s as exit code 128 + s. */

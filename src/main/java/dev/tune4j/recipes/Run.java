@@ -87,11 +87,11 @@ public final class Run {
         }
         group.barrier(); // the run folder is ready (an old run replaced, the checkpoint chosen) before the other ranks read it
         if (group.world() > 1) { // workers started by hand with different settings would train different things, or hang
-            double mine = c.toMap().toString().hashCode();
+            double mine = (c.toMap().toString() + RunSetup.fingerprint(c, group.world())).hashCode(); // the data files' sha256 too
             double[] all = group.gather(mine);
             for (int r = 0; r < all.length; r++)
                 if (all[r] != all[0])
-                    throw new UserError("rank " + r + " was started with other settings than rank 0 (every worker of a job needs the same flags and run file; see run_config.json in " + c.out() + ")");
+                    throw new UserError("rank " + r + " was started with other settings or data files than rank 0 (every worker of a job needs the same flags, run file and files: compare run_config.json and run_fingerprint.json)");
         }
         if (!leader) resumeFrom = RunSetup.resumePoint(c);
         var shard = new Shard(group.rank(), group.world());

@@ -142,7 +142,7 @@ class DistributedTest {
                     Map.of("WORLD_SIZE", "2", "RANK", String.valueOf(r), "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", String.valueOf(port2))));
         for (Process w : workers) assertThat(w.waitFor(120, TimeUnit.SECONDS)).isTrue();
         assertThat(workers.get(0).exitValue()).isEqualTo(2);
-        assertThat(Files.readString(tmp.resolve("mismatch0.log"))).contains("error: rank 1 was started with other settings than rank 0");
+        assertThat(Files.readString(tmp.resolve("mismatch0.log"))).contains("error: rank 1 was started with other settings or data files than rank 0");
         assertThat(tmp.resolve("mismatch")).doesNotExist();
 
         var bad = launch(args("lora", tmp.resolve("bad"), 2), tmp.resolve("bad.log"), Map.of("WORLD_SIZE", "2", "RANK", "2", "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", "1"));

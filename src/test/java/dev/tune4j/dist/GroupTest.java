@@ -13,6 +13,7 @@ class GroupTest {
     @Test
     void theEnvironmentOfTorchrunSlurmOrPyTorchJobIsReadAndCheckedByName() {
         assertThat(Group.Topology.fromEnv(Map.of())).isNull();
+        assertThatThrownBy(() -> Group.Topology.fromEnv(Map.of("RANK", "1"))).isInstanceOf(UserError.class).hasMessageStartingWith("RANK is set (1) but WORLD_SIZE is not");
         var t = Group.Topology.fromEnv(Map.of("WORLD_SIZE", "4", "RANK", "3", "LOCAL_RANK", "1", "LOCAL_WORLD_SIZE", "2", "NODE_RANK", "1",
                 "MASTER_ADDR", "node-0", "MASTER_PORT", "29500"));
         assertThat(t).isEqualTo(new Group.Topology(3, 4, 1, 2, 1, "node-0", 29500));
