@@ -41,10 +41,6 @@ public final class DataParallel {
         return group;
     }
 
-    public int zero() {
-        return zero;
-    }
-
     /** The owner rank of each parameter (ZeRO), or null when every rank keeps all optimizer state. */
     public int[] owners() {
         return owner;
