@@ -70,7 +70,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--adapters", split = ",", defaultValue = "base,one,mixed8", description = "serve: base (no adapter), one (every request the same adapter), mixed8 (8 adapters round robin) (default ${DEFAULT-VALUE})")
     List<ServeBench.Mix> mixes;
 
-    @Option(names = "--compute-dtype", description = "float32 or bfloat16 activations and frozen weights (default: float32 on CPU, bfloat16 on CUDA), as train's")
+    @Option(names = "--compute-dtype", description = "float32 or bfloat16, as train's --compute-dtype (default: bfloat16 on CUDA and on CPUs with bf16 dot products for hidden ≥ 512)")
     String computeDtype;
 
     @Option(names = "--nproc-per-node", defaultValue = "1", description = "train: data-parallel worker processes on this machine (each --batch-size rows; tokens/s is the job's)")
@@ -95,12 +95,18 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (computeDtype != null && !List.of("float32", "bfloat16").contains(computeDtype))
             throw new UserError("--compute-dtype: expected float32 or bfloat16, found '" + computeDtype + "'");
-        Compute compute = computeDtype == null ? Compute.auto() : new Compute(Compute.auto().cuda(), computeDtype.equals("bfloat16"));
+        long hidden;
+        try (ModelFolder f = model == null ? null : ModelFolder.open(model)) {
+            hidden = f == null ? ConfigPresets.byName(shape).hiddenSize() : f.config().hiddenSize();
+        }
+        Compute compute = Compute.of(computeDtype, hidden);
         if (what == What.load) return load(compute);
         group = what == What.train ? dev.tune4j.dist.Group.join(System.getenv(), java.time.Duration.ofSeconds(600), compute.cuda()) : dev.tune4j.dist.Group.SINGLE;
         if (!group.leader()) System.setOut(new java.io.PrintStream(java.io.OutputStream.nullOutputStream()));
         ModelFolder folder = model == null ? null : ModelFolder.open(model);
-        try (LlamaModel m = folder == null ? LlamaModel.random(ConfigPresets.byName(shape), 0, compute) : LlamaModel.load(folder, compute)) {
+        // frozen projections as a LoRA run keeps them: bf16 for bf16 GEMMs (or checkpointing a bf16 folder)
+        boolean keepBf16 = !(what == What.train && !method.equals("lora")) && (compute.mixed() || (checkpointing && what == What.train));
+        try (LlamaModel m = folder == null ? random(compute, keepBf16) : keepBf16 ? dev.tune4j.model.Bf16Weight.load(folder, compute, b -> {}).model() : LlamaModel.load(folder, compute)) {
             var result = new LinkedHashMap<String, Object>();
             result.put("bench", what.name());
             result.put("model", shape != null ? shape : model.toString());
@@ -158,7 +164,7 @@ final class BenchCommand implements Callable<Integer> {
                 result.put("peak_rss_mib_per_rank", peaks);
             }
             if (what == What.train) {
-                long predicted = predictedPeak(m.config, compute);
+                long predicted = predictedPeak(m.config, compute, m.linears().values().stream().anyMatch(l -> l.quantized instanceof dev.tune4j.model.Bf16Weight));
                 result.put("predicted_peak_mib", round(Memory.mib(predicted)));
                 result.put("prediction_error", Math.round(1000.0 * (predicted - measured) / measured) / 1000.0);
             }
@@ -172,6 +178,12 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private dev.tune4j.dist.Group group = dev.tune4j.dist.Group.SINGLE;
+
+    private LlamaModel random(Compute compute, boolean keepBf16) {
+        LlamaModel m = LlamaModel.random(ConfigPresets.byName(shape), 0, compute);
+        if (keepBf16 && compute.mixed()) dev.tune4j.model.Bf16Weight.keep(m);
+        return m;
+    }
 
     /**
      * Training steps on random ids with the first half of each row masked as prompt, timed after one warm-up step:
@@ -278,7 +290,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** The planner's peak for exactly this bench run (labels: the second half of every row, loss chunks of 1024). */
-    private long predictedPeak(dev.tune4j.hf.ModelConfig c, Compute compute) {
+    private long predictedPeak(dev.tune4j.hf.ModelConfig c, Compute compute, boolean bf16Projections) {
         var s = new dev.tune4j.plan.MemoryPlan.Setup(c, dev.tune4j.plan.MemoryPlan.Method.parse(method), dev.tune4j.plan.MemoryPlan.Precision.BF16_MIXED,
                 dev.tune4j.plan.MemoryPlan.Optim.ADAMW, batch, seqLen, checkpointing, 0.5, 1024, r, List.of("all-linear"), true,
                 compute.describe().startsWith("cpu") ? dev.tune4j.plan.MemoryPlan.Runtime.CPU : dev.tune4j.plan.MemoryPlan.Runtime.GPU);
@@ -286,7 +298,8 @@ final class BenchCommand implements Callable<Integer> {
             var dpo = dev.tune4j.plan.MemoryPlan.Stage.parse("dpo");
             s = s.withStage(dpo, dev.tune4j.plan.MemoryPlan.Reference.of(dpo, s.method(), precomputeRef, false, false), batch);
         }
-        return dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero).peak();
+        var e = dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero);
+        return (bf16Projections ? dev.tune4j.plan.MemoryPlan.withBf16Projections(s, e, compute.mixed()) : e).peak();
     }
 
     /**
@@ -300,7 +313,7 @@ final class BenchCommand implements Callable<Integer> {
         LlamaModel m;
         try (ModelFolder f = ModelFolder.open(model)) {
             stored = f.totalBytes();
-            if (checkpointing) {
+            if (checkpointing || compute.mixed()) {
                 var loaded = dev.tune4j.model.Bf16Weight.load(f, compute, b -> {});
                 m = loaded.model();
                 bf16 = loaded.bf16Bytes();

@@ -9,9 +9,11 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * A frozen projection kept as its folder stores it, bf16: half the bytes of fp32, upcast for each use (the upcast is
- * exact, so every result equals the fp32 path's). Worth it where each upcast lives briefly: with gradient checkpointing a
- * layer's upcasts are freed with the layer; without it autograd would keep every upcast to the end of the backward pass.
+ * A frozen projection kept in bf16: half the bytes of fp32. On the bf16-matmul path ({@link Compute#mixed}) the GEMM uses
+ * it as stored (a folder in another dtype is rounded once, at load, as autocast rounds per use). On the fp32 path it is
+ * upcast for each use (exact for a bf16 folder, so every result equals the fp32 path's); worth it there only where each
+ * upcast lives briefly: with gradient checkpointing a layer's upcasts are freed with the layer, without it autograd would
+ * keep every upcast to the end of the backward pass.
  */
 public final class Bf16Weight implements Linear.Quantized {
     private final Tensor stored; // (out, in) bf16
@@ -23,13 +25,15 @@ public final class Bf16Weight implements Linear.Quantized {
     }
 
     /**
-     * The folder's model with every bf16 decoder projection kept in bf16 (embeddings, norms and the head as usual), for an
-     * fp32 CPU compute path; any other folder or compute path loads as {@link LlamaModel#load} does.
+     * The folder's model with every decoder projection kept in bf16 (embeddings, norms and the head as usual): on the
+     * bf16-matmul path whatever the folder's dtype, on the fp32 CPU path where the folder stores bf16; any other folder or
+     * compute path loads as {@link LlamaModel#load} does.
      *
      * @return the model and how many projection bytes stayed bf16 (0 when none did)
      */
     public static Loaded load(ModelFolder f, Compute c, java.util.function.LongConsumer onLoaded) {
-        java.util.function.Predicate<String> kept = name -> !c.cuda() && !c.bf16() && ModelFolder.isProjectionWeight(name) && f.info(name).dtype() == DType.BF16;
+        java.util.function.Predicate<String> kept = name -> !c.cuda() && !c.bf16() && ModelFolder.isProjectionWeight(name)
+                && (c.mixed() || f.info(name).dtype() == DType.BF16);
         LlamaModel m = LlamaModel.load(f, c, onLoaded, kept);
         long bytes = 0;
         try {
@@ -37,12 +41,12 @@ public final class Bf16Weight implements Linear.Quantized {
                 String name = e.getKey() + ".weight";
                 if (!kept.test(name)) continue;
                 var info = f.info(name);
-                Tensor t = Tensors.escape(() -> Tensors.copyOf(f.fileOf(name).bytes(name).address(), torch.ScalarType.BFloat16, torch.ScalarType.BFloat16, info.shape(), (i, v) -> {
+                Tensor t = Tensors.escape(() -> Tensors.copyOf(f.fileOf(name).bytes(name).address(), LlamaModel.scalarType(info.dtype()), torch.ScalarType.BFloat16, info.shape(), (i, v) -> {
                     throw new HfFormatException(f.dir(), "tensor '" + name + "' holds a non-finite value (" + v + " at flat index " + i + ")");
                 }));
                 e.getValue().quantize(new Bf16Weight(t, c));
                 onLoaded.accept(info.byteSize());
-                bytes += info.byteSize();
+                bytes += t.numel() * 2;
             }
         } catch (RuntimeException e) {
             m.close();
@@ -56,6 +60,28 @@ public final class Bf16Weight implements Linear.Quantized {
     @Override
     public Tensor dequantize() {
         return stored.to(compute.dtype());
+    }
+
+    @Override
+    public Tensor dequantize(torch.ScalarType dtype) {
+        return dtype == torch.ScalarType.BFloat16 ? stored : stored.to(dtype);
+    }
+
+    /**
+     * Keeps every frozen dense projection of a model in bf16 (a model built in memory, e.g. random weights for a
+     * benchmark): the bf16-matmul path's form of {@link #load}.
+     *
+     * @return the bf16 bytes now held
+     */
+    public static long keep(LlamaModel m) {
+        long bytes = 0;
+        for (Linear l : m.linears().values()) {
+            if (l.weight == null || l.weight.requires_grad() || l.weight.numel() == 0) continue;
+            Tensor t = Tensors.escape(() -> l.weight.to(torch.ScalarType.BFloat16));
+            l.quantize(new Bf16Weight(t, m.compute));
+            bytes += t.numel() * 2;
+        }
+        return bytes;
     }
 
     @Override

@@ -31,6 +31,11 @@ public final class Linear {
     public interface Quantized extends AutoCloseable {
         Tensor dequantize();  // (out, in), a temporary of the caller's scope
 
+        /** The weight in the given precision (bf16 for the bf16-matmul path); a temporary of the caller's scope. */
+        default Tensor dequantize(torch.ScalarType dtype) {
+            return dequantize().to(dtype);
+        }
+
         long[] shape();       // (out, in)
 
         long bytes();         // what the compressed weight occupies
@@ -70,28 +75,46 @@ public final class Linear {
     public Quantized quantized; // non-null for a quantized (frozen) weight
     public final Tensor bias;   // (out) or null
     private final Routing routing;
+    private final boolean bf16Matmul; // bf16 GEMM over fp32 activations (Compute#mixed): CPU autocast
     private final LinkedHashMap<String, Adapter> adapters = new LinkedHashMap<>(2); // empty = plain projection
     private final Set<String> disabled = new HashSet<>();
 
     public Linear(Tensor weight, Tensor bias) {
-        this(weight, bias, new Routing());
+        this(weight, bias, new Routing(), false);
     }
 
-    Linear(Tensor weight, Tensor bias, Routing routing) {
+    Linear(Tensor weight, Tensor bias, Routing routing, boolean bf16Matmul) {
         this.weight = weight;
         this.bias = bias;
         this.routing = routing;
+        this.bf16Matmul = bf16Matmul;
     }
 
     public Tensor forward(Tensor x) {
+        if (bf16Matmul) return forwardBf16(x);
         Tensor w = quantized != null ? quantized.dequantize() : weight;
         if (adapters.isEmpty()) return bias == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(bias));
-        Tensor y = withAdapters(x, torch.linear(x, w), w);                                    // (…, out)
+        Tensor y = withAdapters(x, torch.linear(x, w), () -> w);                              // (…, out)
         return bias == null ? y : y.add(bias);
     }
 
-    private Tensor withAdapters(Tensor x, Tensor base, Tensor w) {
-        Supplier<Tensor> weight = () -> w;
+    /**
+     * CPU autocast: the GEMM in bf16 (a bf16 weight is used as stored; autograd keeps it, not a copy, for the input's
+     * gradient), its result back in x's precision; bias and adapters in fp32. An adapter that asks for the weight (DoRA's
+     * norm) gets it upcast once.
+     */
+    private Tensor forwardBf16(Tensor x) {
+        var bf16 = torch.ScalarType.BFloat16;
+        Tensor w = quantized != null ? quantized.dequantize(bf16) : weight.to(bf16);
+        Tensor y = torch.linear(x.to(bf16), w).to(x.scalar_type());                         // (…, out)
+        if (!adapters.isEmpty()) {
+            Tensor[] full = new Tensor[1];
+            y = withAdapters(x, y, () -> full[0] != null ? full[0] : (full[0] = w.to(x.scalar_type())));
+        }
+        return bias == null ? y : y.add(bias);
+    }
+
+    private Tensor withAdapters(Tensor x, Tensor base, Supplier<Tensor> weight) {
         String[] rows = routing.rows();
         Tensor y = base;
         if (rows == null) {
@@ -163,7 +186,7 @@ public final class Linear {
         return quantized != null ? quantized.shape()[0] : weight.size(0);
     }
 
-    /** The weight as the forward uses it (dequantized for a 4-bit one): a temporary of the caller's scope when quantized. */
+    /** The weight in the activations' precision (dequantized for a 4-bit one): a temporary of the caller's scope when quantized. */
     public Tensor denseWeight() {
         return quantized != null ? quantized.dequantize() : weight;
     }

@@ -36,7 +36,7 @@ public final class LlamaModel implements AutoCloseable {
         for (int i = 0; i < c.numLayers(); i++) {
             String p = "model.layers." + i + ".";
             Function<String, Linear> linear = n -> new Linear(w.apply(p + n + ".weight"),
-                    hasBias(c, n) ? w.apply(p + n + ".bias") : null, routing);
+                    hasBias(c, n) ? w.apply(p + n + ".bias") : null, routing, compute.mixed());
             var attn = new Attention(c, linear.apply("self_attn.q_proj"), linear.apply("self_attn.k_proj"),
                     linear.apply("self_attn.v_proj"), linear.apply("self_attn.o_proj"));
             var mlp = new Mlp(linear.apply("mlp.gate_proj"), linear.apply("mlp.up_proj"), linear.apply("mlp.down_proj"));
@@ -92,7 +92,7 @@ public final class LlamaModel implements AutoCloseable {
         });
     }
 
-    private static torch.ScalarType scalarType(dev.tune4j.hf.DType d) {
+    static torch.ScalarType scalarType(dev.tune4j.hf.DType d) {
         return switch (d) {
             case F32 -> torch.ScalarType.Float;
             case BF16 -> torch.ScalarType.BFloat16;
@@ -191,7 +191,22 @@ public final class LlamaModel implements AutoCloseable {
 
     /** fp32 logits for the given hidden states (B, T, C) → (B, T, V). */
     public Tensor logits(Tensor hidden) {
-        return torch.linear(hidden, lm_head).to(torch.ScalarType.Float);
+        if (!compute.mixed()) return torch.linear(hidden, lm_head).to(torch.ScalarType.Float);
+        return torch.linear(hidden.to(torch.ScalarType.BFloat16), headBf16()).to(torch.ScalarType.Float);
+    }
+
+    private Tensor head16;     // the bf16-matmul path's copy of a frozen head, rebuilt when the head changes
+    private long head16Version;
+
+    /** The head in bf16: a trainable one cast per use (autocast), a frozen one kept (the head is the largest GEMM). */
+    private Tensor headBf16() {
+        if (lm_head.requires_grad()) return lm_head.to(torch.ScalarType.BFloat16);
+        if (head16 == null || head16Version != lm_head.__dispatch__version()) {
+            if (head16 != null) head16.close();
+            head16 = Tensors.escape(() -> lm_head.to(torch.ScalarType.BFloat16));
+            head16Version = lm_head.__dispatch__version();
+        }
+        return head16;
     }
 
     /** Convenience: logits of every position of one padded or unpadded batch, no cache. */
@@ -329,6 +344,7 @@ public final class LlamaModel implements AutoCloseable {
             for (DecoderLayer l : layers) l.close();
             norm.weight.close();
             if (lm_head != embed_tokens) lm_head.close();
+            if (head16 != null) head16.close();
             embed_tokens.close();
             rope.close();
         }

@@ -41,11 +41,12 @@ final class Adapters implements Run.Method {
             log.println("qlora: loaded the 4-bit checkpoint as stored (no re-quantization)");
             return FourBit.load(folder, compute);
         }
-        if (c.method().equals("lora") && c.gradientCheckpointing()) { // each layer's upcasts live only while it is recomputed
+        // bf16 GEMMs use bf16 weights as they are; the fp32 path upcasts them per use, which only a checkpointed run frees early
+        if (c.method().equals("lora") && (c.gradientCheckpointing() || compute.mixed())) {
             var loaded = dev.tune4j.model.Bf16Weight.load(folder, compute, b -> {});
             if (loaded.bf16Bytes() > 0)
-                log.printf("lora: the frozen projections stay bf16 as stored (%.0f MiB instead of %.0f MiB in fp32), upcast per use%n",
-                        loaded.bf16Bytes() / 1048576.0, 2 * loaded.bf16Bytes() / 1048576.0);
+                log.printf("lora: the frozen projections are kept in bf16 (%.0f MiB instead of %.0f MiB in fp32), %s%n",
+                        loaded.bf16Bytes() / 1048576.0, 2 * loaded.bf16Bytes() / 1048576.0, compute.mixed() ? "their GEMMs in bf16" : "upcast per use");
             return loaded.model();
         }
         LlamaModel model = LlamaModel.load(folder, compute);

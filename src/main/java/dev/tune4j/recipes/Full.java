@@ -85,7 +85,7 @@ final class Full implements Run.Method {
     public LlamaModel referenceCopy() {
         if (reference == null)
             try (ModelFolder f = ModelFolder.open(source)) {
-                reference = LlamaModel.load(f, model.compute); // frozen: its weights never require grad
+                reference = dev.tune4j.model.Bf16Weight.load(f, model.compute, b -> {}).model(); // frozen: its weights never require grad
             }
         return reference;
     }

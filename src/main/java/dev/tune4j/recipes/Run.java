@@ -99,10 +99,9 @@ public final class Run {
             log.printf("data parallel: %d processes (%s), global batch %d = --batch-size %d per process × %d processes × --grad-accum %d%s%n", group.world(),
                     Compute.auto().cuda() ? "NCCL" : "Gloo", c.batchSize() * group.world() * c.gradAccum(), c.batchSize(), group.world(), c.gradAccum(),
                     c.zero() > 0 ? "; ZeRO " + c.zero() : "");
-        Compute compute = c.computeDtype() == null ? Compute.auto() : new Compute(Compute.auto().cuda(), c.computeDtype().equals("bfloat16"));
         boolean full = c.method().equals("full");
         try (ModelFolder folder = ModelFolder.open(c.model());
-             LlamaModel model = full ? Full.load(c, folder, compute) : Adapters.load(c, folder, compute, log);
+             LlamaModel model = full ? Full.load(c, folder, compute(c, folder, log)) : Adapters.load(c, folder, compute(c, folder, log), log);
              Tokenizer tok = tokenizer(c);
              Method method = full ? Full.attach(c, model, log) : Adapters.attach(c, model, log)) {
             // a checkpointed run of a large model returns freed activations to the system (decision 0006): −30 % peak for +10 % time
@@ -119,7 +118,7 @@ public final class Run {
                 train = pref.train();
                 val = pref.val();
                 objective = pref.objective();
-                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), bf16Projections(model), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), bf16Projections(model), model.compute.mixed(), log);
                 samples = pref.samples();
             } else {
                 Dataset ds = RunSetup.dataset(c, tok, eos, log);
@@ -127,7 +126,7 @@ public final class Run {
                 train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed(), shard);
                 val = new Batches(RunSetup.evalShare(ds.val, c, log), c.batchSize(), c.maxSeqLen(), false, pad, c.seed(), shard);
                 objective = TokenLoss.INSTANCE;
-                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), bf16Projections(model), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), bf16Projections(model), model.compute.mixed(), log);
             }
             phases.mark("load");
             // a full fine-tune has no other moment to see its base; rank 0 alone reports on it
@@ -171,6 +170,14 @@ public final class Run {
     /** AdamW (8-bit or fp32), over this rank's run of the parameters only under ZeRO. */
     private static Optimizer optimizer(TrainConfig c, List<AdamW.Param> groups, DataParallel dp) {
         return c.optim().equals("adamw8bit") ? new AdamW8bit(groups, 0.9, 0.999, 1e-8) : dp.adamW(groups, c.optimOffload());
+    }
+
+    /** --compute-dtype, or the default for this model on this machine (Compute#of), said in one line. */
+    private static Compute compute(TrainConfig c, ModelFolder folder, PrintStream log) {
+        Compute compute = Compute.of(c.computeDtype(), folder.config().hiddenSize());
+        if (compute.mixed()) log.printf("compute: bf16 matrix multiplies over fp32 activations (%s; %d threads); --compute-dtype float32 for fp32 throughout%n",
+                c.computeDtype() == null ? "this CPU has bf16 dot products" : "--compute-dtype bfloat16", org.bytedeco.pytorch.global.torch.get_num_threads());
+        return compute;
     }
 
     private static boolean bf16Projections(LlamaModel m) {

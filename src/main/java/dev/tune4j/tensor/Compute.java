@@ -5,12 +5,55 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * Where tensors live and in which precision activations and frozen weights are kept: the one place the model code asks.
- * CPU runs fp32 (the machine has no fast bf16); CUDA runs bf16 weights and activations (DESIGN.md "Performance").
- * Logits and losses are always taken back to fp32.
+ * Where tensors live and in which precision activations, frozen weights and matrix multiplies run: the one place the
+ * model code asks. Three precisions: fp32 (the CPU reference path of every golden test); bf16 weights and activations
+ * (CUDA, DESIGN.md "Performance"); and on CPUs with bf16 dot products (AVX512_BF16, AMX) bf16 matrix multiplies over fp32
+ * activations, as torch's CPU autocast: frozen projections stored bf16, each projection's and the head's GEMM in bf16
+ * (oneDNN), its result taken back to fp32, every other op (norms, softmax, RoPE, LoRA, the loss) in fp32
+ * (docs/decisions/0008-cpu-bf16-matmul.md). Logits and losses are always fp32.
+ *
+ * @param bf16       activations and frozen weights in bf16
+ * @param bf16Matmul matrix multiplies in bf16 (true whenever {@code bf16} is)
  */
-public record Compute(boolean cuda, boolean bf16) {
+public record Compute(boolean cuda, boolean bf16, boolean bf16Matmul) {
     private static final Compute CPU = new Compute(false, false);
+
+    public Compute(boolean cuda, boolean bf16) {
+        this(cuda, bf16, bf16);
+    }
+
+    /** bf16 GEMMs over fp32 activations on the CPU (torch's CPU autocast). */
+    public static Compute cpuBf16Matmul() {
+        Tensors.init();
+        Tensors.useAllCores();
+        return new Compute(false, false, true);
+    }
+
+    /**
+     * The precision for a run: {@code dtype} "float32" or "bfloat16" as the user asked (bfloat16 on the CPU = bf16 GEMMs
+     * over fp32 activations), or null for the default: bf16 on CUDA; on the CPU bf16 GEMMs where the CPU has bf16 dot
+     * products and the model is wide enough for them to pay (hidden size ≥ {@value #BF16_MATMUL_MIN_HIDDEN}), else fp32.
+     */
+    public static Compute of(String dtype, long hiddenSize) {
+        Compute auto = auto();
+        if (auto.cuda) return "float32".equals(dtype) ? new Compute(true, false) : auto;
+        if ("float32".equals(dtype)) return auto;
+        if ("bfloat16".equals(dtype) || (dtype == null && hiddenSize >= BF16_MATMUL_MIN_HIDDEN && CpuFeatures.bf16Dot())) return cpuBf16Matmul();
+        return auto;
+    }
+
+    /** Below this width oneDNN's bf16 GEMMs gain nothing over OpenBLAS's fp32 ones (decision 0008's measurements). */
+    public static final long BF16_MATMUL_MIN_HIDDEN = 512;
+
+    /** bf16 GEMMs over fp32 activations, and nothing else in bf16. */
+    public boolean mixed() {
+        return bf16Matmul && !bf16;
+    }
+
+    /** The precision a compute path's GEMMs run in. */
+    public torch.ScalarType matmulDtype() {
+        return bf16Matmul ? torch.ScalarType.BFloat16 : torch.ScalarType.Float;
+    }
 
     /** fp32 on the CPU: the reference path, used by every golden test. */
     public static Compute cpu() {
@@ -57,6 +100,6 @@ public record Compute(boolean cuda, boolean bf16) {
     }
 
     public String describe() {
-        return (cuda ? "cuda" : "cpu") + "/" + (bf16 ? "bf16" : "fp32");
+        return (cuda ? "cuda" : "cpu") + "/" + (bf16 ? "bf16" : mixed() ? "bf16-matmul" : "fp32");
     }
 }

@@ -52,6 +52,37 @@ public final class Tensors {
         });
     }
 
+    /**
+     * The bf16-matmul path's threads: its GEMMs run in oneDNN on libtorch's OpenMP pool, which gets every core
+     * (TUNE4J_THREADS still decides when set), and OpenBLAS, left with the small fp32 GEMMs (LoRA, attention), gets one
+     * thread (OPENBLAS_NUM_THREADS still decides when set): two busy pools on the same cores cost 2.5× in time
+     * (docs/decisions/0008-cpu-bf16-matmul.md).
+     */
+    public static synchronized void useAllCores() {
+        init();
+        if (System.getenv("TUNE4J_THREADS") == null) torch.set_num_threads(Runtime.getRuntime().availableProcessors());
+        if (System.getenv("OPENBLAS_NUM_THREADS") == null) openBlasThreads(1);
+    }
+
+    /**
+     * openblas_set_num_threads on every OpenBLAS in this process (found in its mappings: the JavaCPP presets load both
+     * libopenblas and libopenblas_nolapack, and libtorch calls one of them); nothing when there is none.
+     */
+    private static void openBlasThreads(int n) {
+        try {
+            var libs = new java.util.TreeSet<String>();
+            for (String l : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/maps")))
+                if (l.contains("/libopenblas") && l.indexOf('/') > 0) libs.add(l.substring(l.indexOf('/')));
+            for (String lib : libs) {
+                var set = java.lang.foreign.SymbolLookup.libraryLookup(java.nio.file.Path.of(lib), java.lang.foreign.Arena.global()).find("openblas_set_num_threads");
+                if (set.isPresent())
+                    java.lang.foreign.Linker.nativeLinker().downcallHandle(set.get(), java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.JAVA_INT)).invoke(n);
+            }
+        } catch (Throwable e) {
+            System.err.println("warning: could not set OpenBLAS's threads to " + n + " (" + e + "); bf16 GEMMs may share the cores with it");
+        }
+    }
+
     public interface NonFinite {
         void at(long flatIndex, double value);
     }

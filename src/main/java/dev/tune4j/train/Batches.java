@@ -18,6 +18,7 @@ public final class Batches implements MicroSource {
     private final long padId;
     private final boolean packed;
     private final EpochOrder order;
+    private final int[] byLength; // evaluation visits rows shortest first: batches of like lengths pad little
 
     public Batches(List<Example> examples, int batchSize, int maxSeqLen, boolean packing, long padId, long seed) {
         this(examples, batchSize, maxSeqLen, packing, padId, seed, Shard.ONE);
@@ -30,6 +31,8 @@ public final class Batches implements MicroSource {
         this.rows = packing ? Packing.pack(examples, maxSeqLen, padId)
                 : examples.stream().map(e -> Packing.padded(e, e.length(), padId)).toList();
         this.order = new EpochOrder(rows.size(), batchSize, seed, shard);
+        this.byLength = java.util.stream.IntStream.range(0, rows.size()).boxed()
+                .sorted(Comparator.comparingInt(i -> rows.get(i).length())).mapToInt(Integer::intValue).toArray();
     }
 
     @Override
@@ -67,7 +70,7 @@ public final class Batches implements MicroSource {
 
     @Override
     public Micro inOrder(int i, Compute c) {
-        return assemble(Arrays.stream(order.inOrder(i)).mapToObj(rows::get).toList(), c);
+        return assemble(Arrays.stream(order.inOrder(i)).mapToObj(j -> rows.get(byLength[j])).toList(), c);
     }
 
     @Override

@@ -24,7 +24,7 @@ public interface MicroSource {
         return 1;
     }
 
-    /** Every row once, in file order (evaluation). */
+    /** Every row once, in a fixed order (evaluation; Batches goes shortest first, so its batches pad little). */
     int inOrderCount();
 
     Micro inOrder(int i, Compute c);

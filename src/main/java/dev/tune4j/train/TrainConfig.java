@@ -107,7 +107,7 @@ public record TrainConfig(
             new Key("blocksize", Kind.INT, "64", "elements per quantization block, a power of two in 32..4096", QLORA),
             new Key("optim", Kind.TEXT, "adamw", "adamw (fp32 state) or adamw8bit (bitsandbytes' blockwise 8-bit state, ~2 bytes/param)", ALL),
             new Key("optim-offload", Kind.BOOL, "false", "keep optimizer state in host memory and update there (for GPUs; the CPU build runs the same path)", ALL),
-            new Key("compute-dtype", Kind.TEXT, null, "float32 or bfloat16 activations and frozen weights (default: float32 on CPU, bfloat16 on CUDA)", ALL),
+            new Key("compute-dtype", Kind.TEXT, null, "float32, or bfloat16 (CUDA: bf16 activations and frozen weights; CPU: bf16 GEMMs over fp32 activations). Default: bfloat16 on CUDA, and on CPUs with bf16 dot products for models of hidden size ≥ 512; float32 otherwise", ALL),
             new Key("loss-type", Kind.TEXT, "sigmoid", "sigmoid, ipo, hinge or robust (TRL's loss_type)", DPO),
             new Key("beta", Kind.NUMBER, "*", "DPO's and KTO's beta, the pull toward the reference (default 0.1); SimPO's beta (default 2.0)", Set.of("dpo", "kto", "simpo")),
             new Key("label-smoothing", Kind.NUMBER, "0", "robust DPO's epsilon; with sigmoid, TRL <= 0.28's conservative DPO", DPO),

@@ -192,6 +192,7 @@ public final class Trainer {
                     lastMetrics = s.metrics();
                     var rec = Metrics.step(step, (double) micro / train.perEpoch(), s.loss(), s.lr(), s.gradNorm(), s.tokens() / s.seconds());
                     rec.put("rss_mib", Math.round(dev.tune4j.tensor.Memory.mib(dev.tune4j.tensor.Memory.residentBytes()))); // one read of /proc: the report's memory curve
+                    rec.put("peak_rss_mib", Math.round(dev.tune4j.tensor.Memory.mib(dev.tune4j.tensor.Memory.peakResidentBytes()))); // the high-water mark so far: which phase set the peak
                     s.metrics().forEach((k, v) -> { if (Double.isFinite(v)) rec.put(k, Metrics.round(v, 6)); }); // a metric with no rows (KTO, one label) is left out
                     bar.step();
                     bar.extra(String.format(" loss %.4f lr %.2e %.0f tok/s", s.loss(), s.lr(), s.tokens() / s.seconds()));

@@ -84,6 +84,28 @@ class PlannerTest {
         assertThat(MemoryPlan.estimate(s.withSeq(2048)).peak()).isGreaterThan(a.peak());
     }
 
+    /** LoRA dropout and bf16 projections, as `train` adjusts its estimate (measured on the Qwen2.5-0.5B shape: decision 0008). */
+    @Test
+    void loraDropoutAndBf16ProjectionsAdjustTheEstimate() {
+        var s = gpu("qwen2.5-0.5b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, false, 1024).withRuntime(Runtime.CPU);
+        var e = MemoryPlan.estimate(s);
+        // every adapted input (q, k, v, o, gate, up: 896 wide; down: 4,864) once more in fp32, in each of the 24 layers
+        var dropped = MemoryPlan.withLoraDropout(s, e, 0.05);
+        assertThat(dropped.peak() - e.peak()).isEqualTo(4L * (6 * 896 + 4864) * 4 * 256 * 24);
+        assertThat(MemoryPlan.withLoraDropout(s, e, 0).peak()).isEqualTo(e.peak());
+        var ckpt = gpu("qwen2.5-0.5b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, true, 1024);
+        assertThat(MemoryPlan.withLoraDropout(ckpt, MemoryPlan.estimate(ckpt), 0.05).peak() - MemoryPlan.estimate(ckpt).peak())
+                .as("checkpointing keeps one layer's copies").isEqualTo(4L * (6 * 896 + 4864) * 4 * 256);
+        var full = gpu("qwen2.5-0.5b", Method.FULL, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, false, 1024);
+        assertThat(MemoryPlan.withLoraDropout(full, MemoryPlan.estimate(full), 0.1).peak()).isEqualTo(MemoryPlan.estimate(full).peak());
+        long linear = ParamCount.linear(s.model());
+        var upcast = MemoryPlan.withBf16Projections(s, e, false);
+        assertThat(upcast.peak()).isEqualTo(e.peak() - 2 * linear + 4 * linear / 24);
+        var gemms = MemoryPlan.withBf16Projections(s, e, true);
+        assertThat(gemms.peak()).isEqualTo(e.peak() - 2 * linear + 2L * 151_936 * 896);
+        assertThat(gemms.parts()).containsKey("bf16 copy of the head").doesNotContainKey("upcast projections (one layer, fp32)");
+    }
+
     static long sum(MemoryPlan.Estimate e, String prefix) {
         return e.parts().entrySet().stream().filter(p -> p.getKey().startsWith(prefix)).mapToLong(java.util.Map.Entry::getValue).sum();
     }

@@ -44,4 +44,28 @@ class ShardTest {
         assertThat(last.inOrder(0)).isEmpty();
         assertThat(new EpochOrder(4, 2, 1, new Shard(1, 3)).inOrder(0)).containsExactly(2, 3);
     }
+
+    /** Evaluation cuts its batches from the rows shortest first (little padding), still every row once over the ranks. */
+    @Test
+    void evaluationBatchesGoShortestFirst() {
+        int[] lengths = {9, 3, 7, 2, 8, 5, 4};
+        var examples = Arrays.stream(lengths).mapToObj(n -> new dev.tune4j.data.Example(new long[n], new long[n])).toList();
+        var one = new Batches(examples, 2, 16, false, 0, 42);
+        var seen = new ArrayList<Long>();
+        var padded = new ArrayList<Integer>();
+        for (int i = 0; i < one.inOrderCount(); i++) {
+            var mb = one.inOrder(i, dev.tune4j.tensor.Compute.cpu());
+            seen.add(mb.tokens());
+            padded.add(mb.length());
+        }
+        // batches of (2,3), (4,5), (7,8), (9): each padded to its longest row only
+        assertThat(seen).containsExactly(5L, 9L, 15L, 9L);
+        assertThat(padded).containsExactly(3, 5, 8, 9);
+        long total = 0;
+        for (int r = 0; r < 2; r++) {
+            var rank = new Batches(examples, 1, 16, false, 0, 42, new Shard(r, 2));
+            for (int i = 0; i < rank.inOrderCount(); i++) total += rank.inOrder(i, dev.tune4j.tensor.Compute.cpu()).tokens();
+        }
+        assertThat(total).as("every row once over two ranks").isEqualTo(Arrays.stream(lengths).sum());
+    }
 }
