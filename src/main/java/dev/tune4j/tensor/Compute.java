@@ -24,8 +24,7 @@ public record Compute(boolean cuda, boolean bf16, boolean bf16Matmul) {
 
     /** bf16 GEMMs over fp32 activations on the CPU (torch's CPU autocast). */
     public static Compute cpuBf16Matmul() {
-        Tensors.init();
-        Tensors.useAllCores();
+        Tensors.useCores(true);
         return new Compute(false, false, true);
     }
 
@@ -35,11 +34,9 @@ public record Compute(boolean cuda, boolean bf16, boolean bf16Matmul) {
      * products and the model is wide enough for them to pay (hidden size ≥ {@value #BF16_MATMUL_MIN_HIDDEN}), else fp32.
      */
     public static Compute of(String dtype, long hiddenSize) {
-        Compute auto = auto();
-        if (auto.cuda) return "float32".equals(dtype) ? new Compute(true, false) : auto;
-        if ("float32".equals(dtype)) return auto;
+        if (cudaVisible()) return new Compute(true, !"float32".equals(dtype));
         if ("bfloat16".equals(dtype) || (dtype == null && hiddenSize >= BF16_MATMUL_MIN_HIDDEN && CpuFeatures.bf16Dot())) return cpuBf16Matmul();
-        return auto;
+        return cpu();
     }
 
     /** Below this width oneDNN's bf16 GEMMs gain nothing over OpenBLAS's fp32 ones (decision 0008's measurements). */
@@ -57,15 +54,20 @@ public record Compute(boolean cuda, boolean bf16, boolean bf16Matmul) {
 
     /** fp32 on the CPU: the reference path, used by every golden test. */
     public static Compute cpu() {
-        Tensors.init();
+        Tensors.useCores(false);
         return CPU;
     }
 
     /** CUDA + bf16 when the GPU build of libtorch sees a device, else {@link #cpu()}. {@code TUNE4J_DEVICE=cpu} forces the CPU. */
     public static Compute auto() {
+        if (cudaVisible()) return new Compute(true, true);
+        Tensors.useCores(false);
+        return CPU;
+    }
+
+    private static boolean cudaVisible() {
         Tensors.init();
-        if ("cpu".equalsIgnoreCase(System.getenv("TUNE4J_DEVICE"))) return CPU;
-        return torch.cuda_is_available() ? new Compute(true, true) : CPU;
+        return !"cpu".equalsIgnoreCase(System.getenv("TUNE4J_DEVICE")) && torch.cuda_is_available();
     }
 
     public torch.ScalarType dtype() {

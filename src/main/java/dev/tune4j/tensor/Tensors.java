@@ -52,35 +52,55 @@ public final class Tensors {
         });
     }
 
+    private static Boolean allCores;    // which thread layout is in force (null: init's)
+    private static int openBlasDefault; // OpenBLAS's own count, restored when the fp32 layout returns
+
     /**
-     * The bf16-matmul path's threads: its GEMMs run in oneDNN on libtorch's OpenMP pool, which gets every core
-     * (TUNE4J_THREADS still decides when set), and OpenBLAS, left with the small fp32 GEMMs (LoRA, attention), gets one
-     * thread (OPENBLAS_NUM_THREADS still decides when set): two busy pools on the same cores cost 2.5× in time
-     * (docs/decisions/0008-cpu-bf16-matmul.md).
+     * The threads for a compute path, set when the path changes (one JVM may train both: tests, the demo). fp32: one
+     * libtorch thread and OpenBLAS's pool on every core (decision 0002). bf16 GEMMs: they run in oneDNN on libtorch's
+     * OpenMP pool, which gets every core, and OpenBLAS, left with the small fp32 GEMMs (LoRA's), gets one thread: two
+     * busy pools on the same cores cost 2.5× in time (decision 0008). TUNE4J_THREADS and OPENBLAS_NUM_THREADS, when set,
+     * decide instead.
      */
-    public static synchronized void useAllCores() {
+    public static synchronized void useCores(boolean bf16Matmul) {
         init();
-        if (System.getenv("TUNE4J_THREADS") == null) torch.set_num_threads(Runtime.getRuntime().availableProcessors());
-        if (System.getenv("OPENBLAS_NUM_THREADS") == null) openBlasThreads(1);
+        if (allCores != null && allCores == bf16Matmul) return;
+        if (allCores == null && !bf16Matmul) { // init's layout already
+            allCores = false;
+            return;
+        }
+        if (System.getenv("TUNE4J_THREADS") == null) torch.set_num_threads(bf16Matmul ? Runtime.getRuntime().availableProcessors() : 1);
+        if (System.getenv("OPENBLAS_NUM_THREADS") == null) {
+            int before = openBlasThreads(bf16Matmul ? 1 : openBlasDefault);
+            if (bf16Matmul && before > 0) openBlasDefault = before;
+        }
+        allCores = bf16Matmul;
     }
 
     /**
      * openblas_set_num_threads on every OpenBLAS in this process (found in its mappings: the JavaCPP presets load both
-     * libopenblas and libopenblas_nolapack, and libtorch calls one of them); nothing when there is none.
+     * libopenblas and libopenblas_nolapack, and libtorch calls one of them); the count before, or 0 when there is none.
      */
-    private static void openBlasThreads(int n) {
+    private static int openBlasThreads(int n) {
+        int before = 0;
         try {
             var libs = new java.util.TreeSet<String>();
             for (String l : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/maps")))
                 if (l.contains("/libopenblas") && l.indexOf('/') > 0) libs.add(l.substring(l.indexOf('/')));
+            var linker = java.lang.foreign.Linker.nativeLinker();
             for (String lib : libs) {
-                var set = java.lang.foreign.SymbolLookup.libraryLookup(java.nio.file.Path.of(lib), java.lang.foreign.Arena.global()).find("openblas_set_num_threads");
-                if (set.isPresent())
-                    java.lang.foreign.Linker.nativeLinker().downcallHandle(set.get(), java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.JAVA_INT)).invoke(n);
+                var lookup = java.lang.foreign.SymbolLookup.libraryLookup(java.nio.file.Path.of(lib), java.lang.foreign.Arena.global());
+                var get = lookup.find("openblas_get_num_threads");
+                if (get.isPresent() && before == 0)
+                    before = (int) linker.downcallHandle(get.get(), java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT)).invoke();
+                var set = lookup.find("openblas_set_num_threads");
+                if (set.isPresent() && n > 0)
+                    linker.downcallHandle(set.get(), java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.JAVA_INT)).invoke(n);
             }
         } catch (Throwable e) {
-            System.err.println("warning: could not set OpenBLAS's threads to " + n + " (" + e + "); bf16 GEMMs may share the cores with it");
+            System.err.println("warning: could not set OpenBLAS's threads to " + n + " (" + e + "); its pool may share the cores with libtorch's");
         }
+        return before;
     }
 
     public interface NonFinite {

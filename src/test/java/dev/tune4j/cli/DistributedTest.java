@@ -23,7 +23,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Data-parallel training through the CLI, with real worker processes over Gloo: 2 processes at --batch-size 2 train
- * what 1 process trains at --batch-size 4 (the same weights within 1e-5 after 20 steps, the same loss step for step),
+ * what 1 process trains at --batch-size 4 (the same weights within 5e-5 after 20 steps (summation order), the same loss step for step),
  * for LoRA, full fine-tuning with and without ZeRO, and DPO; a worker killed with SIGKILL stops the job within 60 s
  * naming its rank, and --resume latest finishes it as an uninterrupted run would; a peer that never arrives is named
  * after --dist-timeout; a changed world size on resume is refused.
@@ -74,11 +74,11 @@ class DistributedTest {
                 .contains("memory per rank: planner predicted").containsPattern("rank 1 \\d+ MiB");
         assertSameLosses(one, two);
         String weights = setup.startsWith("full") ? "model/model.safetensors" : "adapter/adapter_model.safetensors";
-        assertSameTensors(one.resolve(weights), two.resolve(weights), 1e-5);
+        assertSameTensors(one.resolve(weights), two.resolve(weights), SUMMATION_ORDER);
         // only rank 0 wrote the run folder: one metrics line per step, one checkpoint
         assertThat(Files.readAllLines(two.resolve("metrics.jsonl"))).hasSize(20);
         if (setup.contains("--zero")) // the checkpoint holds the whole optimizer state, gathered from both ranks
-            assertSameTensors(one.resolve("checkpoints/step-20/optimizer.safetensors"), two.resolve("checkpoints/step-20/optimizer.safetensors"), 1e-5);
+            assertSameTensors(one.resolve("checkpoints/step-20/optimizer.safetensors"), two.resolve("checkpoints/step-20/optimizer.safetensors"), SUMMATION_ORDER);
     }
 
     @Test
@@ -114,7 +114,7 @@ class DistributedTest {
         Path straight = tmp.resolve("straight");
         var one = CliRun.of(args("lora", straight, 4, "--max-steps", "80", "--save-steps", "5", "--keep-last", "2").toArray(String[]::new));
         assertThat(one.code()).as(one.err()).isZero();
-        assertSameTensors(straight.resolve("adapter/adapter_model.safetensors"), out.resolve("adapter/adapter_model.safetensors"), 1e-5);
+        assertSameTensors(straight.resolve("adapter/adapter_model.safetensors"), out.resolve("adapter/adapter_model.safetensors"), SUMMATION_ORDER);
         assertSameLosses(straight, out);
     }
 
@@ -173,6 +173,13 @@ class DistributedTest {
         }
         return new Log(p.exitValue(), Files.readString(logFile));
     }
+
+    /**
+     * Two ranks' all-reduced gradient and one process's batch sum add the same terms in another order; AdamW divides by
+     * √v, which turns that last-bit noise on near-zero gradients into visible update differences. Measured over 20
+     * steps of stories260K: ≤ 1e-5 on the CI machine of issue 14, 1.46e-5 on an AVX-512 (AVX512_BF16) one.
+     */
+    static final double SUMMATION_ORDER = 5e-5;
 
     static void assertSameTensors(Path a, Path b, double tolerance) {
         try (var x = Safetensors.open(a); var y = Safetensors.open(b)) {

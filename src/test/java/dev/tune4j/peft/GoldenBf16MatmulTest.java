@@ -96,6 +96,20 @@ class GoldenBf16MatmulTest {
         assertThat(Compute.of(null, 896).bf16Matmul()).isEqualTo(dev.tune4j.tensor.CpuFeatures.bf16Dot() || Compute.auto().cuda());
     }
 
+    /** The fp32 path gets its thread layout back after a bf16 run in the same JVM, so its numbers do not depend on test order. */
+    @Test
+    void eachPathSetsItsOwnThreads() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(System.getenv("TUNE4J_THREADS") == null, "TUNE4J_THREADS decides the threads");
+        Compute.cpuBf16Matmul();
+        assertThat(torch.get_num_threads()).isEqualTo(Runtime.getRuntime().availableProcessors());
+        Compute.cpu();
+        assertThat(torch.get_num_threads()).isEqualTo(1);
+        Compute.of("bfloat16", 64);
+        assertThat(torch.get_num_threads()).isEqualTo(Runtime.getRuntime().availableProcessors());
+        Compute.of("float32", 4096);
+        assertThat(torch.get_num_threads()).isEqualTo(1);
+    }
+
     static int argmax(float[] a, int from, int n) {
         int best = from;
         for (int i = from; i < from + n; i++) if (a[i] > a[best]) best = i;
