@@ -85,7 +85,8 @@ final class Charts {
     /** A tick label: as many decimals as the tick step needs (so 1.272 and 1.274 stay apart), "10 k" from 10,000 on; the unit is in the title. */
     static String tick(double t, double step) {
         if (t == 0) return "0";
-        if (step < 1e-3) return Units.significant(t, 2);
+        if (step < 1e-3) // enough digits to tell neighbouring ticks apart: 8.694 and 8.695 GiB, 1.5e-4 and 2.0e-4
+            return Units.significant(t, Math.max(2, (int) Math.floor(Math.log10(Math.abs(t))) - (int) Math.floor(Math.log10(step)) + 1));
         if (Math.abs(t) >= 1e4 && step >= 1e3) return Units.count(t);
         int decimals = (int) Math.max(0, Math.ceil(-Math.log10(step) - 1e-9));
         return String.format(Locale.ROOT, "%." + decimals + "f", t);

@@ -131,5 +131,8 @@ class ReportTest {
         assertThat(Charts.tick(10000, 2000)).isEqualTo("10 k");
         assertThat(Charts.tick(1.5e-4, 5e-5)).isEqualTo("1.5e-4");
         assertThat(Charts.tick(300, 100)).isEqualTo("300");
+        // a flat RSS curve (8,903 → 8,907 MiB in GiB): a step just under 1e-3 must not round every tick to "8.7"
+        assertThat(Charts.tick(8.694, 0.0009999999)).isEqualTo("8.694");
+        assertThat(Charts.tick(8.6945, 5e-4)).isEqualTo("8.6945");
     }
 }
