@@ -73,6 +73,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--compute-dtype", description = "float32 or bfloat16, as train's --compute-dtype (default: bfloat16 on CUDA and on CPUs with bf16 dot products for hidden ≥ 512)")
     String computeDtype;
 
+    @Option(names = "--lora-dropout", defaultValue = "0.05", description = "train: LoRA dropout, as train's --lora-dropout and the HF peer's benchmark (default ${DEFAULT-VALUE})")
+    double loraDropout;
+
+    @Option(names = "--loss-chunk", defaultValue = "" + dev.tune4j.train.TrainConfig.LOSS_CHUNK, description = "train: positions per chunk of the LM head, as train's --loss-chunk (default ${DEFAULT-VALUE})")
+    int lossChunk;
+
     @Option(names = "--nproc-per-node", defaultValue = "1", description = "train: data-parallel worker processes on this machine (each --batch-size rows; tokens/s is the job's)")
     int nproc;
 
@@ -89,6 +95,7 @@ final class BenchCommand implements Callable<Integer> {
             throw new UserError("--batch-size, --steps and --r must be >= 1 and --seq-len >= 2, found " + batch + ", " + steps + ", " + r + " and " + seqLen);
         Limits.inRange("--nproc-per-node", nproc, 1, 1024, "processes");
         Limits.inRange("--zero", zero, 0, 2, "(ZeRO stage)");
+        if (!(loraDropout >= 0 && loraDropout < 1)) throw new UserError("--lora-dropout: expected a probability from 0 to below 1, found " + loraDropout);
         if (what == What.train && nproc > 1 && System.getenv("WORLD_SIZE") == null) { // like train: N workers run this same command
             var args = new java.util.ArrayList<>(List.of(Main.lastArgs));
             return dev.tune4j.dist.Launcher.run(nproc, Main.class.getName(), args, System.out, System.err);
@@ -182,6 +189,7 @@ final class BenchCommand implements Callable<Integer> {
     private LlamaModel random(Compute compute, boolean keepBf16) {
         LlamaModel m = LlamaModel.random(ConfigPresets.byName(shape), 0, compute);
         if (keepBf16 && compute.mixed()) dev.tune4j.model.Bf16Weight.keep(m);
+        dev.tune4j.tensor.NativeHeap.trim(); // freed fp32 weights go back, as train's load returns them
         return m;
     }
 
@@ -194,6 +202,8 @@ final class BenchCommand implements Callable<Integer> {
         if (!List.of("sft", "dpo").contains(stage)) throw new UserError("bench train: --stage sft or dpo, found '" + stage + "'");
         if (method.equals("qlora")) {
             var sizes = dev.tune4j.quant.FourBit.quantize(m, "nf4", 64, true);
+            m.embeddingsToBf16(); // the random model stands for a bf16 folder, as train --method qlora loads one
+            dev.tune4j.tensor.NativeHeap.trim(); // the freed fp32 projections go back, as train's load-time quantization never keeps them
             result.put("base_linear_bytes_ratio", Math.round(sizes.ratio() * 10000) / 10000.0);
         }
         long[] ids = new long[batch * seqLen], labels = new long[batch * seqLen];
@@ -215,7 +225,7 @@ final class BenchCommand implements Callable<Integer> {
             public dev.tune4j.train.Micro inOrder(int i, Compute c) { throw new IllegalStateException(); }
             public boolean isEmpty() { return false; }
         };
-        var cfg = new dev.tune4j.peft.LoraConfig(r, alpha, 0.0, List.of("all-linear"), false);
+        var cfg = new dev.tune4j.peft.LoraConfig(r, alpha, loraDropout, List.of("all-linear"), false);
         boolean full = method.equals("full");
         try (var lora = full ? null : dev.tune4j.peft.LoraAdapter.create(m, cfg, 0, "bench")) {
             java.util.LinkedHashMap<String, Tensor> params;
@@ -230,7 +240,7 @@ final class BenchCommand implements Callable<Integer> {
                 public void saveInto(Path dir) {}
             };
             var loop = new dev.tune4j.train.Trainer.Loop(steps + 1, 1, 1.0, dev.tune4j.train.LrSchedule.of("constant", 1e-4, 0, steps + 1), 0, 0, 0, 0, 1, 0,
-                    checkpointing, 1024, 0, null, null, "bench");
+                    checkpointing, lossChunk, 0, null, null, "bench");
             // data parallel: every rank trains on the same random batch (a stand-in for its shard); gradients are summed
             var dp = dev.tune4j.train.DataParallel.of(group, zero, List.copyOf(params.values()));
             try (var opt = dp.adamW(params.values().stream().map(p -> new dev.tune4j.train.AdamW.Param(p, 0.0)).toList(), false)) {
@@ -277,7 +287,7 @@ final class BenchCommand implements Callable<Integer> {
     private dev.tune4j.train.Objective objective(LlamaModel m, dev.tune4j.peft.LoraAdapter lora, dev.tune4j.train.MicroSource data) {
         if (!stage.equals("dpo")) return dev.tune4j.train.TokenLoss.INSTANCE;
         if (lora == null && !precomputeRef) throw new UserError("bench train --stage dpo --method full needs --precompute-ref-logps (tune4j keeps no second model)");
-        var live = dev.tune4j.train.PreferenceLoss.switched(m, () -> { if (lora != null) lora.enable(false); }, () -> { if (lora != null) lora.enable(true); }, 1024);
+        var live = dev.tune4j.train.PreferenceLoss.switched(m, () -> { if (lora != null) lora.enable(false); }, () -> { if (lora != null) lora.enable(true); }, lossChunk);
         dev.tune4j.train.PreferenceLoss.Reference ref = live;
         if (precomputeRef) {
             double[] fixed;
@@ -289,17 +299,18 @@ final class BenchCommand implements Callable<Integer> {
         return new dev.tune4j.train.PreferenceLoss(new dev.tune4j.train.PreferenceLoss.Config(dev.tune4j.train.PreferenceLoss.Type.SIGMOID, 0.1, 0, 0, 0), ref);
     }
 
-    /** The planner's peak for exactly this bench run (labels: the second half of every row, loss chunks of 1024). */
+    /** The planner's peak for exactly this bench run (labels: the second half of every row, --loss-chunk positions per head chunk). */
     private long predictedPeak(dev.tune4j.hf.ModelConfig c, Compute compute, boolean bf16Projections) {
         var s = new dev.tune4j.plan.MemoryPlan.Setup(c, dev.tune4j.plan.MemoryPlan.Method.parse(method), dev.tune4j.plan.MemoryPlan.Precision.BF16_MIXED,
-                dev.tune4j.plan.MemoryPlan.Optim.ADAMW, batch, seqLen, checkpointing, 0.5, 1024, r, List.of("all-linear"), true,
+                dev.tune4j.plan.MemoryPlan.Optim.ADAMW, batch, seqLen, checkpointing, 0.5, lossChunk, r, List.of("all-linear"), true,
                 compute.describe().startsWith("cpu") ? dev.tune4j.plan.MemoryPlan.Runtime.CPU : dev.tune4j.plan.MemoryPlan.Runtime.GPU);
         if (stage.equals("dpo")) { // --batch-size pairs: the planner doubles them into rows and adds the reference as run
             var dpo = dev.tune4j.plan.MemoryPlan.Stage.parse("dpo");
             s = s.withStage(dpo, dev.tune4j.plan.MemoryPlan.Reference.of(dpo, s.method(), precomputeRef, false, false), batch);
         }
         var e = dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero);
-        return (bf16Projections ? dev.tune4j.plan.MemoryPlan.withBf16Projections(s, e, compute.mixed()) : e).peak();
+        if (bf16Projections) e = dev.tune4j.plan.MemoryPlan.withBf16Projections(s, e, compute.mixed());
+        return dev.tune4j.plan.MemoryPlan.withLoraDropout(s, e, method.equals("full") ? 0 : loraDropout).peak();
     }
 
     /**

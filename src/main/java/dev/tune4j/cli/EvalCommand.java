@@ -190,9 +190,9 @@ final class EvalCommand implements Callable<Integer> {
                 try (LoadedModel refLm = LoadedModel.open(refModel)) {
                     if (refLm.model().config.vocabSize() != lm.model().config.vocabSize())
                         throw new UserError("--ref-model " + refModel + " has a vocabulary of " + refLm.model().config.vocabSize() + ", --model " + lm.model().config.vocabSize());
-                    r = dev.tune4j.eval.Preferences.against(lm.model(), refLm.model(), pd.train, cfg, pad, batchSize, 1024);
+                    r = dev.tune4j.eval.Preferences.against(lm.model(), refLm.model(), pd.train, cfg, pad, batchSize, dev.tune4j.train.TrainConfig.LOSS_CHUNK);
                 }
-            } else r = dev.tune4j.eval.Preferences.of(lm.model(), pd.train, cfg, toReference, toPolicy, pad, batchSize, 1024);
+            } else r = dev.tune4j.eval.Preferences.of(lm.model(), pd.train, cfg, toReference, toPolicy, pad, batchSize, dev.tune4j.train.TrainConfig.LOSS_CHUNK);
             result.put("model", model.toString());
             result.put("adapter", adapter == null ? null : adapter.toString());
             result.put("reference", !type.needsReference() ? null : refModel != null ? refModel.toString() : refAdapter != null ? refAdapter.toString() : "model without adapter");
@@ -232,7 +232,7 @@ final class EvalCommand implements Callable<Integer> {
         if (!lossType.equals("sigmoid")) throw new UserError("--loss-type " + lossType + ": " + data + " holds unpaired KTO rows, scored with KTO's loss (leave --loss-type out)");
         double b = beta != null ? beta : 0.1;
         long eos = lm.eosIds().isEmpty() ? 0 : lm.eosIds().getFirst();
-        var r = dev.tune4j.eval.Preferences.kto(lm.model(), pd.kTrain, b, desirableWeight, undesirableWeight, toReference, toPolicy, eos, batchSize, 1024);
+        var r = dev.tune4j.eval.Preferences.kto(lm.model(), pd.kTrain, b, desirableWeight, undesirableWeight, toReference, toPolicy, eos, batchSize, dev.tune4j.train.TrainConfig.LOSS_CHUNK);
         result.put("model", model.toString());
         result.put("adapter", adapter == null ? null : adapter.toString());
         result.put("loss_type", "kto");

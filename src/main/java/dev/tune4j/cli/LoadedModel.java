@@ -41,6 +41,7 @@ record LoadedModel(ModelFolder folder, LlamaModel model, Tokenizer tokenizer, Lo
                     throw e;
                 }
             }
+            f.close(); // weights copied out: unmap the files (their pages would count in RSS); dir and config stay readable
             System.err.printf("loaded %s%s: %,d parameters on %s in %.2f s%n", dir, lora == null ? "" : " + LoRA " + adapterDir,
                     m.parameterCount(), m.compute.describe(), (System.nanoTime() - t0) / 1e9);
             return new LoadedModel(f, m, tok, lora);

@@ -15,7 +15,7 @@ public final class Perplexity {
     public static Evaluation.Result of(LlamaModel m, Tokenizer tok, Path file, Format format, Encoder.PromptStyle style, int maxSeqLen,
                                        int batchSize, long eos) {
         var ds = Dataset.load(new DataConfig(file, format, style, maxSeqLen, 0, null, null, 0, false, 0), tok, eos);
-        return Evaluation.run(m, new Batches(ds.train, batchSize, maxSeqLen, false, eos, 0), dev.tune4j.train.TokenLoss.INSTANCE, 1024, "perplexity of " + file.getFileName());
+        return Evaluation.run(m, new Batches(ds.train, batchSize, maxSeqLen, false, eos, 0), dev.tune4j.train.TokenLoss.INSTANCE, dev.tune4j.train.TrainConfig.LOSS_CHUNK, "perplexity of " + file.getFileName());
     }
 
     /** Perplexity on general text with and without the fine-tune applied by {@code applyTune} (between the two passes). */

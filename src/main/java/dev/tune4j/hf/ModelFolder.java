@@ -11,6 +11,9 @@ import java.util.*;
 /**
  * A Hugging Face model folder: config.json plus {@code model.safetensors} or shards listed in
  * {@code model.safetensors.index.json}. Tensors are looked up by name across shards; all files stay mapped until close.
+ * close() unmaps them and may come early: dir, config and tensor infos stay readable, and a second close does nothing.
+ * Callers close as soon as the weights are copied out, because a mapping's touched pages count in the process's RSS
+ * (the whole folder: 942 MiB for Qwen2.5-0.5B in bf16) for as long as it lives.
  */
 public final class ModelFolder implements AutoCloseable {
     private final Path dir;

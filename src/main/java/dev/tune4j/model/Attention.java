@@ -29,11 +29,13 @@ public final class Attention {
      */
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, AttentionMask.Plan mask, KvCache cache, int layer) {
         long b = x.size(0), t = x.size(1);
+        x = q_proj.gemmInput(x);                                                    // one bf16 cast for q, k, v (bf16 GEMMs)
         Tensor q = q_proj.forward(x).view(b, t, nHead, headDim).transpose(1, 2);   // (B, nh, T, hd)
         Tensor k = k_proj.forward(x).view(b, t, nKvHead, headDim).transpose(1, 2); // (B, nkv, T, hd)
         Tensor v = v_proj.forward(x).view(b, t, nKvHead, headDim).transpose(1, 2); // (B, nkv, T, hd)
-        q = Rope.apply(q, cos, sin);
-        k = Rope.apply(k, cos, sin);
+        q = Rope.apply(q, cos, sin);                                                // rotated and attended in cos's precision
+        k = Rope.apply(k, cos, sin);                                                // (fp32 on the bf16-matmul path)
+        v = v.to(cos.scalar_type());
         if (cache != null) {
             Tensor[] kv = cache.append(layer, k, v);                               // (B, nkv, S, hd)
             k = kv[0];
@@ -55,9 +57,10 @@ public final class Attention {
      */
     public Tensor forwardRows(Tensor x, Tensor cos, Tensor sin, KvCache[] caches, int layer, int window) {
         long b = x.size(0);
+        x = q_proj.gemmInput(x);
         Tensor q = Rope.apply(q_proj.forward(x).view(b, 1, nHead, headDim).transpose(1, 2), cos, sin);   // (B, nh, 1, hd)
         Tensor k = Rope.apply(k_proj.forward(x).view(b, 1, nKvHead, headDim).transpose(1, 2), cos, sin); // (B, nkv, 1, hd)
-        Tensor v = v_proj.forward(x).view(b, 1, nKvHead, headDim).transpose(1, 2);                       // (B, nkv, 1, hd)
+        Tensor v = v_proj.forward(x).view(b, 1, nKvHead, headDim).transpose(1, 2).to(cos.scalar_type()); // (B, nkv, 1, hd)
         var rows = new org.bytedeco.pytorch.TensorVector();
         for (int i = 0; i < b; i++) {
             Tensor[] kv = caches[i].append(layer, k.narrow(0, i, 1), v.narrow(0, i, 1));                // (1, nkv, S, hd)

@@ -25,34 +25,43 @@ public final class Bf16Weight implements Linear.Quantized {
     }
 
     /**
-     * The folder's model with every decoder projection kept in bf16 (embeddings, norms and the head as usual): on the
-     * bf16-matmul path whatever the folder's dtype, on the fp32 CPU path where the folder stores bf16; any other folder or
-     * compute path loads as {@link LlamaModel#load} does.
+     * The folder's model with every decoder projection kept in bf16: on the bf16-matmul path whatever the folder's dtype,
+     * on the fp32 CPU path where the folder stores bf16; on the bf16-matmul path a bf16 folder's embedding and head are
+     * kept bf16 as well ({@link LlamaModel#holdEmbeddingsBf16}); norms as usual. Any other folder or compute path loads
+     * as {@link LlamaModel#load} does.
      *
      * @return the model and how many projection bytes stayed bf16 (0 when none did)
      */
     public static Loaded load(ModelFolder f, Compute c, java.util.function.LongConsumer onLoaded) {
+        // a bf16 folder's embedding (and untied head) stay bf16 too on the bf16-matmul path: exact, and half the bytes
+        String embedding = "model.embed_tokens.weight", head = "lm_head.weight";
+        boolean tied = f.config().tieWordEmbeddings();
+        boolean bf16Embeddings = c.mixed() && f.info(embedding).dtype() == DType.BF16 && (tied || f.info(head).dtype() == DType.BF16);
         java.util.function.Predicate<String> kept = name -> !c.cuda() && !c.bf16() && ModelFolder.isProjectionWeight(name)
                 && (c.mixed() || f.info(name).dtype() == DType.BF16);
-        LlamaModel m = LlamaModel.load(f, c, onLoaded, kept);
+        LlamaModel m = LlamaModel.load(f, c, onLoaded, name -> kept.test(name) || bf16Embeddings && (name.equals(embedding) || name.equals(head)));
         long bytes = 0;
         try {
             for (var e : m.linears().entrySet()) {
                 String name = e.getKey() + ".weight";
                 if (!kept.test(name)) continue;
-                var info = f.info(name);
-                Tensor t = Tensors.escape(() -> Tensors.copyOf(f.fileOf(name).bytes(name).address(), LlamaModel.scalarType(info.dtype()), torch.ScalarType.BFloat16, info.shape(), (i, v) -> {
-                    throw new HfFormatException(f.dir(), "tensor '" + name + "' holds a non-finite value (" + v + " at flat index " + i + ")");
-                }));
+                Tensor t = copy(f, name, onLoaded);
                 e.getValue().quantize(new Bf16Weight(t, c));
-                onLoaded.accept(info.byteSize());
                 bytes += t.numel() * 2;
             }
+            if (bf16Embeddings) m.holdEmbeddingsBf16(copy(f, embedding, onLoaded), tied ? null : copy(f, head, onLoaded));
         } catch (RuntimeException e) {
             m.close();
             throw e;
         }
         return new Loaded(m, bytes);
+    }
+
+    /** One stored tensor copied from the mapping into a bf16 native tensor (checked for non-finite values on the way). */
+    private static Tensor copy(ModelFolder f, String name, java.util.function.LongConsumer onLoaded) {
+        Tensor t = Tensors.escape(() -> LlamaModel.read(f, name, torch.ScalarType.BFloat16));
+        onLoaded.accept(f.info(name).byteSize());
+        return t;
     }
 
     public record Loaded(LlamaModel model, long bf16Bytes) {}
@@ -69,7 +78,7 @@ public final class Bf16Weight implements Linear.Quantized {
 
     /**
      * Keeps every frozen dense projection of a model in bf16 (a model built in memory, e.g. random weights for a
-     * benchmark): the bf16-matmul path's form of {@link #load}.
+     * benchmark, standing for a bf16 folder): the bf16-matmul path's form of {@link #load}, the embedding and head included.
      *
      * @return the bf16 bytes now held
      */
@@ -81,6 +90,7 @@ public final class Bf16Weight implements Linear.Quantized {
             l.quantize(new Bf16Weight(t, m.compute));
             bytes += t.numel() * 2;
         }
+        m.embeddingsToBf16();
         return bytes;
     }
 

@@ -25,6 +25,11 @@ public final class Linear {
          * @return (…, out) what to add to the base output
          */
         Tensor delta(Tensor x, Tensor base, Supplier<Tensor> weight);
+
+        /** On the bf16-matmul path (CPU autocast): x and base are bf16, the result is bf16, own GEMMs may run in bf16. */
+        default Tensor deltaBf16(Tensor x, Tensor base, Supplier<Tensor> weight) {
+            return delta(x, base, weight);
+        }
     }
 
     /** A frozen weight kept compressed (QLoRA): rebuilt in the compute dtype for each use, never stored dense. */
@@ -99,19 +104,33 @@ public final class Linear {
     }
 
     /**
-     * CPU autocast: the GEMM in bf16 (a bf16 weight is used as stored; autograd keeps it, not a copy, for the input's
-     * gradient), its result back in x's precision; bias and adapters in fp32. An adapter that asks for the weight (DoRA's
-     * norm) gets it upcast once.
+     * The input as this projection's GEMM reads it: on the bf16-matmul path cast to bf16 once, so projections that share
+     * an input (q/k/v, gate/up) share the cast and what autograd saves of it; else x itself.
+     */
+    public Tensor gemmInput(Tensor x) {
+        return bf16Matmul && x.scalar_type() != torch.ScalarType.BFloat16 ? x.to(torch.ScalarType.BFloat16) : x;
+    }
+
+    /**
+     * CPU autocast: the GEMM in bf16 on a bf16 (or bf16-cast) input, the output left in bf16 as torch.autocast leaves
+     * it (bias and the adapters' terms added in bf16; the adapters run their own GEMMs in bf16 over their fp32
+     * weights); a bf16 weight is used as stored, and autograd keeps it, not a copy, for the input's gradient. An adapter
+     * that asks for the weight (DoRA's norm) gets it upcast once.
      */
     private Tensor forwardBf16(Tensor x) {
         var bf16 = torch.ScalarType.BFloat16;
+        Tensor xb = gemmInput(x);
         Tensor w = quantized != null ? quantized.dequantize(bf16) : weight.to(bf16);
-        Tensor y = torch.linear(x.to(bf16), w).to(x.scalar_type());                         // (…, out)
+        Tensor y = torch.linear(xb, w);                                                       // (…, out) bf16
         if (!adapters.isEmpty()) {
             Tensor[] full = new Tensor[1];
-            y = withAdapters(x, y, () -> full[0] != null ? full[0] : (full[0] = w.to(x.scalar_type())));
+            y = withAdapters(xb, y, () -> full[0] != null ? full[0] : (full[0] = w.to(torch.ScalarType.Float)));
         }
-        return bias == null ? y : y.add(bias);
+        return bias == null ? y : y.add(bias.to(bf16));
+    }
+
+    private Tensor delta(Adapter a, Tensor x, Tensor base, Supplier<Tensor> weight) {
+        return bf16Matmul ? a.deltaBf16(x, base, weight) : a.delta(x, base, weight);
     }
 
     private Tensor withAdapters(Tensor x, Tensor base, Supplier<Tensor> weight) {
@@ -119,7 +138,7 @@ public final class Linear {
         Tensor y = base;
         if (rows == null) {
             for (var e : adapters.entrySet())
-                if (!disabled.contains(e.getKey())) y = y.add(e.getValue().delta(x, base, weight));
+                if (!disabled.contains(e.getKey())) y = y.add(delta(e.getValue(), x, base, weight));
             return y;
         }
         if (rows.length != x.size(0)) throw new IllegalStateException("routing names " + rows.length + " rows, the batch has " + x.size(0));
@@ -130,7 +149,7 @@ public final class Linear {
                 while (j < rows.length && java.util.Objects.equals(rows[j], rows[i])) j++;
                 Adapter a = rows[i] == null || disabled.contains(rows[i]) ? null : adapters.get(rows[i]);
                 if (a != null)
-                    out.narrow(0, i, j - i).add_(a.delta(x.narrow(0, i, j - i), base.narrow(0, i, j - i), weight));
+                    out.narrow(0, i, j - i).add_(delta(a, x.narrow(0, i, j - i), base.narrow(0, i, j - i), weight));
                 i = j;
             }
             return out;
@@ -140,12 +159,12 @@ public final class Linear {
             long[] idx = java.util.stream.IntStream.range(0, rows.length).filter(i -> e.getKey().equals(rows[i])).asLongStream().toArray();
             if (idx.length == 0 || disabled.contains(e.getKey())) continue;
             if (idx.length == rows.length) {
-                y = y.add(e.getValue().delta(x, base, weight));
+                y = y.add(delta(e.getValue(), x, base, weight));
                 continue;
             }
             Tensor at = Tensors.longs(idx, idx.length);
             if (x.is_cuda()) at = at.to(x.device(), torch.ScalarType.Long);
-            Tensor d = e.getValue().delta(x.index_select(0, at), base.index_select(0, at), weight);
+            Tensor d = delta(e.getValue(), x.index_select(0, at), base.index_select(0, at), weight);
             y = y.index_add(0, at, d);
         }
         return y;

@@ -14,6 +14,7 @@ public final class Mlp {
     }
 
     public Tensor forward(Tensor x) {
+        x = gate_proj.gemmInput(x); // one bf16 cast for gate and up (bf16 GEMMs)
         return down_proj.forward(torch.silu(gate_proj.forward(x)).mul(up_proj.forward(x))); // (B, T, C)
     }
 

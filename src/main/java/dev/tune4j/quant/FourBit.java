@@ -36,6 +36,40 @@ public final class FourBit {
         return m;
     }
 
+    /**
+     * QLoRA from a dense folder: each projection is read from the mapping, quantized and dropped in turn, so the dense
+     * model never exists at once (nor stays behind in the allocator as freed fp32 weights); on the bf16-matmul path a bf16
+     * folder's embedding and head stay bf16 ({@link LlamaModel#embeddingsToBf16}).
+     */
+    public static Quantized loadQuantizing(ModelFolder f, Compute c, String quantType, int blocksize, boolean doubleQuant) {
+        LlamaModel m = LlamaModel.load(f, c, b -> {}, ModelFolder::isProjectionWeight);
+        long dense = 0, packed = 0;
+        int n = 0;
+        try {
+            for (var e : m.linears().entrySet()) {
+                String name = e.getKey() + ".weight";
+                QuantState s;
+                try (var scope = new org.bytedeco.javacpp.PointerScope()) {
+                    s = Quantizer.quantize(Tensors.toFloats(LlamaModel.read(f, name, org.bytedeco.pytorch.global.torch.ScalarType.Float)), f.info(name).shape(), quantType, blocksize, doubleQuant);
+                }
+                var w = new QuantizedWeight(s, m.compute);
+                e.getValue().quantize(w);
+                dense += 4L * s.numel();
+                packed += w.bytes();
+                n++;
+            }
+            boolean tied = f.config().tieWordEmbeddings();
+            if (f.info("model.embed_tokens.weight").dtype() == dev.tune4j.hf.DType.BF16 && (tied || f.info("lm_head.weight").dtype() == dev.tune4j.hf.DType.BF16))
+                m.embeddingsToBf16();
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+        return new Quantized(m, new Sizes(dense, packed, n));
+    }
+
+    public record Quantized(LlamaModel model, Sizes sizes) {}
+
     /** Quantizes every dense projection of a loaded model in place (QLoRA from a dense folder). */
     public static Sizes quantize(LlamaModel m, String quantType, int blocksize, boolean doubleQuant) {
         long dense = 0, packed = 0;

@@ -49,19 +49,15 @@ final class Adapters implements Run.Method {
                         loaded.bf16Bytes() / 1048576.0, 2 * loaded.bf16Bytes() / 1048576.0, compute.mixed() ? "their GEMMs in bf16" : "upcast per use");
             return loaded.model();
         }
-        LlamaModel model = LlamaModel.load(folder, compute);
         if (c.method().equals("qlora")) {
-            try {
-                Quantizer.checkBlocksize(c.blocksize());
-                var sizes = FourBit.quantize(model, c.quant(), c.blocksize(), c.doubleQuant());
-                log.printf("qlora: %d projections in %s%s (block %d): %.1f MiB → %.1f MiB (%.3f of fp32)%n", sizes.tensors(), c.quant(),
-                        c.doubleQuant() ? " + double quantization" : "", c.blocksize(), sizes.denseBytes() / 1048576.0, sizes.quantizedBytes() / 1048576.0, sizes.ratio());
-            } catch (RuntimeException e) {
-                model.close();
-                throw e;
-            }
+            Quantizer.checkBlocksize(c.blocksize());
+            var q = FourBit.loadQuantizing(folder, compute, c.quant(), c.blocksize(), c.doubleQuant());
+            var sizes = q.sizes();
+            log.printf("qlora: %d projections in %s%s (block %d): %.1f MiB → %.1f MiB (%.3f of fp32)%n", sizes.tensors(), c.quant(),
+                    c.doubleQuant() ? " + double quantization" : "", c.blocksize(), sizes.denseBytes() / 1048576.0, sizes.quantizedBytes() / 1048576.0, sizes.ratio());
+            return q.model();
         }
-        return model;
+        return LlamaModel.load(folder, compute);
     }
 
     static Adapters attach(TrainConfig c, LlamaModel model, PrintStream log) {

@@ -43,7 +43,7 @@ public final class Pretrain {
             log.printf("pretraining %s from scratch: %,d parameters, %d steps × %d rows × %d tokens%n",
                     s.config().arch().className, model.parameterCount(), s.steps(), s.batchSize(), s.seqLen());
             Path runDir = out.resolveSibling(out.getFileName() + "-run"); // metrics and the last checkpoint, beside the model folder
-            var loop = new Trainer.Loop(s.steps(), 1, 1.0, schedule, 0, 0, 0, 1, 1, 0, false, 1024, s.seed(), runDir, null, "pretrain");
+            var loop = new Trainer.Loop(s.steps(), 1, 1.0, schedule, 0, 0, 0, 1, 1, 0, false, TrainConfig.LOSS_CHUNK, s.seed(), runDir, null, "pretrain");
             var trainable = new Trainer.Trainable() {
                 public LinkedHashMap<String, Tensor> parameters() {
                     return params;

@@ -104,6 +104,8 @@ public final class Run {
              LlamaModel model = full ? Full.load(c, folder, compute(c, folder, log)) : Adapters.load(c, folder, compute(c, folder, log), log);
              Tokenizer tok = tokenizer(c);
              Method method = full ? Full.attach(c, model, log) : Adapters.attach(c, model, log)) {
+            folder.close(); // weights copied out: unmap the files, whose pages would count in the run's RSS
+            dev.tune4j.tensor.NativeHeap.trim(); // and return what loading freed (fp32 temporaries of conversions)
             // a checkpointed run of a large model returns freed activations to the system (decision 0006): −30 % peak for +10 % time
             if (c.gradientCheckpointing() && dev.tune4j.tensor.NativeHeap.fixForLargeCheckpointedRun(model.parameterCount()) > 0)
                 log.println("memory: large tensors go back to the system when freed (mmap threshold 1 MiB, decision 0006; TUNE4J_MMAP_THRESHOLD=0 keeps glibc's default)");

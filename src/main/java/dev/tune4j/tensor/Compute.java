@@ -9,8 +9,9 @@ import org.bytedeco.pytorch.global.torch;
  * model code asks. Three precisions: fp32 (the CPU reference path of every golden test); bf16 weights and activations
  * (CUDA, DESIGN.md "Performance"); and on CPUs with bf16 dot products (AVX512_BF16, AMX) bf16 matrix multiplies over fp32
  * activations, as torch's CPU autocast: frozen projections stored bf16, each projection's and the head's GEMM in bf16
- * (oneDNN), its result taken back to fp32, every other op (norms, softmax, RoPE, LoRA, the loss) in fp32
- * (docs/decisions/0008-cpu-bf16-matmul.md). Logits and losses are always fp32.
+ * (oneDNN), their outputs, the SwiGLU product and LoRA's own GEMMs in bf16 as autocast leaves them; the residual
+ * stream, norms, RoPE, attention (libtorch's bf16 CPU attention backward is ~16× slower than fp32's), logits and the
+ * loss in fp32 (docs/decisions/0008-cpu-bf16-matmul.md, 0010-cpu-bf16-block-activations.md).
  *
  * @param bf16       activations and frozen weights in bf16
  * @param bf16Matmul matrix multiplies in bf16 (true whenever {@code bf16} is)

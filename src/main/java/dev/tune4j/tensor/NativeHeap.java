@@ -48,6 +48,23 @@ public final class NativeHeap {
         return bytes == 0 ? 0 : mallopt(bytes);
     }
 
+    /**
+     * Gives the heaps' free pages back to the system (glibc's malloc_trim(0)): after loading, where the freed fp32
+     * temporaries of a conversion or quantization would otherwise stay resident for the whole run. Returns whether
+     * anything was released; a no-op elsewhere than glibc.
+     */
+    public static boolean trim() {
+        try {
+            Linker linker = Linker.nativeLinker();
+            var symbol = linker.defaultLookup().find("malloc_trim");
+            if (symbol.isEmpty()) return false;
+            MethodHandle trim = linker.downcallHandle(symbol.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
+            return (int) trim.invokeExact(0L) == 1;
+        } catch (Throwable e) {
+            return false;
+        }
+    }
+
     private static long mallopt(long bytes) {
         try {
             Linker linker = Linker.nativeLinker();

@@ -25,7 +25,7 @@ public final class Evaluation {
     }
 
     public static Result run(LlamaModel m, MicroSource data) {
-        return run(m, data, TokenLoss.INSTANCE, 1024, "evaluation");
+        return run(m, data, TokenLoss.INSTANCE, TrainConfig.LOSS_CHUNK, "evaluation");
     }
 
     public static Result run(LlamaModel m, MicroSource data, Objective obj, int chunk) {

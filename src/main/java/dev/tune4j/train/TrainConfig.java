@@ -35,6 +35,8 @@ public record TrainConfig(
         // evaluation
         int maxEvalSamples) {
 
+    /** Positions per chunk of the LM head by default (the logits of at most this many exist at once). */
+    public static final int LOSS_CHUNK = 128;
 
     /** What kind of value a key takes (and so how a flag parses it). */
     public enum Kind {PATH, TEXT, INT, NUMBER, BOOL, LIST}
@@ -89,7 +91,7 @@ public record TrainConfig(
             new Key("max-grad-norm", Kind.NUMBER, "1.0", "clip the gradient norm to this", ALL),
             new Key("seed", Kind.INT, "42", "seed for initialisation, shuffling, split and dropout", ALL),
             new Key("gradient-checkpointing", Kind.BOOL, "*", "recompute each layer in backward instead of keeping activations (default: on for qlora)", ALL),
-            new Key("loss-chunk", Kind.INT, "1024", "positions per chunk of the LM head (logits never exist for more at once)", ALL),
+            new Key("loss-chunk", Kind.INT, "" + LOSS_CHUNK, "positions per chunk of the LM head (logits never exist for more at once)", ALL),
             new Key("eval-steps", Kind.INT, "0", "evaluate every N steps (0: each epoch and at the end)", ALL),
             new Key("save-steps", Kind.INT, "0", "checkpoint every N steps (0: at the end)", ALL),
             new Key("keep-best", Kind.INT, "1", "checkpoints kept by best validation loss", ALL),

@@ -27,8 +27,8 @@ class FrozenBf16Test {
     @TempDir
     Path tmp;
 
-    @Test
-    void aBf16FolderTrainsWithHalfTheProjectionBytesAndTheSameAdapter() throws Exception {
+    /** stories260K saved as a bf16 folder and as an fp32 folder of the same (bf16-representable) values, tokenizer beside. */
+    private Path[] folders() throws Exception {
         Path stories = EmbeddedModel.stories260k(), bf16 = tmp.resolve("bf16"), fp32 = tmp.resolve("fp32");
         try (var f = ModelFolder.open(stories); LlamaModel m = LlamaModel.load(f, Compute.cpu())) {
             m.save(bf16, DType.BF16, Long.MAX_VALUE);
@@ -40,6 +40,35 @@ class FrozenBf16Test {
             try (Stream<Path> s = Files.list(stories)) {
                 for (Path p : s.toList()) if (p.getFileName().toString().startsWith("tokenizer")) Files.copy(p, dir.resolve(p.getFileName()));
             }
+        return new Path[]{bf16, fp32};
+    }
+
+    /**
+     * On the bf16-matmul path a bf16 folder's embedding stays bf16 and, tied, is the head's GEMM operand too (one bf16
+     * matrix instead of an fp32 one plus a bf16 copy): logits equal, bit for bit, those of the fp32 folder of the same values.
+     */
+    @Test
+    void onTheBf16MatmulPathABf16FoldersEmbeddingStaysBf16WithTheSameLogits() throws Exception {
+        Path[] dirs = folders();
+        try (var fb = ModelFolder.open(dirs[0]); LlamaModel a = Bf16Weight.load(fb, Compute.cpuBf16Matmul(), b -> {}).model();
+             var ff = ModelFolder.open(dirs[1]); LlamaModel b = Bf16Weight.load(ff, Compute.cpuBf16Matmul(), x -> {}).model();
+             var scope = new org.bytedeco.javacpp.PointerScope()) {
+            var bf16 = org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
+            assertThat(a.embed_tokens.scalar_type().intern()).isEqualTo(bf16);
+            assertThat(a.lm_head == a.embed_tokens).isEqualTo(a.config.tieWordEmbeddings());
+            assertThat(a.lm_head.scalar_type().intern()).isEqualTo(bf16);
+            assertThat(b.embed_tokens.scalar_type().intern()).as("an fp32 folder's embedding is not rounded").isEqualTo(org.bytedeco.pytorch.global.torch.ScalarType.Float);
+            var ids = dev.tune4j.tensor.Tensors.longs(new long[]{1, 17, 300, 42, 7, 99, 3, 250}, 2, 4);
+            assertThat(a.logits(ids, null, null).equal(b.logits(ids, null, null))).isTrue();
+        } finally {
+            Compute.cpu(); // this JVM's other tests run the fp32 thread layout
+        }
+    }
+
+    @Test
+    void aBf16FolderTrainsWithHalfTheProjectionBytesAndTheSameAdapter() throws Exception {
+        Path[] dirs = folders();
+        Path bf16 = dirs[0], fp32 = dirs[1];
         try (var f = ModelFolder.open(bf16); var loaded = Bf16Weight.load(f, Compute.cpu(), b -> {}).model()) {
             long stored = 0, dense = 0;
             for (Linear l : loaded.linears().values()) {

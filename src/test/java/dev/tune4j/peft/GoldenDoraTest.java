@@ -208,7 +208,7 @@ class GoldenDoraTest {
             torch.manual_seed(77);
             float[] got = Tensors.toFloats(l.delta(x, torch.linear(x, w), () -> w));
             torch.manual_seed(77);
-            Tensor xd = torch.dropout(x, 0.5, true);                                        // the same mask
+            Tensor xd = dev.tune4j.tensor.Dropout.apply(x, 0.5);                            // the same mask
             Tensor v = w.add(l.lora_B.matmul(l.lora_A), new Scalar(l.scaling));            // (out, in)
             Tensor f = l.lora_magnitude_vector.div(v.norm(new ScalarOptional(new Scalar(2)), 1));
             Tensor want = torch.linear(xd, v.mul(f.unsqueeze(1))).sub(torch.linear(xd, w)); // x'·((m/n)·V)ᵀ − x'Wᵀ

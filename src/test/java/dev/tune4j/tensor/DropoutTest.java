@@ -1,0 +1,63 @@
+package dev.tune4j.tensor;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.Test;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+/** Inverted dropout with masks filled on every core: PEFT's lora_dropout semantics, reproducible from torch's seed. */
+class DropoutTest {
+    /** Share kept, the 1/(1 − p) scale, zeros where dropped, in fp32 and bf16, on a size that is no multiple of the block. */
+    @Test
+    void keepsOneMinusPAndScalesTheRest() {
+        for (var dtype : new torch.ScalarType[]{torch.ScalarType.Float, torch.ScalarType.BFloat16})
+            try (PointerScope s = new PointerScope()) {
+                long n = 3 * (1 << 16) + 7;
+                Tensor x = torch.ones(n).to(dtype);
+                torch.manual_seed(5);
+                Tensor y = Dropout.apply(x, 0.2).to(torch.ScalarType.Float);
+                double kept = y.ne(new Scalar(0)).sum().item_double() / n;
+                assertThat(kept).as("share kept, " + dtype).isCloseTo(0.8, within(0.005));
+                assertThat(y.max().item_double()).as("kept values are 1/(1 − p)").isCloseTo(1.25, within(dtype == torch.ScalarType.Float ? 1e-6 : 0.01));
+                assertThat(y.mean().item_double()).as("the expectation is kept").isCloseTo(1.0, within(0.01));
+                // every block is used: no stretch of the last (partial) block or of any other is left unfilled
+                assertThat(y.narrow(0, n - 7, 7).ne(new Scalar(0)).sum().item_long()).isPositive();
+            }
+    }
+
+    /** The same seed gives the same mask whatever the threads do; another seed another; the gradient is mask · scale. */
+    @Test
+    void reproducibleFromTheSeedAndDifferentiable() {
+        try (PointerScope s = new PointerScope()) {
+            Tensor x = torch.randn(1000, 300);
+            x.set_requires_grad(true);
+            torch.manual_seed(11);
+            Tensor a = Dropout.apply(x, 0.5);
+            torch.manual_seed(11);
+            Tensor b = Dropout.apply(x, 0.5);
+            Tensor c = Dropout.apply(x, 0.5);
+            assertThat(a.eq(b).all().item_bool()).isTrue();
+            assertThat(a.eq(c).all().item_bool()).isFalse();
+            a.sum().backward();
+            Tensor want = a.detach().ne(new Scalar(0)).to(torch.ScalarType.Float).mul(new Scalar(2.0)); // where kept: d/dx = 1/(1 − p)
+            assertThat(x.grad().sub(want).abs().max().item_double()).isLessThan(1e-6);
+        }
+    }
+
+    /** p = 0 is the identity (no draw, no copy); p is rounded to a multiple of 2⁻³² and the scale uses the same value. */
+    @Test
+    void zeroIsIdentityAndScaleMatchesTheRoundedP() {
+        try (PointerScope s = new PointerScope()) {
+            Tensor x = torch.randn(10);
+            assertThat(Dropout.apply(x, 0).equal(x)).isTrue();
+            var k = Dropout.keep(x, 0.05);
+            double pRounded = Math.round(0.05 * 4294967296.0) / 4294967296.0;
+            assertThat(k.scale()).isCloseTo(1 / (1 - pRounded), within(1e-12));
+            assertThat(k.scale()).isCloseTo(1 / 0.95, within(1e-9));
+        }
+    }
+}
