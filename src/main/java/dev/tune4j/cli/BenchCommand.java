@@ -128,6 +128,7 @@ final class BenchCommand implements Callable<Integer> {
                 case load -> "";
             });
             var rnd = new Random(0);
+            dev.tune4j.tensor.Memory.resetPeak(); // peak_rss_mib: the measured phase's peak, not building a random model's
             if (what == What.train) {
                 trainSteps(m, rnd, result);
             } else if (what == What.serve) {
@@ -171,7 +172,8 @@ final class BenchCommand implements Callable<Integer> {
                 result.put("peak_rss_mib_per_rank", peaks);
             }
             if (what == What.train) {
-                long predicted = predictedPeak(m.config, compute, m.linears().values().stream().anyMatch(l -> l.quantized instanceof dev.tune4j.model.Bf16Weight));
+                long predicted = predictedPeak(m.config, compute, m.linears().values().stream().anyMatch(l -> l.quantized instanceof dev.tune4j.model.Bf16Weight),
+                        m.embed_tokens.scalar_type().intern() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16);
                 result.put("predicted_peak_mib", round(Memory.mib(predicted)));
                 result.put("prediction_error", Math.round(1000.0 * (predicted - measured) / measured) / 1000.0);
             }
@@ -247,6 +249,7 @@ final class BenchCommand implements Callable<Integer> {
                 // exactly the step the recipes run: Trainer.step (accumulate → forward/backward → clip → update)
                 var trainer = new dev.tune4j.train.Trainer(m, trainables, objective(m, lora, data), data, data, opt, loop, dp);
                 trainables.train(true);
+                dev.tune4j.tensor.Memory.resetPeak(); // from the warm-up step on: after quantizing and attaching
                 double seconds = 0, reduceBefore = 0;
                 for (int s = 0; s <= steps; s++) {
                     var st = trainer.step(s + 1, 0);
@@ -300,7 +303,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** The planner's peak for exactly this bench run (labels: the second half of every row, --loss-chunk positions per head chunk). */
-    private long predictedPeak(dev.tune4j.hf.ModelConfig c, Compute compute, boolean bf16Projections) {
+    private long predictedPeak(dev.tune4j.hf.ModelConfig c, Compute compute, boolean bf16Projections, boolean bf16Embeddings) {
         var s = new dev.tune4j.plan.MemoryPlan.Setup(c, dev.tune4j.plan.MemoryPlan.Method.parse(method), dev.tune4j.plan.MemoryPlan.Precision.BF16_MIXED,
                 dev.tune4j.plan.MemoryPlan.Optim.ADAMW, batch, seqLen, checkpointing, 0.5, lossChunk, r, List.of("all-linear"), true,
                 compute.describe().startsWith("cpu") ? dev.tune4j.plan.MemoryPlan.Runtime.CPU : dev.tune4j.plan.MemoryPlan.Runtime.GPU);
@@ -309,6 +312,7 @@ final class BenchCommand implements Callable<Integer> {
             s = s.withStage(dpo, dev.tune4j.plan.MemoryPlan.Reference.of(dpo, s.method(), precomputeRef, false, false), batch);
         }
         var e = dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero);
+        if (compute.mixed() && !method.equals("full")) return dev.tune4j.plan.MemoryPlan.forBf16Matmul(s, e, loraDropout, bf16Embeddings).peak();
         if (bf16Projections) e = dev.tune4j.plan.MemoryPlan.withBf16Projections(s, e, compute.mixed());
         return dev.tune4j.plan.MemoryPlan.withLoraDropout(s, e, method.equals("full") ? 0 : loraDropout).peak();
     }

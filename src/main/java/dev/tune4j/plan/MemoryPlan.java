@@ -211,6 +211,69 @@ public final class MemoryPlan {
         return new Estimate(parts, e.peak() + bytes, e.host());
     }
 
+    /** Measured peak over what a step frees and reallocates, without checkpointing (glibc's heaps keep it fragmented). */
+    static final double CPU_HEAP_SLACK = 1.40;
+    /** With checkpointing: recomputing and back-propagating one layer takes this many layers' worth (recompute, grads, slack). */
+    static final double CPU_CKPT_LAYERS = 5.5;
+    /** QLoRA with checkpointing: dequantization's temporaries, bytes per parameter of one layer's projections. */
+    static final double CPU_DEQUANT_WORKSPACE = 34;
+
+    /**
+     * The CPU bf16-matmul path (Compute#mixed; docs/decisions/0010) for LoRA and QLoRA without DoRA. Static: projections
+     * bf16 (LoRA) or NF4 (QLoRA), a bf16 folder's embedding (and head) held once in bf16 ({@code bf16Embeddings}), else
+     * fp32 plus a bf16 copy of the head. Per token and layer autograd keeps: the norms' fp32 inputs and attention's fp32
+     * q, k, v and output, 4·(2h + 2q + 2kv) bytes; SwiGLU's gate, silu and up in bf16, 6·I; per adapted projection its
+     * dropped bf16 input and bf16 mask, 4 bytes per input element (without dropout the bf16 inputs, shared by q/k/v and
+     * by gate/up); LoRA's r-wide A outputs. Logits: 20 bytes per element of a chunk (bf16 GEMM output, fp32 copy,
+     * log-softmax, two gradients). QLoRA without checkpointing keeps every layer's dequantized bf16 weights for the
+     * backward. Measured (docs/planner.md: bench train, SmolLM2-135M and Qwen2.5-0.5B shapes, LoRA and QLoRA, with and
+     * without checkpointing, within ±5 %): peaks are {@value #CPU_HEAP_SLACK}× these transients without checkpointing;
+     * with it the layer inputs stay and one layer's recompute and backward take {@value #CPU_CKPT_LAYERS} layers' worth,
+     * plus {@value #CPU_DEQUANT_WORKSPACE} bytes per parameter of a layer for QLoRA's dequantization.
+     */
+    public static Estimate forBf16Matmul(Setup s, Estimate e, double dropout, boolean bf16Embeddings) {
+        if (s.method() == Method.FULL || s.dora() || s.runtime() != Runtime.CPU) return e;
+        ModelConfig c = s.model();
+        long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize(), layers = c.numLayers();
+        long vh = (long) c.vocabSize() * h, linear = ParamCount.linear(c), tokens = s.rows() * s.seq();
+        long lora = 0, inputs = 0;
+        var shared = new java.util.HashSet<String>();
+        for (String t : ParamCount.targets(s.targets())) {
+            long in = ParamCount.shape(c, t)[0];
+            lora += 2L * s.r() + (dropout > 0 ? 4 * in : 0);
+            String group = switch (t) { case "q_proj", "k_proj", "v_proj" -> "attn"; case "gate_proj", "up_proj" -> "mlp"; default -> t; };
+            if (shared.add(group)) inputs += in;
+        }
+        if (dropout <= 0) lora += 2 * inputs;
+        long perLayer = 4 * (2 * h + 2 * q + 2 * kv) + 6 * inter + lora;
+        boolean qlora = s.method() == Method.QLORA;
+        long rest = ParamCount.total(c) - linear - vh - (c.tieWordEmbeddings() ? 0 : vh); // norms and biases, fp32
+        long weights = (long) (qlora ? linear * (s.doubleQuant() ? NF4_DQ_BYTES : NF4_BYTES) : 2 * linear) + 4 * rest
+                + (bf16Embeddings ? 2 : 4) * vh * (c.tieWordEmbeddings() ? 1 : 2) + (bf16Embeddings ? 0 : 2 * vh);
+        long rows = s.lossChunk() <= 0 ? tokens : Math.min(s.lossChunk(), Math.max(1, Math.round(tokens * s.labelledShare())));
+        long logits = rows * c.vocabSize() * 20;
+        var parts = new LinkedHashMap<String, Long>();
+        parts.put(qlora ? "weights (NF4 projections, bf16 embedding)" : "weights (bf16)", weights);
+        e.parts().forEach((k, v) -> {
+            if (!(k.startsWith("weights") || k.startsWith("activations") || k.startsWith("logits") || k.startsWith("lora dropout")
+                    || k.startsWith("dequantized") || k.startsWith("bf16 copy") || k.startsWith("upcast") || k.startsWith("runtime"))) parts.put(k, v);
+        });
+        if (!s.checkpointing()) {
+            long act = tokens * (layers + 1) * perLayer, deq = qlora ? 2 * linear : 0;
+            parts.put("activations (bf16 inside blocks)", act);
+            parts.put("logits (labelled rows, chunked)", logits);
+            if (qlora) parts.put("dequantized weights (bf16, kept for backward)", deq);
+            parts.put("allocator slack (glibc heaps)", (long) ((CPU_HEAP_SLACK - 1) * (act + logits + deq)));
+        } else {
+            parts.put("activations (layer inputs + one layer recomputed)", tokens * layers * h * 4 + 2 * tokens * perLayer);
+            parts.put("logits (labelled rows, chunked)", logits);
+            if (qlora) parts.put("dequantize workspace (one layer)", (long) (CPU_DEQUANT_WORKSPACE * linear / layers));
+            parts.put("backward working set and allocator slack", (long) ((CPU_CKPT_LAYERS - 2) * tokens * perLayer + (CPU_HEAP_SLACK - 1) * logits));
+        }
+        parts.put("runtime (JVM + libtorch)", CPU_RUNTIME);
+        return new Estimate(parts, parts.values().stream().mapToLong(Long::longValue).sum(), e.host());
+    }
+
     /** PyTorch DDP's default bucket (bucket_cap_mb = 25): gradients travel in flat copies of at most this size. */
     public static final long BUCKET_BYTES = 25L << 20;
 

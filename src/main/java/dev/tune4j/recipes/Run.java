@@ -106,8 +106,9 @@ public final class Run {
              Method method = full ? Full.attach(c, model, log) : Adapters.attach(c, model, log)) {
             folder.close(); // weights copied out: unmap the files, whose pages would count in the run's RSS
             dev.tune4j.tensor.NativeHeap.trim(); // and return what loading freed (fp32 temporaries of conversions)
-            // a checkpointed run of a large model returns freed activations to the system (decision 0006): −30 % peak for +10 % time
-            if (c.gradientCheckpointing() && dev.tune4j.tensor.NativeHeap.fixForLargeCheckpointedRun(model.parameterCount()) > 0)
+            // a checkpointed fp32 run of a large model returns freed activations to the system (decision 0006): −30 % peak for
+            // +10 % time; the bf16-matmul path's checkpointed peak is low without it (0.2× the HF peer's), and it would cost 3× there
+            if (c.gradientCheckpointing() && !model.compute.mixed() && dev.tune4j.tensor.NativeHeap.fixForLargeCheckpointedRun(model.parameterCount()) > 0)
                 log.println("memory: large tensors go back to the system when freed (mmap threshold 1 MiB, decision 0006; TUNE4J_MMAP_THRESHOLD=0 keeps glibc's default)");
             long eos = RunSetup.eosId(tok, model.config), pad = RunSetup.padId(tok, model.config, eos);
             // ---- the stage: data and objective ----
@@ -120,7 +121,7 @@ public final class Run {
                 train = pref.train();
                 val = pref.val();
                 objective = pref.objective();
-                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), bf16Projections(model), model.compute.mixed(), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), bf16Projections(model), model.compute.mixed(), bf16Embeddings(model), log);
                 samples = pref.samples();
             } else {
                 Dataset ds = RunSetup.dataset(c, tok, eos, log);
@@ -128,7 +129,7 @@ public final class Run {
                 train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed(), shard);
                 val = new Batches(RunSetup.evalShare(ds.val, c, log), c.batchSize(), c.maxSeqLen(), false, pad, c.seed(), shard);
                 objective = TokenLoss.INSTANCE;
-                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), bf16Projections(model), model.compute.mixed(), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), bf16Projections(model), model.compute.mixed(), bf16Embeddings(model), log);
             }
             phases.mark("load");
             // a full fine-tune has no other moment to see its base; rank 0 alone reports on it
@@ -184,6 +185,10 @@ public final class Run {
 
     private static boolean bf16Projections(LlamaModel m) {
         return m.linears().values().stream().anyMatch(l -> l.quantized instanceof dev.tune4j.model.Bf16Weight);
+    }
+
+    private static boolean bf16Embeddings(LlamaModel m) {
+        return m.embed_tokens.scalar_type().intern() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
     }
 
     /** Every rank's measured peak beside the planner's per-rank prediction (a collective: every rank calls it). */

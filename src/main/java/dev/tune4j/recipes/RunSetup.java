@@ -216,11 +216,11 @@ final class RunSetup {
      * The planner's peak for this run (its batch, the longest row it will see, its labelled share, optimizer, runtime),
      * printed before training starts so the measured peak at the end can be held against it.
      */
-    static MemoryPlan.Estimate predictPeak(TrainConfig c, int world, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, boolean bf16Projections, boolean bf16Gemms, PrintStream log) {
+    static MemoryPlan.Estimate predictPeak(TrainConfig c, int world, dev.tune4j.hf.ModelConfig config, Dataset ds, String method, boolean cpu, boolean bf16Projections, boolean bf16Gemms, boolean bf16Embeddings, PrintStream log) {
         long tokens = ds.train.stream().mapToLong(Example::length).sum(), labelled = ds.train.stream().mapToLong(Example::supervisedTokens).sum();
         int longest = ds.train.stream().mapToInt(Example::length).max().orElse(c.maxSeqLen());
         int seq = c.packing() ? c.maxSeqLen() : Math.min(c.maxSeqLen(), longest);
-        return predictPeak(c, world, config, c.batchSize(), seq, tokens == 0 ? 0.5 : (double) labelled / tokens, method, cpu, 0, bf16Projections, bf16Gemms, log);
+        return predictPeak(c, world, config, c.batchSize(), seq, tokens == 0 ? 0.5 : (double) labelled / tokens, method, cpu, 0, bf16Projections, bf16Gemms, bf16Embeddings, log);
     }
 
     /**
@@ -228,9 +228,10 @@ final class RunSetup {
      *              the planner doubles them into rows and adds the reference as the run has it
      * @param bf16Projections the frozen projections stay bf16 ({@link dev.tune4j.model.Bf16Weight})
      * @param bf16Gemms       the projections' and head's GEMMs run in bf16 (Compute#mixed)
+     * @param bf16Embeddings  the embedding (and head) are held in bf16 (a bf16 folder on the bf16-matmul path)
      */
     static MemoryPlan.Estimate predictPeak(TrainConfig c, int world, dev.tune4j.hf.ModelConfig config, int rows, int seq, double labelledShare, String method, boolean cpu, long items,
-                                           boolean bf16Projections, boolean bf16Gemms, PrintStream log) {
+                                           boolean bf16Projections, boolean bf16Gemms, boolean bf16Embeddings, PrintStream log) {
         var m = MemoryPlan.Method.parse(method);
         var optim = c.optim().equals("adamw8bit") ? MemoryPlan.Optim.ADAMW8BIT : c.optimOffload() ? MemoryPlan.Optim.OFFLOAD : MemoryPlan.Optim.ADAMW;
         var setup = new MemoryPlan.Setup(config, m, MemoryPlan.Precision.BF16_MIXED, optim, rows, seq, c.gradientCheckpointing(),
@@ -242,8 +243,11 @@ final class RunSetup {
             setup = setup.withStage(stage, MemoryPlan.Reference.of(stage, m, c.precomputeRefLogps(), c.adapter() != null, copy), items);
         }
         var e = MemoryPlan.perRank(setup, world, c.zero()); // with one process, the whole run's peak
-        if (bf16Projections) e = MemoryPlan.withBf16Projections(setup, e, bf16Gemms);
-        e = MemoryPlan.withLoraDropout(setup, e, c.loraDropout());
+        if (cpu && bf16Gemms && m != MemoryPlan.Method.FULL && !c.useDora()) e = MemoryPlan.forBf16Matmul(setup, e, c.loraDropout(), bf16Embeddings);
+        else {
+            if (bf16Projections) e = MemoryPlan.withBf16Projections(setup, e, bf16Gemms);
+            e = MemoryPlan.withLoraDropout(setup, e, c.loraDropout());
+        }
         var sb = new StringBuilder();
         e.parts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(Math.round(v / 1048576.0)).append(" MiB"));
         log.printf("planner: predicted peak memory %.0f MiB%s at batch %d%s × %d tokens (%s)%n", e.peak() / 1048576.0, world > 1 ? " per rank" : "", rows, c.preference() ? (c.stage().equals("kto") ? " examples" : " pairs") : "", seq, sb);

@@ -26,6 +26,20 @@ public final class Memory {
         return -1;
     }
 
+    /**
+     * Starts a new peak: VmHWM is reset to the current RSS (Linux's clear_refs "5"), so a later {@link #peakResidentBytes}
+     * is the peak of what ran since (a benchmark's measured phase, not the model building before it). False where
+     * unavailable.
+     */
+    public static boolean resetPeak() {
+        try {
+            Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+            return true;
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
     public static double mib(long bytes) {
         return bytes / (1024.0 * 1024.0);
     }

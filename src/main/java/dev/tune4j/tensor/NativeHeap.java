@@ -49,11 +49,13 @@ public final class NativeHeap {
     }
 
     /**
-     * Gives the heaps' free pages back to the system (glibc's malloc_trim(0)): after loading, where the freed fp32
-     * temporaries of a conversion or quantization would otherwise stay resident for the whole run. Returns whether
-     * anything was released; a no-op elsewhere than glibc.
+     * Gives the heaps' free pages back to the system (glibc's malloc_trim(0), after a full Java collection, which
+     * shrinks the Java heap): after loading, where the freed fp32 temporaries of a conversion or quantization (QLoRA's
+     * go through Java float arrays) would otherwise stay resident for the whole run. Returns whether glibc released
+     * anything; elsewhere than glibc only the Java heap shrinks.
      */
     public static boolean trim() {
+        System.gc(); // a full collection also gives the Java heap's garbage back (QLoRA quantizes through float arrays)
         try {
             Linker linker = Linker.nativeLinker();
             var symbol = linker.defaultLookup().find("malloc_trim");

@@ -106,6 +106,39 @@ class PlannerTest {
         assertThat(gemms.parts()).containsKey("bf16 copy of the head").doesNotContainKey("upcast projections (one layer, fp32)");
     }
 
+    /**
+     * The CPU bf16-matmul path against the bench peaks it was fitted to and checked on (BENCHMARKS.md, 2026-12-04: batch
+     * 4 × 256, r = 16 all-linear, dropout 0.05, loss chunk 128, half of each row labelled; MiB): within ±10 %, and the
+     * terms move as the formula says.
+     */
+    @Test
+    void cpuBf16MatmulPathMatchesTheMeasuredPeaks() {
+        record Run(String shape, Method m, boolean ckpt, double measured) {}
+        var runs = List.of(new Run("smollm2-135m", Method.LORA, false, 2561), new Run("smollm2-135m", Method.LORA, true, 1117),
+                new Run("smollm2-135m", Method.QLORA, false, 2656), new Run("smollm2-135m", Method.QLORA, true, 1053),
+                new Run("qwen2.5-0.5b", Method.LORA, false, 4700), new Run("qwen2.5-0.5b", Method.LORA, true, 2400),
+                new Run("qwen2.5-0.5b", Method.QLORA, false, 4994), new Run("qwen2.5-0.5b", Method.QLORA, true, 2422));
+        for (Run r : runs) {
+            var s = gpu(r.shape, r.m, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, r.ckpt, 128).withRuntime(Runtime.CPU);
+            double predicted = MemoryPlan.forBf16Matmul(s, MemoryPlan.estimate(s), 0.05, true).peak() / 1048576.0;
+            assertThat(predicted / r.measured - 1).as(r.toString()).isBetween(-0.10, 0.10);
+        }
+        var s = gpu("qwen2.5-0.5b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, false, 128).withRuntime(Runtime.CPU);
+        var e = MemoryPlan.estimate(s);
+        var with = MemoryPlan.forBf16Matmul(s, e, 0.05, true);
+        // tied: an fp32 embedding plus a bf16 head copy (6 bytes a weight) instead of one bf16 matrix (2)
+        assertThat(MemoryPlan.forBf16Matmul(s, e, 0.05, false).part("weights (bf16)") - with.part("weights (bf16)")).isEqualTo(4L * 151_936 * 896);
+        // dropout: a bf16 dropped copy and mask per adapted input (4 bytes) instead of the bf16 inputs q/k/v and gate/up share
+        long perToken = 4L * (6 * 896 + 4864) - 2L * (896 + 896 + 896 + 4864);
+        assertThat(with.part("activations (bf16 inside blocks)") - MemoryPlan.forBf16Matmul(s, e, 0, true).part("activations (bf16 inside blocks)"))
+                .isEqualTo(perToken * 1024 * 25);
+        assertThat(with.parts()).containsKey("allocator slack (glibc heaps)").doesNotContainKey("bf16 copy of the head");
+        var ckpt = gpu("qwen2.5-0.5b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, true, 128).withRuntime(Runtime.CPU);
+        assertThat(MemoryPlan.forBf16Matmul(ckpt, MemoryPlan.estimate(ckpt), 0.05, true).peak()).isLessThan(with.peak() * 6 / 10);
+        var dora = s.withDora(true); // DoRA keeps its fp32 delta: the path's formula does not apply
+        assertThat(MemoryPlan.forBf16Matmul(dora, MemoryPlan.estimate(dora), 0.05, true)).isEqualTo(MemoryPlan.estimate(dora));
+    }
+
     static long sum(MemoryPlan.Estimate e, String prefix) {
         return e.parts().entrySet().stream().filter(p -> p.getKey().startsWith(prefix)).mapToLong(java.util.Map.Entry::getValue).sum();
     }
