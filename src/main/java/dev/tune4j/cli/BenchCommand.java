@@ -95,6 +95,7 @@ final class BenchCommand implements Callable<Integer> {
             throw new UserError("--batch-size, --steps and --r must be >= 1 and --seq-len >= 2, found " + batch + ", " + steps + ", " + r + " and " + seqLen);
         Limits.inRange("--nproc-per-node", nproc, 1, 1024, "processes");
         Limits.inRange("--zero", zero, 0, 2, "(ZeRO stage)");
+        Limits.inRange("--loss-chunk", lossChunk, 1, 1 << 20, "positions");
         if (!(loraDropout >= 0 && loraDropout < 1)) throw new UserError("--lora-dropout: expected a probability from 0 to below 1, found " + loraDropout);
         if (what == What.train && nproc > 1 && System.getenv("WORLD_SIZE") == null) { // like train: N workers run this same command
             var args = new java.util.ArrayList<>(List.of(Main.lastArgs));
@@ -114,6 +115,10 @@ final class BenchCommand implements Callable<Integer> {
         // frozen projections as a LoRA run keeps them: bf16 for bf16 GEMMs (or checkpointing a bf16 folder)
         boolean keepBf16 = !(what == What.train && !method.equals("lora")) && (compute.mixed() || (checkpointing && what == What.train));
         try (LlamaModel m = folder == null ? random(compute, keepBf16) : keepBf16 ? dev.tune4j.model.Bf16Weight.load(folder, compute, b -> {}).model() : LlamaModel.load(folder, compute)) {
+            if (folder != null) { // as train: the files unmapped once copied (their pages would count in the measured peak)
+                folder.close();
+                dev.tune4j.tensor.NativeHeap.trim();
+            }
             var result = new LinkedHashMap<String, Object>();
             result.put("bench", what.name());
             result.put("model", shape != null ? shape : model.toString());
@@ -204,7 +209,7 @@ final class BenchCommand implements Callable<Integer> {
         if (!List.of("sft", "dpo").contains(stage)) throw new UserError("bench train: --stage sft or dpo, found '" + stage + "'");
         if (method.equals("qlora")) {
             var sizes = dev.tune4j.quant.FourBit.quantize(m, "nf4", 64, true);
-            m.embeddingsToBf16(); // the random model stands for a bf16 folder, as train --method qlora loads one
+            if (model == null) m.embeddingsToBf16(); // the random model stands for a bf16 folder, as train --method qlora loads one
             dev.tune4j.tensor.NativeHeap.trim(); // the freed fp32 projections go back, as train's load-time quantization never keeps them
             result.put("base_linear_bytes_ratio", Math.round(sizes.ratio() * 10000) / 10000.0);
         }

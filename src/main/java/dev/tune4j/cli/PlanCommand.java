@@ -79,7 +79,7 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--gradient-checkpointing", negatable = true, description = "recompute layers in backward (default: on for qlora, off otherwise, as in train)")
     Boolean checkpointing;
 
-    @Option(names = "--loss-chunk", defaultValue = "1024", description = "rows of logits at once; 0 = full logits as in the HF loss path (default ${DEFAULT-VALUE})")
+    @Option(names = "--loss-chunk", defaultValue = "" + dev.tune4j.train.TrainConfig.LOSS_CHUNK, description = "rows of logits at once, as train's --loss-chunk; 0 = full logits as in the HF loss path (default ${DEFAULT-VALUE})")
     int lossChunk;
 
     @Option(names = "--labelled-share", defaultValue = "0.5", description = "share of tokens that are targets when no --data is given (default ${DEFAULT-VALUE})")

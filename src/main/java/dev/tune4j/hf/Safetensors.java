@@ -151,6 +151,8 @@ public final class Safetensors implements AutoCloseable {
     /** The raw little-endian bytes of a tensor, as a view of the mapping (valid until close). */
     public MemorySegment bytes(String name) {
         TensorInfo t = info(name);
+        // a slice's address of an unmapped file would read freed memory natively (a crash, not an exception)
+        if (!arena.scope().isAlive()) throw new IllegalStateException(file + " is closed: tensor '" + name + "' was read after close()");
         return data.asSlice(t.begin(), t.byteSize());
     }
 

@@ -49,7 +49,16 @@ public final class Bf16Weight implements Linear.Quantized {
                 e.getValue().quantize(new Bf16Weight(t, c));
                 bytes += t.numel() * 2;
             }
-            if (bf16Embeddings) m.holdEmbeddingsBf16(copy(f, embedding, onLoaded), tied ? null : copy(f, head, onLoaded));
+            if (bf16Embeddings) {
+                Tensor e = copy(f, embedding, onLoaded), h = null;
+                try {
+                    if (!tied) h = copy(f, head, onLoaded);
+                } catch (RuntimeException ex) {
+                    e.close();
+                    throw ex;
+                }
+                m.holdEmbeddingsBf16(e, h);
+            }
         } catch (RuntimeException e) {
             m.close();
             throw e;

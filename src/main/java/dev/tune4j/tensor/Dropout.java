@@ -16,7 +16,8 @@ import java.util.stream.IntStream;
  * Inverted dropout (train mode): x · keep / (1 − p). libtorch's CPU dropout draws every element from its one serial
  * mt19937 generator (its vectorized path needs an Intel CPU with MKL) and keeps 4-byte fp32 noise for the backward:
  * LoRA dropout on every projection input took 40 % of a SmolLM2-135M step (447 → 258 tokens/s). Here one draw from
- * libtorch's generator seeds a SplittableRandom per block of 2¹⁶ elements, the blocks are filled on every core, and each
+ * libtorch's generator seeds a SplittableRandom, split once per block of 2¹⁶ elements (independent streams), the blocks
+ * are filled on every core, and each
  * element compares 32 random bits with p·2³²: the same masks for the same seed on any number of threads, a drop
  * probability of p rounded to a multiple of 2⁻³², and a scale from that same value, so the expectation is exact. The
  * mask is in x's dtype (2 bytes an element in bf16): libtorch's multiply by a bool mask is ~15× slower (fwd + bwd of a
@@ -40,13 +41,16 @@ public final class Dropout {
         var dtype = x.scalar_type().intern();
         boolean bf16 = dtype == torch.ScalarType.BFloat16;
         if (x.is_cuda() || !(bf16 || dtype == torch.ScalarType.Float)) return new Kept(torch.native_dropout(x, p, new BoolOptional(true)).get0(), 1);
-        long n = x.numel(), drop = Math.round(p * 4294967296.0);                     // dropped among 2³² values
+        long n = x.numel(), drop = Math.min(Math.round(p * 4294967296.0), 4294967295L); // dropped among 2³² values
         long seed = torch.randint(Long.MIN_VALUE, Long.MAX_VALUE, new long[]{1}, new TensorOptions(torch.ScalarType.Long)).item_long();
         Tensor mask = torch.empty(x.sizes(), new TensorOptions(dtype), new MemoryFormatOptional());
         MemorySegment m = MemorySegment.ofAddress(mask.data_ptr().address()).reinterpret(n * (bf16 ? 2 : 4));
         int threshold = (int) drop; // unsigned: keep when 32 random bits ≥ drop
-        IntStream.range(0, (int) ((n + BLOCK - 1) / BLOCK)).parallel().forEach(b -> {
-            var rnd = new SplittableRandom(seed + b * 0x9E3779B97F4A7C15L);
+        var blocks = new SplittableRandom[(int) ((n + BLOCK - 1) / BLOCK)];
+        var root = new SplittableRandom(seed);
+        for (int b = 0; b < blocks.length; b++) blocks[b] = root.split(); // independent streams (not shifted copies of one)
+        IntStream.range(0, blocks.length).parallel().forEach(b -> {
+            var rnd = blocks[b];
             for (long i = (long) b * BLOCK, end = Math.min(n, i + BLOCK); i < end; i++) {
                 boolean keep = Integer.compareUnsigned(rnd.nextInt(), threshold) >= 0;
                 if (bf16) m.set(ValueLayout.JAVA_SHORT, 2 * i, keep ? (short) 0x3F80 : 0); // bf16 1.0 or 0

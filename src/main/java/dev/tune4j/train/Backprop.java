@@ -38,8 +38,11 @@ public final class Backprop {
                 Tensor h = hidden.reshape(b * t, hidden.size(2)).index_select(0, rowIdx);             // (N, C)
                 return head(m, mb, obj, scale, pos, h, target, chunk);
             }
-            // forward without a graph: keep each layer's input only
+            // forward without a graph: keep each layer's input only, and (CPU) the generator's state before each layer, so
+            // the recompute draws the same dropout masks (torch.utils.checkpoint's preserve_rng_state)
             var inputs = new ArrayList<Tensor>();
+            var rng = new ArrayList<Tensor>();
+            org.bytedeco.pytorch.Generator gen = m.compute.cuda() ? null : org.bytedeco.pytorch.global.torch.getDefaultCPUGenerator();
             LlamaModel.Context ctx;
             Tensor x;
             try (NoGradGuard ng = new NoGradGuard()) {
@@ -47,10 +50,12 @@ public final class Backprop {
                 x = m.embed(batch.ids());                                                             // (B, T, C)
                 for (DecoderLayer layer : m.layers) {
                     inputs.add(x);
+                    if (gen != null) rng.add(gen.get_state());
                     Tensor in = x;
                     x = Tensors.scoped(() -> layer.forward(in, ctx.cos(), ctx.sin(), ctx.mask(), null));
                 }
             }
+            Tensor after = gen == null ? null : gen.get_state();
             Tensor top = x.detach().set_requires_grad(true);
             Tensor h = m.norm.forward(top).reshape(b * t, x.size(2)).index_select(0, rowIdx);         // (N, C)
             Result r = head(m, mb, obj, scale, pos, h, target, chunk);
@@ -58,11 +63,13 @@ public final class Backprop {
             for (int i = m.layers.size() - 1; i >= 0; i--) {
                 DecoderLayer layer = m.layers.get(i);
                 Tensor in = inputs.get(i).detach().set_requires_grad(true), g = grad;
+                if (gen != null) gen.set_state(rng.get(i));
                 grad = Tensors.scoped(() -> {                                                         // recompute, then backward
                     layer.forward(in, ctx.cos(), ctx.sin(), ctx.mask(), null).backward(g, new BoolOptional(), false, new TensorArrayRefOptional());
                     return in.grad();
                 });
             }
+            if (after != null) gen.set_state(after); // the stream continues as after one forward pass
             if (m.embed_tokens.requires_grad())
                 m.embed(batch.ids()).backward(grad, new BoolOptional(), false, new TensorArrayRefOptional());
             return r;

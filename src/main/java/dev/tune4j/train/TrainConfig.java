@@ -165,6 +165,7 @@ public record TrainConfig(
                 throw new UserError("desirable-weight and undesirable-weight must be >= 0 and not both 0, found " + desirableWeight + " and " + undesirableWeight);
             if (batchSize < 2) throw new UserError("batch-size must be >= 2 for --stage kto: its KL estimate pairs each prompt with another example's completion in the batch (TRL refuses 1 too)");
         }
+        if (lossChunk < 1) throw new UserError("loss-chunk must be >= 1 (positions per chunk of the LM head), found " + lossChunk);
         if (nprocPerNode < 1 || nprocPerNode > 1024) throw new UserError("nproc-per-node must be from 1 to 1024, found " + nprocPerNode);
         if (zero < 0 || zero > 2) throw new UserError("zero must be 0, 1 or 2, found " + zero);
         if (zero > 0 && !optim.equals("adamw")) throw new UserError("zero " + zero + " partitions AdamW's fp32 state; --optim " + optim + " keeps its own layout: use --optim adamw, or --zero 0");

@@ -48,6 +48,30 @@ class DropoutTest {
         }
     }
 
+    /** Blocks draw independent streams: no block's mask is another's shifted (a seed per block stepped by the generator's own gamma would be). */
+    @Test
+    void blocksAreIndependent() {
+        try (PointerScope s = new PointerScope()) {
+            int block = 1 << 16;
+            torch.manual_seed(3);
+            Tensor y = Dropout.apply(torch.ones(4L * block), 0.5);
+            for (int shift : new int[]{block - 1, block, block + 1}) {
+                double same = y.narrow(0, 0, 2L * block).eq(y.narrow(0, shift, 2L * block)).to(torch.ScalarType.Float).mean().item_double();
+                assertThat(same).as("agreement with the mask shifted by " + shift).isCloseTo(0.5, within(0.01));
+            }
+        }
+    }
+
+    /** Even a p a hair below 1 keeps the scale finite (the drop count is capped below 2³²). */
+    @Test
+    void aPJustBelowOneStaysFinite() {
+        try (PointerScope s = new PointerScope()) {
+            var k = Dropout.keep(torch.ones(1000), 0.99999999999);
+            assertThat(k.scale()).isFinite();
+            assertThat(k.x().sum().item_double()).isZero();
+        }
+    }
+
     /** p = 0 is the identity (no draw, no copy); p is rounded to a multiple of 2⁻³² and the scale uses the same value. */
     @Test
     void zeroIsIdentityAndScaleMatchesTheRoundedP() {

@@ -22,6 +22,42 @@ import static org.assertj.core.data.Offset.offset;
  * micro-batches with one shared normalizer gives the same gradients again (mean over all tokens, not mean of means).
  */
 class BackpropTest {
+    /** With LoRA dropout, recomputing a layer draws the masks its forward drew: checkpointing changes no gradient. */
+    @org.junit.jupiter.api.Test
+    void checkpointingReplaysTheDropoutMasks() throws Exception {
+        try (ModelFolder f = ModelFolder.open(Golden.golden("models/llama-tied"));
+             LlamaModel m = LlamaModel.load(f, Compute.cpu());
+             LoraAdapter lora = LoraAdapter.create(m, new dev.tune4j.peft.LoraConfig(4, 8, 0.3, java.util.List.of("all-linear"), false), 1, "t")) {
+            lora.train(true);
+            for (var p : lora.namedParameters().values()) p.detach().normal_(0, 0.02, new org.bytedeco.pytorch.GeneratorOptional()); // B ≠ 0: A gets gradients
+            long[] ids = new long[2 * 12], labels = new long[ids.length];
+            for (int i = 0; i < ids.length; i++) { ids[i] = (i * 37 + 5) % m.config.vocabSize(); labels[i] = i % 12 < 4 ? -100 : ids[i]; }
+            var grads = new java.util.ArrayList<float[]>();
+            for (boolean checkpoint : new boolean[]{false, true}) {
+                org.bytedeco.pytorch.global.torch.manual_seed(42);
+                try (PointerScope s = new PointerScope()) {
+                    Backprop.tokenLoss(m, Batch.of(Tensors.longs(ids, 2, 12)), labels, 16, checkpoint, 5);
+                    var all = new java.util.ArrayList<Float>();
+                    for (var p : lora.namedParameters().values()) {
+                        for (float v : Tensors.toFloats(p.grad())) all.add(v);
+                        p.grad().zero_();
+                    }
+                    float[] a = new float[all.size()];
+                    for (int i = 0; i < a.length; i++) a[i] = all.get(i);
+                    grads.add(a);
+                }
+            }
+            assertClose("checkpointed vs not, dropout 0.3", grads.get(1), grads.get(0), 1e-6);
+            org.bytedeco.pytorch.global.torch.manual_seed(42); // and the masks did differ from no dropout at all
+            lora.train(false);
+            try (PointerScope s = new PointerScope()) {
+                Backprop.tokenLoss(m, Batch.of(Tensors.longs(ids, 2, 12)), labels, 16, false, 5);
+                float[] plain = Tensors.toFloats(lora.namedParameters().values().iterator().next().grad());
+                assertThat(java.util.Arrays.equals(plain, java.util.Arrays.copyOf(grads.get(0), plain.length))).isFalse();
+            }
+        }
+    }
+
     @ParameterizedTest
     @CsvSource({"llama-tied,false,7,1", "llama-tied,true,7,1", "qwen2-untied,true,1000,1", "mistral-rslora,true,5,1", "llama-untied,false,3,2", "qwen2-tied,true,11,2"})
     void gradientsEqualPeft(String name, boolean checkpoint, int chunk, int microBatches) throws Exception {
