@@ -150,6 +150,7 @@ public final class Run {
                 if (group.world() > 1) perRankPeak(group, predicted.peak(), log);
                 if (!leader) return new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
                         Memory.peakResidentBytes(), null, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
+                long trainingPeak = Memory.peakResidentBytes(); // what the planner predicts: before the samples and the report
                 double trained = phases.mark("training");
                 phases.split("training", "final validation", outcome.finalValidationSeconds());
                 log.printf("%ntraining: %s, of which validation %s%n", Units.duration(trained), Units.duration(outcome.validationSeconds()));
@@ -160,7 +161,7 @@ public final class Run {
                 var summary = new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
                         Memory.peakResidentBytes(), output, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
                 RunReport.write(c, method.adapter(), summary, predicted.parts(), phases, log);
-                RunSetup.reportPeak(predicted.peak(), summary.peakRssBytes(), log);
+                RunSetup.reportPeak(predicted.peak(), trainingPeak, summary.peakRssBytes(), log);
                 log.println(phases.line());
                 log.printf("done: %d steps in %.1f s; last train loss %.4f; best val loss %s; peak memory %.0f MiB; %s in %s%n",
                         outcome.steps(), phases.total(), outcome.lastLoss(), Double.isNaN(outcome.bestValLoss()) ? "-" : String.format("%.4f", outcome.bestValLoss()),

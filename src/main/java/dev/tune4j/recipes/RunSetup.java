@@ -254,9 +254,14 @@ final class RunSetup {
         return e;
     }
 
-    static void reportPeak(long predicted, long measured, PrintStream log) {
+    /**
+     * The planner against the peak by the end of training (load and validation included), and the process's peak when
+     * the end of the run (sample generation, report) went higher: the planner predicts the training run.
+     */
+    static void reportPeak(long predicted, long training, long process, PrintStream log) {
         // VmHWM is the process's peak: in a process that did other work first (the demo pretrains) it includes that work
-        log.printf("memory: measured peak %.0f MiB (this process), planner predicted %.0f MiB for the training run (%+.1f %%)%n", measured / 1048576.0, predicted / 1048576.0,
-                100.0 * (predicted - measured) / measured);
+        log.printf("memory: measured peak %.0f MiB (this process), planner predicted %.0f MiB for the training run (%+.1f %%)%s%n",
+                training / 1048576.0, predicted / 1048576.0, 100.0 * (predicted - training) / training,
+                process > training + (16L << 20) ? String.format("; %.0f MiB by the end of the run (sample generation, report)", process / 1048576.0) : "");
     }
 }
