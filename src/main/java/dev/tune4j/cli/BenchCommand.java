@@ -178,7 +178,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             if (what == What.train) {
                 long predicted = predictedPeak(m.config, compute, m.linears().values().stream().anyMatch(l -> l.quantized instanceof dev.tune4j.model.Bf16Weight),
-                        m.embed_tokens.scalar_type().intern() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16);
+                        m.embeddingsBf16());
                 result.put("predicted_peak_mib", round(Memory.mib(predicted)));
                 result.put("prediction_error", Math.round(1000.0 * (predicted - measured) / measured) / 1000.0);
             }

@@ -36,7 +36,7 @@ public final class Bf16Weight implements Linear.Quantized {
         // a bf16 folder's embedding (and untied head) stay bf16 too on the bf16-matmul path: exact, and half the bytes
         String embedding = "model.embed_tokens.weight", head = "lm_head.weight";
         boolean tied = f.config().tieWordEmbeddings();
-        boolean bf16Embeddings = c.mixed() && f.info(embedding).dtype() == DType.BF16 && (tied || f.info(head).dtype() == DType.BF16);
+        boolean bf16Embeddings = c.mixed() && LlamaModel.storesEmbeddingsBf16(f);
         java.util.function.Predicate<String> kept = name -> !c.cuda() && !c.bf16() && ModelFolder.isProjectionWeight(name)
                 && (c.mixed() || f.info(name).dtype() == DType.BF16);
         LlamaModel m = LlamaModel.load(f, c, onLoaded, name -> kept.test(name) || bf16Embeddings && (name.equals(embedding) || name.equals(head)));

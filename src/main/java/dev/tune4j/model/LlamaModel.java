@@ -182,18 +182,24 @@ public final class LlamaModel implements AutoCloseable {
      * The bf16-matmul path ({@link Compute#mixed}): a frozen embedding, and a frozen untied head, held in bf16. The
      * lookup upcasts its rows, and a tied head is the same bf16 matrix as the head's GEMM operand, so a tied model holds
      * one bf16 matrix instead of an fp32 one plus a bf16 copy (Qwen2.5-0.5B: 272 MiB instead of 816). Exact for a folder
-     * that stores them in bf16; a trainable embedding or head stays as it is.
-     *
-     * @return the bytes freed
+     * that stores them in bf16 ({@link #storesEmbeddingsBf16}); a trainable embedding or head stays as it is.
      */
-    public long embeddingsToBf16() {
-        if (!compute.mixed() || embed_tokens.requires_grad() || lm_head.requires_grad()) return 0;
+    public void embeddingsToBf16() {
+        if (!compute.mixed() || embed_tokens.requires_grad() || lm_head.requires_grad()) return;
         var bf16 = torch.ScalarType.BFloat16;
-        boolean tied = lm_head == embed_tokens;
-        long before = bytes(embed_tokens) + (tied ? 0 : bytes(lm_head)) + (head16 == null ? 0 : bytes(head16));
-        Tensor e = Tensors.escape(() -> embed_tokens.to(bf16)), h = tied ? null : Tensors.escape(() -> lm_head.to(bf16));
+        Tensor e = Tensors.escape(() -> embed_tokens.to(bf16)), h = lm_head == embed_tokens ? null : Tensors.escape(() -> lm_head.to(bf16));
         holdEmbeddingsBf16(e, h);
-        return before - bytes(e) - (tied ? 0 : bytes(h));
+    }
+
+    /** Whether a folder stores its embedding (and an untied head) in bf16: then holding them in bf16 is exact. */
+    public static boolean storesEmbeddingsBf16(ModelFolder f) {
+        return f.info("model.embed_tokens.weight").dtype() == dev.tune4j.hf.DType.BF16
+                && (f.config().tieWordEmbeddings() || f.info("lm_head.weight").dtype() == dev.tune4j.hf.DType.BF16);
+    }
+
+    /** Whether the embedding is held in bf16 ({@link #embeddingsToBf16}, {@link #holdEmbeddingsBf16}). */
+    public boolean embeddingsBf16() {
+        return embed_tokens.scalar_type().intern() == torch.ScalarType.BFloat16;
     }
 
     /** Replaces the embedding (and, untied, the head: {@code head} null when tied) by bf16 tensors the model now owns. */
@@ -208,9 +214,6 @@ public final class LlamaModel implements AutoCloseable {
         lm_head = tied ? embedding : head;
     }
 
-    private static long bytes(Tensor t) {
-        return t.numel() * t.element_size();
-    }
 
     /** What every layer of one pass shares: RoPE angles for its positions and the attention mask. */
     public record Context(Tensor cos, Tensor sin, AttentionMask.Plan mask) {}
@@ -238,7 +241,7 @@ public final class LlamaModel implements AutoCloseable {
 
     /** The head in bf16: a trainable one cast per use (autocast), a frozen one kept (the head is the largest GEMM). */
     private Tensor headBf16() {
-        if (lm_head.scalar_type().intern() == torch.ScalarType.BFloat16) return lm_head; // embeddingsToBf16
+        if (lm_head.scalar_type().intern() == torch.ScalarType.BFloat16) return lm_head; // held in bf16 (embeddingsBf16)
         if (lm_head.requires_grad()) return lm_head.to(torch.ScalarType.BFloat16);
         if (head16 == null || head16Version != lm_head.__dispatch__version()) {
             if (head16 != null) head16.close();

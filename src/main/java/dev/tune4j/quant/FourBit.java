@@ -58,9 +58,7 @@ public final class FourBit {
                 packed += w.bytes();
                 n++;
             }
-            boolean tied = f.config().tieWordEmbeddings();
-            if (f.info("model.embed_tokens.weight").dtype() == dev.tune4j.hf.DType.BF16 && (tied || f.info("lm_head.weight").dtype() == dev.tune4j.hf.DType.BF16))
-                m.embeddingsToBf16();
+            if (LlamaModel.storesEmbeddingsBf16(f)) m.embeddingsToBf16();
         } catch (RuntimeException e) {
             m.close();
             throw e;

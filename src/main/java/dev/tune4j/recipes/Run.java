@@ -121,7 +121,7 @@ public final class Run {
                 train = pref.train();
                 val = pref.val();
                 objective = pref.objective();
-                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), bf16Projections(model), model.compute.mixed(), bf16Embeddings(model), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, c.batchSize(), pref.longest(), pref.labelledShare(), c.method(), !model.compute.cuda(), pref.items(), bf16Projections(model), model.compute.mixed(), model.embeddingsBf16(), log);
                 samples = pref.samples();
             } else {
                 Dataset ds = RunSetup.dataset(c, tok, eos, log);
@@ -129,7 +129,7 @@ public final class Run {
                 train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed(), shard);
                 val = new Batches(RunSetup.evalShare(ds.val, c, log), c.batchSize(), c.maxSeqLen(), false, pad, c.seed(), shard);
                 objective = TokenLoss.INSTANCE;
-                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), bf16Projections(model), model.compute.mixed(), bf16Embeddings(model), log);
+                predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), bf16Projections(model), model.compute.mixed(), model.embeddingsBf16(), log);
             }
             phases.mark("load");
             // a full fine-tune has no other moment to see its base; rank 0 alone reports on it
@@ -186,10 +186,6 @@ public final class Run {
 
     private static boolean bf16Projections(LlamaModel m) {
         return m.linears().values().stream().anyMatch(l -> l.quantized instanceof dev.tune4j.model.Bf16Weight);
-    }
-
-    private static boolean bf16Embeddings(LlamaModel m) {
-        return m.embed_tokens.scalar_type().intern() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
     }
 
     /** Every rank's measured peak beside the planner's per-rank prediction (a collective: every rank calls it). */
