@@ -232,8 +232,19 @@ public final class LlamaModel implements AutoCloseable {
 
     /** fp32 logits for the given hidden states (B, T, C) → (B, T, V). */
     public Tensor logits(Tensor hidden) {
-        if (!compute.mixed()) return torch.linear(hidden, lm_head).to(torch.ScalarType.Float);
-        return torch.linear(hidden.to(torch.ScalarType.BFloat16), headBf16()).to(torch.ScalarType.Float);
+        return headGemm(hidden).to(torch.ScalarType.Float);
+    }
+
+    /** The head's GEMM in its own precision (bf16 on the bf16-matmul path), before logits' fp32 cast. */
+    public Tensor headGemm(Tensor hidden) {
+        if (!compute.mixed()) return torch.linear(hidden, lm_head);
+        return torch.linear(hidden.to(torch.ScalarType.BFloat16), headBf16());
+    }
+
+    /** The gradient of {@link #headGemm}'s input for its output's: g · W in the GEMM's precision (a frozen head's backward). */
+    public Tensor headGemmBackward(Tensor gradLogits) {
+        Tensor w = compute.mixed() ? headBf16() : lm_head;
+        return torch.matmul(gradLogits.to(w.scalar_type()), w);
     }
 
     private Tensor head16;     // the bf16-matmul path's copy of a frozen head, rebuilt when the head changes

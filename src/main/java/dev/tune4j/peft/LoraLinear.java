@@ -21,6 +21,9 @@ import java.util.function.Supplier;
  * delta = (m/n − 1)·x'Wᵀ + (m/n)·s·B(A(x')) with x' = dropout(x), as PEFT computes it (with dropout the rescaled base term
  * also sees the dropped-out input). n is the one place B@A is formed while training: once per forward, freed at once.
  * The bias is not rescaled. {@link #weight} w scales the whole delta, so w = 0 is the base and w = 1 the adapter.
+ *
+ * <p>Training LoRA with dropout on the CPU, the term is differentiated by hand ({@link RedrawnDropout}): backward draws the
+ * masks again, so autograd keeps neither them nor the dropped-out inputs.
  */
 public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public final Tensor lora_A; // (r, in)
@@ -32,6 +35,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     boolean training;
     final String name; // the adapter's name on the projection ("default" as in PEFT)
     private Linear mergedInto;
+    private final java.util.List<RedrawnDropout> redrawn = new java.util.ArrayList<>(); // this projection's terms a graph may still call back
     private Tensor mergedScale; // DoRA: m/n at merge time (out), to invert the merge exactly as PEFT does (it caches n)
 
     LoraLinear(String name, Tensor a, Tensor b, Tensor magnitude, double scaling, double dropout) {
@@ -53,7 +57,10 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     }
 
     Tensor delta(Tensor x) {
+        double p = training ? dropout : 0;
         var dtype = x.scalar_type().intern();
+        if (dtype == torch.ScalarType.Float && RedrawnDropout.applies(this, x, p)) // (bf16 activations: A, B run in fp32 below)
+            return RedrawnDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), redrawn);
         var kept = Dropout.keep(x, training ? dropout : 0);   // B·A is linear: dropout's 1/(1 − p) joins the scaling
         Tensor in = kept.x();
         boolean cast = dtype != torch.ScalarType.Float; // A, B are fp32 (bf16 activations on GPU); no cast call at all on fp32
@@ -69,8 +76,10 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     @Override
     public Tensor deltaBf16(Tensor x, Tensor base, Supplier<Tensor> w) {
         if (dora()) return dora(x, base, w.get());
+        double p = training ? dropout : 0;
+        if (RedrawnDropout.applies(this, x, p)) return RedrawnDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), redrawn);
         var bf16 = torch.ScalarType.BFloat16;
-        var kept = Dropout.keep(x, training ? dropout : 0);
+        var kept = Dropout.keep(x, p);
         return torch.linear(torch.linear(kept.x(), lora_A.to(bf16)), lora_B.to(bf16)).mul(new Scalar(scaling * weight * kept.scale())); // (…, out) bf16
     }
 
@@ -163,5 +172,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         lora_B.close();
         if (lora_magnitude_vector != null) lora_magnitude_vector.close();
         if (mergedScale != null) mergedScale.close();
+        redrawn.forEach(RedrawnDropout::close);
+        redrawn.clear();
     }
 }

@@ -199,10 +199,12 @@ public final class MemoryPlan {
     /**
      * LoRA dropout (PEFT's lora_dropout): each adapted projection's A takes its own dropped copy of the input, which
      * backward keeps, so every adapted input is held once more in fp32 (measured: 1,047 MiB at p = 0.05 on the
-     * Qwen2.5-0.5B shape, batch 4 × 256, all-linear; this term gives 960). Checkpointing keeps one layer's copies.
+     * Qwen2.5-0.5B shape, batch 4 × 256, all-linear; this term gives 960). Checkpointing keeps one layer's copies. On the
+     * CPU, LoRA (not DoRA) draws its masks again in backward and keeps only the input the projections share, as without
+     * dropout: no term.
      */
     public static Estimate withLoraDropout(Setup s, Estimate e, double p) {
-        if (p <= 0 || s.method() == Method.FULL) return e;
+        if (p <= 0 || s.method() == Method.FULL || s.runtime() == Runtime.CPU && !s.dora()) return e; // CPU: masks redrawn (peft/RedrawnDropout)
         long perToken = 0;
         for (String t : ParamCount.targets(s.targets())) perToken += ParamCount.shape(s.model(), t)[0]; // (in, out): the input width
         long bytes = 4L * perToken * s.rows() * s.seq() * (s.checkpointing() ? 1 : s.model().numLayers());
@@ -212,9 +214,9 @@ public final class MemoryPlan {
     }
 
     /** Measured peak over what a step frees and reallocates, without checkpointing (glibc's heaps keep it fragmented). */
-    static final double CPU_HEAP_SLACK = 1.40;
+    static final double CPU_HEAP_SLACK = 1.72;
     /** With checkpointing: recomputing and back-propagating one layer takes this many layers' worth (recompute, grads, slack). */
-    static final double CPU_CKPT_LAYERS = 5.5;
+    static final double CPU_CKPT_LAYERS = 12;
     /** QLoRA with checkpointing: dequantization's temporaries, bytes per parameter of one layer's projections. */
     static final double CPU_DEQUANT_WORKSPACE = 34;
 
@@ -222,9 +224,9 @@ public final class MemoryPlan {
      * The CPU bf16-matmul path (Compute#mixed; docs/decisions/0010) for LoRA and QLoRA without DoRA. Static: projections
      * bf16 (LoRA) or NF4 (QLoRA), a bf16 folder's embedding (and head) held once in bf16 ({@code bf16Embeddings}), else
      * fp32 plus a bf16 copy of the head. Per token and layer autograd keeps: the norms' fp32 inputs and attention's fp32
-     * q, k, v and output, 4·(2h + 2q + 2kv) bytes; SwiGLU's gate, silu and up in bf16, 6·I; per adapted projection its
-     * dropped bf16 input and bf16 mask, 4 bytes per input element (without dropout the bf16 inputs, shared by q/k/v and
-     * by gate/up); LoRA's r-wide A outputs. Logits: 20 bytes per element of a chunk (bf16 GEMM output, fp32 copy,
+     * q, k, v and output, 4·(2h + 2q + 2kv) bytes; SwiGLU's gate, silu and up in bf16, 6·I; the adapted projections' bf16
+     * inputs, shared by q/k/v and by gate/up (with dropout too: the masks are drawn again in backward); LoRA's r-wide A
+     * outputs. Logits: 20 bytes per element of a chunk (bf16 GEMM output, fp32 copy,
      * log-softmax, two gradients). QLoRA without checkpointing keeps every layer's dequantized bf16 weights for the
      * backward. Measured (docs/planner.md: bench train, SmolLM2-135M and Qwen2.5-0.5B shapes, LoRA and QLoRA, with and
      * without checkpointing, within ±5 %): peaks are {@value #CPU_HEAP_SLACK}× these transients without checkpointing;
@@ -240,18 +242,18 @@ public final class MemoryPlan {
         var shared = new java.util.HashSet<String>();
         for (String t : ParamCount.targets(s.targets())) {
             long in = ParamCount.shape(c, t)[0];
-            lora += 2L * s.r() + (dropout > 0 ? 4 * in : 0);
+            lora += 2L * s.r();
             String group = switch (t) { case "q_proj", "k_proj", "v_proj" -> "attn"; case "gate_proj", "up_proj" -> "mlp"; default -> t; };
             if (shared.add(group)) inputs += in;
         }
-        if (dropout <= 0) lora += 2 * inputs;
+        lora += 2 * inputs; // with dropout too: the masks are drawn again in backward (peft/RedrawnDropout)
         long perLayer = 4 * (2 * h + 2 * q + 2 * kv) + 6 * inter + lora;
         boolean qlora = s.method() == Method.QLORA;
         long rest = ParamCount.total(c) - linear - vh - (c.tieWordEmbeddings() ? 0 : vh); // norms and biases, fp32
         long weights = (long) (qlora ? linear * (s.doubleQuant() ? NF4_DQ_BYTES : NF4_BYTES) : 2 * linear) + 4 * rest
                 + (bf16Embeddings ? 2 : 4) * vh * (c.tieWordEmbeddings() ? 1 : 2) + (bf16Embeddings ? 0 : 2 * vh);
         long rows = s.lossChunk() <= 0 ? tokens : Math.min(s.lossChunk(), Math.max(1, Math.round(tokens * s.labelledShare())));
-        long logits = rows * c.vocabSize() * 20;
+        long logits = rows * c.vocabSize() * 6; // the frozen head's backward by hand (train/Head): fp32 log-probs + their bf16 cast
         var parts = new LinkedHashMap<String, Long>();
         parts.put(qlora ? "weights (NF4 projections, bf16 embedding)" : "weights (bf16)", weights);
         e.parts().forEach((k, v) -> {

@@ -184,9 +184,9 @@ public final class Tensors {
      * Runs {@code make} inside a scope and lets its result escape: everything else it created is freed when the scope
      * closes, the result carries one extra reference and must be closed by the caller.
      */
-    public static Tensor escape(Supplier<Tensor> make) {
+    public static <P extends Pointer> P escape(Supplier<P> make) {
         try (PointerScope s = new PointerScope()) {
-            Tensor t = make.get();
+            P t = make.get();
             t.retainReference();
             return t;
         }

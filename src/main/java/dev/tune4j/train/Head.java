@@ -78,6 +78,7 @@ public final class Head {
      * means every position weighs {@code uniform} (token cross-entropy: one fused call per chunk).
      */
     public static double backward(LlamaModel m, Tensor h, Tensor target, float[] weights, double uniform, int chunk) {
+        if (!m.lm_head.requires_grad()) return backwardFrozen(m, h, target, weights, uniform, chunk);
         Tensor hd = h.detach().set_requires_grad(true);                                                         // (N, C) leaf
         long n = hd.size(0);
         double sum = 0;
@@ -99,6 +100,37 @@ public final class Head {
             }
         }
         h.backward(hd.grad(), new BoolOptional(), false, new TensorArrayRefOptional());
+        return sum;
+    }
+
+    /**
+     * A frozen head (LoRA, QLoRA) differentiated by hand: ∂(Σ w·logp)/∂z = w·(onehot − softmax(z)), formed in place in
+     * the fp32 log-probs, so a chunk holds 6 bytes a logit at most (its log-probs and their bf16 or fp32 cast for the
+     * GEMM) where autograd's cross-entropy held 20 (GEMM output, fp32 copy, log-softmax, two gradients).
+     */
+    private static double backwardFrozen(LlamaModel m, Tensor h, Tensor target, float[] weights, double uniform, int chunk) {
+        long n = h.size(0);
+        double sum = 0;
+        Tensor grad;
+        try (NoGradGuard ng = new NoGradGuard()) {
+            grad = torch.empty_like(h);                                                                            // (N, C)
+            for (long s = 0; s < n; s += chunk) {
+                long len = Math.min(chunk, n - s), start = s;
+                try (PointerScope cs = new PointerScope()) {
+                    Tensor hc = h.detach().narrow(0, start, len);
+                    Tensor logp = Tensors.scoped(() -> torch.log_softmax(m.headGemm(hc), 1, new ScalarTypeOptional(torch.ScalarType.Float))); // (len, V)
+                    Tensor at = target.narrow(0, start, len).unsqueeze(1);                                       // (len, 1)
+                    float[] w = new float[(int) len];
+                    for (int i = 0; i < len; i++) w[i] = weights == null ? (float) uniform : weights[(int) start + i];
+                    Tensor wt = Tensors.floats(w, len, 1);
+                    if (m.compute.cuda()) wt = wt.to(m.compute.device(), torch.ScalarType.Float);
+                    sum += logp.gather(1, at).mul(wt).sum().item_double();                                      // Σ w·logp
+                    Tensor g = logp.exp_().mul_(wt.neg()).scatter_add_(1, at, wt);                                // w·(onehot − softmax)
+                    grad.narrow(0, start, len).copy_(m.headGemmBackward(g));                                     // (len, C)
+                }
+            }
+        }
+        h.backward(grad, new BoolOptional(), false, new TensorArrayRefOptional());
         return sum;
     }
 }

@@ -1,0 +1,152 @@
+package dev.tune4j.peft;
+
+import dev.tune4j.tensor.Dropout;
+import dev.tune4j.tensor.Tensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.GradMode;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorBase;
+import org.bytedeco.pytorch.TensorTensorHook;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.List;
+
+/**
+ * LoRA's term with dropout, differentiated by hand so that autograd keeps neither the mask nor the dropped-out input.
+ * Through autograd, every adapted projection keeps its own mask and x·m (4 bytes an element in bf16: 20 KB per token and
+ * layer at the SmolLM2-135M shape, 440 MiB of a 2.5 GB step). Here backward draws the mask again from its seed
+ * (tensor/Dropout), as fused GPU dropout kernels keep a seed and offset rather than the mask, and needs only the
+ * projection's input x, which q/k/v (and gate/up) share and keep alive anyway.
+ *
+ * <p>Forward, outside the graph: h = (x·m) Aᵀ. In the graph: y = c·(h' Bᵀ) with h' = h + 0·x[…, :1], so autograd
+ * differentiates B itself and hands over gh = ∂L/∂h'; the zero term is there so that x's gradient waits for this branch.
+ * A hook on h' adds ghᵀ(x·m) to A's gradient and computes x's share (gh A)·m; a hook on x adds that share to x's gradient.
+ * These are the products autograd would form, in the same precision and order, so the gradients are the same.
+ */
+final class RedrawnDropout implements AutoCloseable {
+    private static final Tensor KEEP = Tensors.escape(Tensor::new); // a hook's answer for "leave the gradient as it is"
+
+    private final LoraLinear lora;
+    private final double p;
+    private final long seed;
+    private final boolean inputGrad;
+    private Tensor x;           // own handle to the input, dropped once backward has drawn the mask again
+    private Tensor h;           // own handle to h', to tell whether the graph is gone; dropped once backward is through
+    private Tensor share;       // x's gradient through this branch, from the hook on h' to the hook on x
+    private final TensorTensorHook onH, onX;
+    private boolean spent;      // backward has run through this branch
+
+    /** Whether this forward takes the hand-differentiated path: training with dropout, under gradients, on the CPU. */
+    static boolean applies(LoraLinear lora, Tensor x, double p) {
+        return p > 0 && GradMode.is_enabled() && lora.lora_A.requires_grad() && Dropout.redrawable(x);
+    }
+
+    /**
+     * The term c·B(A(dropout(x))) for one forward, in x's dtype (the adapters' GEMMs run in it). {@code live} holds the
+     * terms of this projection whose graphs may still call back; those whose backward has run or whose graph is gone are
+     * closed here.
+     */
+    static Tensor delta(LoraLinear lora, Tensor x, double p, double c, List<RedrawnDropout> live) {
+        live.removeIf(r -> {
+            boolean done = r.spent || r.h.use_count() <= 1; // backward through, or the graph is gone without one
+            if (done) r.close();
+            return done;
+        });
+        var r = new RedrawnDropout(lora, x, p);
+        live.add(r);
+        return torch.linear(r.h, lora.lora_B.to(x.scalar_type())).mul(new Scalar(c)); // (…, out); autograd differentiates B
+    }
+
+    private RedrawnDropout(LoraLinear lora, Tensor x, double p) {
+        this.lora = lora;
+        this.p = p;
+        this.seed = Dropout.seed();
+        this.inputGrad = x.requires_grad();
+        this.x = Tensors.escape(() -> new Tensor(x));
+        Tensor dropped;
+        try (var ng = new NoGradGuard()) { // the mask and x·m die with this scope
+            dropped = Tensors.scoped(() -> torch.linear(kept(x, p, seed), lora.lora_A.to(x.scalar_type()))); // (…, r)
+        }
+        if (!inputGrad) dropped.set_requires_grad(true); // a leaf: its hook still sees gh
+        this.h = Tensors.escape(() -> inputGrad ? dropped.add(x.narrow(-1, 0, 1).mul(new Scalar(0))) : new Tensor(dropped));
+        this.onH = Tensors.escape(() -> new TensorTensorHook() {
+            @Override
+            public TensorBase call(TensorBase gh) {
+                backward(gh);
+                return KEEP;
+            }
+        });
+        h.register_hook(onH);
+        if (!inputGrad) {
+            this.onX = null;
+            return;
+        }
+        this.onX = Tensors.escape(() -> new TensorTensorHook() {
+            @Override
+            public TensorBase call(TensorBase gx) {
+                addShare(gx);
+                return KEEP;
+            }
+        });
+        x.register_hook(onX);
+    }
+
+    /** x·m: a copy of x with the dropped elements zeroed (no mask tensor: one pass over the random bits). */
+    private static Tensor kept(Tensor x, double p, long seed) {
+        Tensor kept = x.contiguous().clone();
+        Dropout.zeroDropped(p, seed, kept);
+        return kept;
+    }
+
+    /** gh = ∂L/∂h' (…, r): A's gradient and x's share, with the mask drawn again. */
+    private void backward(TensorBase ghBase) {
+        try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
+            Tensor gh = new Tensor(ghBase), a = lora.lora_A.to(x.scalar_type());
+            Tensor kept = x.contiguous().clone();
+            if (inputGrad) share = Tensors.escape(() -> gh.matmul(a)); // (…, in)
+            if (inputGrad) Dropout.zeroDropped(p, seed, kept, share); // one pass over the mask for both
+            else Dropout.zeroDropped(p, seed, kept);
+            long r = gh.size(-1), in = x.size(-1);
+            Tensor gradA = gh.reshape(-1, r).t().mm(kept.reshape(-1, in)).to(torch.ScalarType.Float); // (r, in)
+            Tensor acc = lora.lora_A.grad();
+            if (acc.defined()) acc.add_(gradA);
+            else lora.lora_A.mutable_grad().put(gradA);
+            x.close(); // backward needs x no longer
+            x = null;
+            if (!inputGrad) spend();
+        }
+    }
+
+    /**
+     * Backward is through this branch: what the state still holds goes now, not at the next forward (between steps a
+     * live block amid freed activations splits the heap: glibc could not reuse the space around it).
+     */
+    private void spend() {
+        spent = true;
+        h.close();
+        h = null;
+    }
+
+    /** x's gradient is complete but for this branch's share (the zero term made it wait): add the share in place. */
+    private void addShare(TensorBase gx) {
+        try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
+            // x's gradient has at least two contributions (the base GEMM and the zero term), so autograd summed them into
+            // a buffer of its own: adding in place touches no other tensor
+            new Tensor(gx).add_(share);
+        }
+        share.close();
+        share = null;
+        spend();
+    }
+
+    @Override
+    public void close() {
+        if (x != null) x.close();
+        if (share != null) share.close();
+        if (h != null) h.close();
+        onH.close();
+        if (onX != null) onX.close();
+    }
+}
