@@ -237,8 +237,8 @@ public final class LlamaModel implements AutoCloseable {
 
     /** The head's GEMM in its own precision (bf16 on the bf16-matmul path), before logits' fp32 cast. */
     public Tensor headGemm(Tensor hidden) {
-        if (!compute.mixed()) return torch.linear(hidden, lm_head);
-        return torch.linear(hidden.to(torch.ScalarType.BFloat16), headBf16());
+        if (!compute.mixed()) return Linear.gemm(hidden, lm_head);
+        return Linear.gemm(hidden.to(torch.ScalarType.BFloat16), headBf16());
     }
 
     /** The gradient of {@link #headGemm}'s input for its output's: g · W in the GEMM's precision (a frozen head's backward). */

@@ -58,13 +58,14 @@ public final class Head {
         float[] logp = new float[(int) n], mean = new float[(int) n];
         try (NoGradGuard ng = new NoGradGuard()) {
             for (long s = 0; s < n; s += chunk) {
-                long len = Math.min(chunk, n - s);
+                long len = Math.min(chunk, n - s), s0 = s;
                 try (PointerScope cs = new PointerScope()) {
-                    Tensor logits = m.logits(h.detach().narrow(0, s, len));                                     // (len, V) fp32
-                    Tensor ce = torch.cross_entropy_loss(logits, target.narrow(0, s, len), new TensorOptional(), 0, -100, 0.0); // (len)
-                    float[] c = Tensors.toFloats(ce), mu = Tensors.toFloats(logits.mean(new long[]{1}, false, new ScalarTypeOptional()));
+                    // logp = z_target − logsumexp(z): no (len, V) log-softmax is written
+                    Tensor z = Tensors.scoped(() -> m.headGemm(h.detach().narrow(0, s0, len)).to(torch.ScalarType.Float)); // (len, V) fp32
+                    Tensor lp = z.gather(1, target.narrow(0, s, len).unsqueeze(1)).squeeze(1).sub(torch.logsumexp(z, new long[]{1}, false)); // (len)
+                    float[] c = Tensors.toFloats(lp), mu = Tensors.toFloats(z.mean(new long[]{1}, false, new ScalarTypeOptional()));
                     for (int i = 0; i < len; i++) {
-                        logp[(int) s + i] = -c[i];
+                        logp[(int) s + i] = c[i];
                         mean[(int) s + i] = mu[i];
                     }
                 }
@@ -105,8 +106,9 @@ public final class Head {
 
     /**
      * A frozen head (LoRA, QLoRA) differentiated by hand: ∂(Σ w·logp)/∂z = w·(onehot − softmax(z)), formed in place in
-     * the fp32 log-probs, so a chunk holds 6 bytes a logit at most (its log-probs and their bf16 or fp32 cast for the
-     * GEMM) where autograd's cross-entropy held 20 (GEMM output, fp32 copy, log-softmax, two gradients).
+     * the fp32 logits, so a chunk holds 6 bytes a logit at most (the fp32 logits and their bf16 cast for the GEMM; the
+     * bf16 GEMM output is freed once cast) where autograd's cross-entropy held 20 (GEMM output, fp32 copy, log-softmax,
+     * two gradients).
      */
     private static double backwardFrozen(LlamaModel m, Tensor h, Tensor target, float[] weights, double uniform, int chunk) {
         long n = h.size(0);
@@ -118,14 +120,15 @@ public final class Head {
                 long len = Math.min(chunk, n - s), start = s;
                 try (PointerScope cs = new PointerScope()) {
                     Tensor hc = h.detach().narrow(0, start, len);
-                    Tensor logp = Tensors.scoped(() -> torch.log_softmax(m.headGemm(hc), 1, new ScalarTypeOptional(torch.ScalarType.Float))); // (len, V)
+                    Tensor z = Tensors.scoped(() -> m.headGemm(hc).to(torch.ScalarType.Float));                  // (len, V) fp32
+                    Tensor lse = torch.logsumexp(z, new long[]{1}, true);                                        // (len, 1)
                     Tensor at = target.narrow(0, start, len).unsqueeze(1);                                       // (len, 1)
                     float[] w = new float[(int) len];
                     for (int i = 0; i < len; i++) w[i] = weights == null ? (float) uniform : weights[(int) start + i];
                     Tensor wt = Tensors.floats(w, len, 1);
                     if (m.compute.cuda()) wt = wt.to(m.compute.device(), torch.ScalarType.Float);
-                    sum += logp.gather(1, at).mul(wt).sum().item_double();                                      // Σ w·logp
-                    Tensor g = logp.exp_().mul_(wt.neg()).scatter_add_(1, at, wt);                                // w·(onehot − softmax)
+                    sum += z.gather(1, at).sub(lse).mul(wt).sum().item_double();                                // Σ w·logp
+                    Tensor g = z.sub_(lse).exp_().mul_(wt.neg()).scatter_add_(1, at, wt);                        // w·(onehot − softmax), in place
                     grad.narrow(0, start, len).copy_(m.headGemmBackward(g));                                     // (len, C)
                 }
             }

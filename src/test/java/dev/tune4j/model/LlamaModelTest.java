@@ -39,6 +39,25 @@ class LlamaModelTest {
         }
     }
 
+    /**
+     * Linear.gemm runs any input as a plain (N, C) matrix: a narrowed view (prefill's last position, whose size-1 dims
+     * carry the full tensor's strides, which sent oneDNN's bf16 matmul to a reference kernel 80× slower) gives what a
+     * contiguous copy gives, in the input's leading shape.
+     */
+    @Test
+    void gemmOfANarrowedViewEqualsThatOfAContiguousCopy() {
+        try (PointerScope s = new PointerScope()) {
+            for (var dtype : new org.bytedeco.pytorch.global.torch.ScalarType[]{org.bytedeco.pytorch.global.torch.ScalarType.Float, org.bytedeco.pytorch.global.torch.ScalarType.BFloat16}) {
+                Tensor w = org.bytedeco.pytorch.global.torch.randn(7, 16).to(dtype);
+                Tensor view = org.bytedeco.pytorch.global.torch.randn(1, 5, 16).to(dtype).narrow(1, 4, 1);   // (1, 1, 16), strides (80, 16, 1)
+                Tensor got = Linear.gemm(view, w), want = org.bytedeco.pytorch.global.torch.linear(view.clone(), w);
+                assertThat(Tensors.shape(got)).containsExactly(1, 1, 7);
+                assertClose("gemm of a narrowed view, " + dtype, Tensors.toFloats(got.to(org.bytedeco.pytorch.global.torch.ScalarType.Float)),
+                        Tensors.toFloats(want.to(org.bytedeco.pytorch.global.torch.ScalarType.Float)), 0.05); // bf16 rounding
+            }
+        }
+    }
+
     @Test
     void kvCacheDecodingEqualsFullForward() {
         int v = model.config.vocabSize(), n = SEQ.length;
