@@ -79,8 +79,44 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         double p = training ? dropout : 0;
         if (RedrawnDropout.applies(this, x, p)) return RedrawnDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), redrawn);
         var bf16 = torch.ScalarType.BFloat16;
+        if (!training && !org.bytedeco.pytorch.GradMode.is_enabled()) return torch.linear(torch.linear(x, frozenA()), frozenB()); // evaluation, generation
         var kept = Dropout.keep(x, p);
         return torch.linear(torch.linear(kept.x(), lora_A.to(bf16)), lora_B.to(bf16)).mul(new Scalar(scaling * weight * kept.scale())); // (…, out) bf16
+    }
+
+    // Out of training and without gradients (evaluation, sample generation, serving) A and scaling·B are used in bf16 as
+    // kept copies: a decode
+    // step ran six ops per adapted projection, three of them casts and the scaling (a quarter of Qwen2.5-0.5B's step).
+    // Rebuilt when A, B, the scaling or the weight change.
+    private Tensor frozenA, frozenB;
+    private long frozenVersion = -1;
+    private double frozenScale;
+
+    private Tensor frozenA() {
+        refreshFrozen();
+        return frozenA;
+    }
+
+    private Tensor frozenB() {
+        refreshFrozen();
+        return frozenB;
+    }
+
+    private void refreshFrozen() {
+        long version = lora_A.__dispatch__version() * 1_000_003L + lora_B.__dispatch__version();
+        double scale = scaling * weight;
+        if (frozenA != null && version == frozenVersion && scale == frozenScale) return;
+        closeFrozen();
+        frozenA = Tensors.escape(() -> lora_A.to(torch.ScalarType.BFloat16));
+        frozenB = Tensors.escape(() -> lora_B.mul(new Scalar(scale)).to(torch.ScalarType.BFloat16));
+        frozenVersion = version;
+        frozenScale = scale;
+    }
+
+    private void closeFrozen() {
+        if (frozenA != null) frozenA.close();
+        if (frozenB != null) frozenB.close();
+        frozenA = frozenB = null;
     }
 
     /** PEFT's lora_dropout while training (tensor/Dropout: 4× faster on the CPU than libtorch's, a smaller mask saved). */
@@ -174,5 +210,6 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         if (mergedScale != null) mergedScale.close();
         redrawn.forEach(RedrawnDropout::close);
         redrawn.clear();
+        closeFrozen();
     }
 }

@@ -39,6 +39,9 @@ final class RunReport {
     }
 
     /** The end-of-run measurements, each its own phase: spectrum.json, forgetting.json, samples.json. */
+    /** New tokens per sample answer: a glimpse of the tuned model, bounded (decoding is bandwidth-bound: ~0.1 s a token at 0.5 B). */
+    static final int SAMPLE_TOKENS = 32;
+
     static void evaluate(dev.tune4j.train.TrainConfig c, LlamaModel model, Tokenizer tok, LoraAdapter lora, List<dev.tune4j.data.Example> sampleFrom,
                          long eos, Double basePerplexity, Phases phases, PrintStream log) throws IOException {
         Path out = c.out();
@@ -77,8 +80,8 @@ final class RunReport {
         }
         int n = c.applies("samples") ? Math.min(c.samples(), sampleFrom.size()) : 0;
         if (tok != null && n > 0) {
-            log.printf("samples: answering %d validation prompt(s), up to 48 new tokens each (--samples 0 skips this)%n", n);
-            var samples = Scoring.samples(model, tok, sampleFrom, n, 48, List.of((int) eos));
+            log.printf("samples: answering %d validation prompt(s), up to %d new tokens each (--samples 0 skips this)%n", n, SAMPLE_TOKENS);
+            var samples = Scoring.samples(model, tok, sampleFrom, n, SAMPLE_TOKENS, List.of((int) eos));
             save(out.resolve("samples.json"), JSON.writeValueAsBytes(samples));
             log.printf("samples: %d in %s%n", samples.size(), Units.duration(phases.mark("samples")));
         }

@@ -127,11 +127,18 @@ final class RunSetup {
         log.printf("resume: %d metrics line(s) after step %d removed from %s (those steps run again)%n", dropped, step, metrics);
     }
 
-    /** The first --max-eval-samples validation items (all when 0), said in the log when that is fewer than the split. */
-    static <T> List<T> evalShare(List<T> val, TrainConfig c, PrintStream log) {
-        if (c.maxEvalSamples() == 0 || val.size() <= c.maxEvalSamples()) return val;
-        log.printf("validation: the first %d of %d held-out examples (--max-eval-samples; 0 evaluates all)%n", c.maxEvalSamples(), val.size());
-        return val.subList(0, c.maxEvalSamples());
+    /**
+     * The first validation items a run evaluates ({@link TrainConfig#evalExamples}: --max-eval-samples, by default 64 but
+     * no more than half of what the run trains on, at least 8), said in the log when that is fewer than the split.
+     *
+     * @param trainSplit the training split's size (examples or pairs)
+     */
+    static <T> List<T> evalShare(List<T> val, TrainConfig c, int trainSplit, PrintStream log) {
+        int n = c.evalExamples(c.trainedExamples(trainSplit));
+        if (n == 0 || val.size() <= n) return val;
+        log.printf("validation: the first %d of %d held-out examples (--max-eval-samples%s; 0 evaluates all)%n", n, val.size(),
+                c.maxEvalSamples() == TrainConfig.AUTO ? ": 64, but no more than half of what this run trains on, at least 8" : "");
+        return val.subList(0, n);
     }
 
     /**

@@ -81,7 +81,7 @@ public final class Dropout {
         var segments = new MemorySegment[ts.length];
         var bf16 = new boolean[ts.length];
         for (int t = 0; t < ts.length; t++) {
-            if (ts[t].numel() != n || !ts[t].is_contiguous()) throw new IllegalArgumentException("zeroDropped: tensors of one shape, contiguous");
+            if (ts[t].numel() != n || !ts[t].is_contiguous()) throw new IllegalStateException("zeroDropped: tensors of one shape, contiguous");
             bf16[t] = ts[t].scalar_type().intern() == torch.ScalarType.BFloat16;
             segments[t] = MemorySegment.ofAddress(ts[t].data_ptr().address()).reinterpret(n * (bf16[t] ? 2 : 4));
         }

@@ -57,6 +57,30 @@ public record TrainConfig(
             TOKENS = Set.of("sft", "pt"), PROMPTED = Set.of("sft", "dpo", "kto", "orpo", "simpo"), DPO = Set.of("dpo"), KTO = Set.of("kto");
 
     /** The one table of keys: flags, YAML keys, --help and run_config.json are all generated from it, in this order. */
+    /** max-eval-samples left to the run: 64, but no more than half of the examples it trains on, and at least 8 ({@link #evalExamples}). */
+    public static final int AUTO = -1;
+
+    /**
+     * How many validation examples a run evaluates: --max-eval-samples as given (0: all); by default 64, but no more
+     * than half of what the run trains on ({@code trained}: examples over all steps and processes) and at least 8. A
+     * forward pass costs about a third of a training step, so each validation pass then costs at most about a sixth of
+     * training.
+     */
+    public int evalExamples(long trained) {
+        if (maxEvalSamples != AUTO) return maxEvalSamples;
+        return (int) Math.max(8, Math.min(64, trained / 2));
+    }
+
+    /** The examples a run trains on: max-steps × batch-size × grad-accum × processes, or epochs × the training split. */
+    public long trainedExamples(long trainSplit) {
+        return maxSteps > 0 ? (long) maxSteps * batchSize * gradAccum * nprocPerNode : epochs * trainSplit;
+    }
+
+    private static int atLeastZero(int maxEvalSamples) {
+        if (maxEvalSamples < 0) throw new UserError("max-eval-samples must be >= 0 (0: every validation example), found " + maxEvalSamples);
+        return maxEvalSamples;
+    }
+
     public static final List<Key> TABLE = List.of(
             new Key("model", Kind.PATH, null, "base model folder (HF: config.json, safetensors, tokenizer files)", ALL),
             new Key("data", Kind.PATH, null, "training data: .json array, .jsonl or .txt (alpaca, chat, sharegpt, prompt/completion, text; preference pairs for dpo/orpo/simpo)", ALL),
@@ -96,7 +120,7 @@ public record TrainConfig(
             new Key("save-steps", Kind.INT, "0", "checkpoint every N steps (0: at the end)", ALL),
             new Key("keep-best", Kind.INT, "1", "checkpoints kept by best validation loss", ALL),
             new Key("keep-last", Kind.INT, "1", "most recent checkpoints kept", ALL),
-            new Key("max-eval-samples", Kind.INT, "64", "validation examples (pairs) evaluated, the first ones of the split; 0: all (HF's max_eval_samples: a 10 % split of a large set would cost more than training)", ALL),
+            new Key("max-eval-samples", Kind.INT, "*", "validation examples (pairs) evaluated, the first ones of the split; 0: all (default 64, but no more than half of what the run trains on, and at least 8: each validation pass then costs at most about a sixth of training, so a 4-step smoke run is not mostly validation; HF's max_eval_samples: a 10 % split of a large set would cost more than training)", ALL),
             new Key("early-stopping-patience", Kind.INT, "0", "stop after N evaluations without improvement (0: off)", ALL),
             new Key("logging-steps", Kind.INT, "1", "write metrics every N steps", ALL),
             new Key("resume", Kind.TEXT, null, "continue from a checkpoint folder, or 'latest' under --out (given alone: latest)", ALL),
@@ -169,7 +193,7 @@ public record TrainConfig(
         if (nprocPerNode < 1 || nprocPerNode > 1024) throw new UserError("nproc-per-node must be from 1 to 1024, found " + nprocPerNode);
         if (zero < 0 || zero > 2) throw new UserError("zero must be 0, 1 or 2, found " + zero);
         if (zero > 0 && !optim.equals("adamw")) throw new UserError("zero " + zero + " partitions AdamW's fp32 state; --optim " + optim + " keeps its own layout: use --optim adamw, or --zero 0");
-        if (maxEvalSamples < 0) throw new UserError("max-eval-samples must be >= 0 (0: every validation example), found " + maxEvalSamples);
+        if (maxEvalSamples < AUTO) throw new UserError("max-eval-samples must be >= 0 (0: every validation example), found " + maxEvalSamples);
         if (distTimeout < 1) throw new UserError("dist-timeout must be >= 1 second, found " + distTimeout);
         targetModules = List.copyOf(targetModules);
     }
@@ -202,7 +226,7 @@ public record TrainConfig(
                 stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
                 v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"),
                 v.dbl("desirable-weight"), v.dbl("undesirable-weight"), v.bool("overwrite"),
-                v.integer("nproc-per-node"), v.integer("zero"), v.integer("dist-timeout"), v.integer("max-eval-samples"));
+                v.integer("nproc-per-node"), v.integer("zero"), v.integer("dist-timeout"), m.containsKey("max-eval-samples") ? atLeastZero(v.integer("max-eval-samples")) : AUTO);
     }
 
     /** Whether a key means something for this run's method and stage (those that do not are left out of run_config.json). */
@@ -226,7 +250,7 @@ public record TrainConfig(
                 "blocksize", blocksize, "optim", optim, "optim-offload", optimOffload, "compute-dtype", computeDtype, "loss-type", lossType,
                 "beta", beta, "label-smoothing", labelSmoothing, "precompute-ref-logps", precomputeRefLogps, "simpo-gamma", simpoGamma,
                 "cpo-alpha", cpoAlpha, "orpo-lambda", orpoLambda, "desirable-weight", desirableWeight, "undesirable-weight", undesirableWeight, "overwrite", overwrite,
-                "nproc-per-node", nprocPerNode, "zero", zero, "dist-timeout", distTimeout, "max-eval-samples", maxEvalSamples};
+                "nproc-per-node", nprocPerNode, "zero", zero, "dist-timeout", distTimeout, "max-eval-samples", maxEvalSamples == AUTO ? "auto" : maxEvalSamples};
         for (int i = 0; i < pairs.length; i += 2) v.put((String) pairs[i], pairs[i + 1] instanceof Path p ? p.toString() : pairs[i + 1]);
         if (v.size() != TABLE.size()) throw new IllegalStateException("toMap names " + v.size() + " keys, the table has " + TABLE.size());
         var m = new LinkedHashMap<String, Object>();

@@ -65,6 +65,10 @@ class TrainRunFolderTest {
         CliRun all = cli(train(data, tmp.resolve("all"), "--max-steps", "1", "--val-ratio", "0.5", "--max-eval-samples", "0", "--save-steps", "0"));
         assertThat(all.code()).as(all.err()).isZero();
         assertThat(all.out()).doesNotContain("held-out examples (--max-eval-samples");
+        // by default a 1-step run of batch 4 (it trains on 4 examples) validates on the floor of 8
+        CliRun short4 = cli(train(data, tmp.resolve("default"), "--max-steps", "1", "--val-ratio", "0.5", "--batch-size", "4", "--save-steps", "0"));
+        assertThat(short4.code()).as(short4.err()).isZero();
+        assertThat(short4.out()).contains("validation: the first 8 of 16 held-out examples (--max-eval-samples: 64, but no more than half of what this run trains on, at least 8; 0 evaluates all)");
         // the capped validation is a different (smaller) set: its loss differs from the whole split's
         assertThat(capped.out().replaceAll("(?s).*validation before training: loss ([0-9.]+).*", "$1"))
                 .isNotEqualTo(all.out().replaceAll("(?s).*validation before training: loss ([0-9.]+).*", "$1"));

@@ -65,6 +65,26 @@ class RedrawnDropoutTest {
         }
     }
 
+    /**
+     * Out of training and without gradients (evaluation, generation) the bf16 path uses kept bf16 copies of A and
+     * scaling·B: the same term within bf16 rounding, and rebuilt when the adapter changes.
+     */
+    @org.junit.jupiter.api.Test
+    void evaluationUsesBf16CopiesRebuiltWhenTheAdapterChanges() {
+        try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
+            torch.manual_seed(3);
+            Tensor a = torch.randn(4, 24), b = torch.randn(20, 4), x = torch.randn(6, 24).to(torch.ScalarType.BFloat16);
+            try (var l = new LoraLinear("default", a, b, null, 2.0, 0.1)) {
+                Tensor want = torch.linear(torch.linear(x, a.to(torch.ScalarType.BFloat16)), b.to(torch.ScalarType.BFloat16)).mul(new Scalar(2.0));
+                float[] got = Tensors.toFloats(l.deltaBf16(x, null, null).to(torch.ScalarType.Float)), w = Tensors.toFloats(want.to(torch.ScalarType.Float));
+                for (int i = 0; i < got.length; i++) assertThat(Math.abs(got[i] - w[i])).as("element " + i).isLessThan(0.05f * Math.max(1, Math.abs(w[i])));
+                b.mul_(new Scalar(-1)); // an update in place (the optimizer's way): the copies follow
+                float[] flipped = Tensors.toFloats(l.deltaBf16(x, null, null).to(torch.ScalarType.Float));
+                for (int i = 0; i < got.length; i++) assertThat(flipped[i]).isEqualTo(-got[i]);
+            }
+        }
+    }
+
     /** Equal values (a dropped element may be +0 here where autograd's x·0 gives −0). */
     static void assertSame(String what, float[] got, float[] want) {
         assertThat(got).as(what).hasSameSizeAs(want);

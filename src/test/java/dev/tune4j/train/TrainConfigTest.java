@@ -97,6 +97,29 @@ class TrainConfigTest {
         for (TrainConfig.Key k : TrainConfig.TABLE) assertThat(k.describe()).as(k.name()).isNotBlank();
     }
 
+    /** Validation's default size follows the run: 64, but at most half of what it trains on and at least 8; a given value wins. */
+    @Test
+    void aShortRunValidatesOnAtMostHalfOfWhatItTrainsOn() {
+        var m = required("lora", "sft");
+        m.put("max-steps", "4");
+        m.put("batch-size", "4");
+        var c = TrainConfig.fromMap(m, "t");
+        assertThat(c.maxEvalSamples()).isEqualTo(TrainConfig.AUTO);
+        assertThat(c.toMap()).containsEntry("max-eval-samples", "auto");
+        assertThat(c.trainedExamples(899)).isEqualTo(16);
+        assertThat(c.evalExamples(c.trainedExamples(899))).isEqualTo(8);
+        assertThat(c.evalExamples(60)).isEqualTo(30);
+        assertThat(c.evalExamples(10_000)).isEqualTo(64);
+        assertThat(c.evalExamples(2)).isEqualTo(8);
+        m.remove("max-steps");
+        m.put("epochs", "2");
+        assertThat(TrainConfig.fromMap(m, "t").trainedExamples(50)).isEqualTo(100);
+        m.put("max-eval-samples", "3");
+        assertThat(TrainConfig.fromMap(m, "t").evalExamples(10_000)).isEqualTo(3);
+        m.put("max-eval-samples", "-1");
+        assertThatThrownBy(() -> TrainConfig.fromMap(m, "t")).hasMessageContaining("max-eval-samples must be >= 0 (0: every validation example), found -1");
+    }
+
     @Test
     void badValuesAreNamed() {
         var m = required("lora", "sft");
