@@ -405,7 +405,7 @@ public final class LoraAdapter implements AutoCloseable {
 
     /** Training mode turns on lora_dropout; gradients flow to A, B (and m) only (the base weights never require grad). */
     public void train(boolean on) {
-        modules.values().forEach(l -> l.training = on);
+        modules.values().forEach(l -> l.train(on));
     }
 
     /** Folds every update into its base weight (W += scaling·B@A; DoRA: W = (m/n)·(W + scaling·B@A)); the adapter then adds nothing. */

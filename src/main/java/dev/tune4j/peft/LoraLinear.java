@@ -22,8 +22,8 @@ import java.util.function.Supplier;
  * also sees the dropped-out input). n is the one place B@A is formed while training: once per forward, freed at once.
  * The bias is not rescaled. {@link #weight} w scales the whole delta, so w = 0 is the base and w = 1 the adapter.
  *
- * <p>Training LoRA with dropout on the CPU, the term is differentiated by hand ({@link RedrawnDropout}): backward draws the
- * masks again, so autograd keeps neither them nor the dropped-out inputs.
+ * <p>Training LoRA (not DoRA) with dropout on the CPU, the term is differentiated by hand ({@link RedrawnDropout}): backward
+ * draws the masks again, so autograd keeps neither them nor the dropped-out inputs.
  */
 public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public final Tensor lora_A; // (r, in)
@@ -32,7 +32,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     public final double scaling;
     double dropout; // a training setting: a continued adapter takes the new run's
     double weight = 1.0; // a merge of several adapters can weigh each one
-    boolean training;
+    private boolean training;
     final String name; // the adapter's name on the projection ("default" as in PEFT)
     private Linear mergedInto;
     private final java.util.List<RedrawnDropout> redrawn = new java.util.ArrayList<>(); // this projection's terms a graph may still call back
@@ -45,6 +45,16 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         this.lora_magnitude_vector = magnitude;
         this.scaling = scaling;
         this.dropout = dropout;
+    }
+
+    /** Training mode (dropout) on or off; the bf16 copies kept for evaluation are dropped on every switch. */
+    void train(boolean on) {
+        if (on != training) closeFrozen();
+        training = on;
+    }
+
+    boolean training() {
+        return training;
     }
 
     public boolean dora() {
@@ -71,7 +81,8 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
 
     /**
      * CPU autocast (bf16-matmul path): A, B run in bf16 on the projection's bf16 input, as torch.autocast runs PEFT's
-     * lora_A/B, so autograd saves the bf16 (dropped-out) input; A, B, their gradients and AdamW state stay fp32. DoRA: fp32.
+     * lora_A/B; A, B, their gradients and AdamW state stay fp32. With dropout while training the term is differentiated
+     * by hand (RedrawnDropout); without, autograd keeps the bf16 input q/k/v (gate/up) share. DoRA: fp32.
      */
     @Override
     public Tensor deltaBf16(Tensor x, Tensor base, Supplier<Tensor> w) {
@@ -81,7 +92,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         var bf16 = torch.ScalarType.BFloat16;
         if (!training && !org.bytedeco.pytorch.GradMode.is_enabled()) return torch.linear(torch.linear(x, frozenA()), frozenB()); // evaluation, generation
         var kept = Dropout.keep(x, p);
-        return torch.linear(torch.linear(kept.x(), lora_A.to(bf16)), lora_B.to(bf16)).mul(new Scalar(scaling * weight * kept.scale())); // (…, out) bf16
+        return torch.linear(torch.linear(kept.x(), lora_A.to(bf16)), lora_B.mul(new Scalar(scaling * weight * kept.scale())).to(bf16)); // (…, out) bf16; the scale on B, not on the output
     }
 
     // Out of training and without gradients (evaluation, sample generation, serving) A and scaling·B are used in bf16 as
@@ -210,6 +221,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         if (mergedScale != null) mergedScale.close();
         redrawn.forEach(RedrawnDropout::close);
         redrawn.clear();
+        RedrawnDropout.closeDone();
         closeFrozen();
     }
 }

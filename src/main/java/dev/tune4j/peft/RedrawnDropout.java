@@ -20,13 +20,23 @@ import java.util.List;
  * (tensor/Dropout), as fused GPU dropout kernels keep a seed and offset rather than the mask, and needs only the
  * projection's input x, which q/k/v (and gate/up) share and keep alive anyway.
  *
- * <p>Forward, outside the graph: h = (x·m) Aᵀ. In the graph: y = c·(h' Bᵀ) with h' = h + 0·x[…, :1], so autograd
+ * <p>Forward, outside the graph: h = (x·m) Aᵀ. In the graph: y = h' (c·B)ᵀ with h' = h + 0·x[…, :1], so autograd
  * differentiates B itself and hands over gh = ∂L/∂h'; the zero term is there so that x's gradient waits for this branch.
  * A hook on h' adds ghᵀ(x·m) to A's gradient and computes x's share (gh A)·m; a hook on x adds that share to x's gradient.
- * These are the products autograd would form, in the same precision and order, so the gradients are the same.
+ * These are the products autograd would form, in the same precision (RedrawnDropoutTest: equal to autograd's with the
+ * mask kept); where several projections share x, the order in which their shares join x's gradient may differ.
  */
 final class RedrawnDropout implements AutoCloseable {
     private static final Tensor KEEP = Tensors.escape(Tensor::new); // a hook's answer for "leave the gradient as it is"
+    // Hooks that have run, closed at the next hook call or forward (a hook cannot free itself while it runs): a hook's
+    // native callback left until the next step would sit amid freed activations and split glibc's heap (as h did)
+    private static final ThreadLocal<List<TensorTensorHook>> DONE = ThreadLocal.withInitial(java.util.ArrayList::new); // backward runs on the forward's thread (CPU)
+
+    static void closeDone() {
+        var done = DONE.get();
+        done.forEach(TensorTensorHook::close);
+        done.clear();
+    }
 
     private final LoraLinear lora;
     private final double p;
@@ -37,6 +47,7 @@ final class RedrawnDropout implements AutoCloseable {
     private Tensor share;       // x's gradient through this branch, from the hook on h' to the hook on x
     private final TensorTensorHook onH, onX;
     private boolean spent;      // backward has run through this branch
+    private boolean hooksHandedOver; // the hooks went to DONE (closed there)
 
     /** Whether this forward takes the hand-differentiated path: training with dropout, under gradients, on the CPU. */
     static boolean applies(LoraLinear lora, Tensor x, double p) {
@@ -49,6 +60,7 @@ final class RedrawnDropout implements AutoCloseable {
      * closed here.
      */
     static Tensor delta(LoraLinear lora, Tensor x, double p, double c, List<RedrawnDropout> live) {
+        closeDone();
         live.removeIf(r -> {
             boolean done = r.spent || r.h.use_count() <= 1; // backward through, or the graph is gone without one
             if (done) r.close();
@@ -56,7 +68,7 @@ final class RedrawnDropout implements AutoCloseable {
         });
         var r = new RedrawnDropout(lora, x, p);
         live.add(r);
-        return torch.linear(r.h, lora.lora_B.to(x.scalar_type())).mul(new Scalar(c)); // (…, out); autograd differentiates B
+        return torch.linear(r.h, lora.lora_B.mul(new Scalar(c)).to(x.scalar_type())); // (…, out); autograd differentiates B (c on B: no (…, out) pass)
     }
 
     private RedrawnDropout(LoraLinear lora, Tensor x, double p) {
@@ -74,8 +86,13 @@ final class RedrawnDropout implements AutoCloseable {
         this.onH = Tensors.escape(() -> new TensorTensorHook() {
             @Override
             public TensorBase call(TensorBase gh) {
-                backward(gh);
-                return KEEP;
+                try {
+                    closeDone();
+                    backward(gh);
+                    return KEEP;
+                } finally {
+                    gh.close(); // JavaCPP's copy of the argument, attached to the caller's scope: it would hold gh to the step's end
+                }
             }
         });
         h.register_hook(onH);
@@ -86,8 +103,13 @@ final class RedrawnDropout implements AutoCloseable {
         this.onX = Tensors.escape(() -> new TensorTensorHook() {
             @Override
             public TensorBase call(TensorBase gx) {
-                addShare(gx);
-                return KEEP;
+                try {
+                    closeDone();
+                    addShare(gx);
+                    return KEEP;
+                } finally {
+                    gx.close(); // as above: x's whole gradient, otherwise held to the step's end
+                }
             }
         });
         x.register_hook(onX);
@@ -102,6 +124,7 @@ final class RedrawnDropout implements AutoCloseable {
 
     /** gh = ∂L/∂h' (…, r): A's gradient and x's share, with the mask drawn again. */
     private void backward(TensorBase ghBase) {
+        if (x == null) throw new IllegalStateException("LoRA dropout: backward ran twice through one forward (a retained graph is not supported)");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
             Tensor gh = new Tensor(ghBase), a = lora.lora_A.to(x.scalar_type());
             Tensor kept = x.contiguous().clone();
@@ -127,10 +150,14 @@ final class RedrawnDropout implements AutoCloseable {
         spent = true;
         h.close();
         h = null;
+        DONE.get().add(onH);
+        if (onX != null) DONE.get().add(onX);
+        hooksHandedOver = true;
     }
 
     /** x's gradient is complete but for this branch's share (the zero term made it wait): add the share in place. */
     private void addShare(TensorBase gx) {
+        if (share == null) throw new IllegalStateException("LoRA dropout: the input's gradient was complete before this branch's (the zero term should have made it wait)");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
             // x's gradient has at least two contributions (the base GEMM and the zero term), so autograd summed them into
             // a buffer of its own: adding in place touches no other tensor
@@ -146,7 +173,9 @@ final class RedrawnDropout implements AutoCloseable {
         if (x != null) x.close();
         if (share != null) share.close();
         if (h != null) h.close();
-        onH.close();
-        if (onX != null) onX.close();
+        if (!hooksHandedOver) {
+            onH.close();
+            if (onX != null) onX.close();
+        }
     }
 }

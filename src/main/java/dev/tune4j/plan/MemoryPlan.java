@@ -214,9 +214,9 @@ public final class MemoryPlan {
     }
 
     /** Measured peak over what a step frees and reallocates, without checkpointing (glibc's heaps keep it fragmented). */
-    static final double CPU_HEAP_SLACK = 1.72;
+    static final double CPU_HEAP_SLACK = 1.60;
     /** With checkpointing: recomputing and back-propagating one layer takes this many layers' worth (recompute, grads, slack). */
-    static final double CPU_CKPT_LAYERS = 12;
+    static final double CPU_CKPT_LAYERS = 11;
     /** QLoRA with checkpointing: dequantization's temporaries, bytes per parameter of one layer's projections. */
     static final double CPU_DEQUANT_WORKSPACE = 34;
 
@@ -226,10 +226,10 @@ public final class MemoryPlan {
      * fp32 plus a bf16 copy of the head. Per token and layer autograd keeps: the norms' fp32 inputs and attention's fp32
      * q, k, v and output, 4·(2h + 2q + 2kv) bytes; SwiGLU's gate, silu and up in bf16, 6·I; the adapted projections' bf16
      * inputs, shared by q/k/v and by gate/up (with dropout too: the masks are drawn again in backward); LoRA's r-wide A
-     * outputs. Logits: 20 bytes per element of a chunk (bf16 GEMM output, fp32 copy,
-     * log-softmax, two gradients). QLoRA without checkpointing keeps every layer's dequantized bf16 weights for the
-     * backward. Measured (docs/planner.md: bench train, SmolLM2-135M and Qwen2.5-0.5B shapes, LoRA and QLoRA, with and
-     * without checkpointing, within ±5 %): peaks are {@value #CPU_HEAP_SLACK}× these transients without checkpointing;
+     * outputs. Logits: 6 bytes per element of a chunk (the frozen head's backward by hand, train/Head: fp32 logits turned
+     * into their gradient in place, and its bf16 cast). QLoRA without checkpointing keeps every layer's dequantized bf16
+     * weights for the backward. Measured (docs/planner.md: bench train, SmolLM2-135M and Qwen2.5-0.5B shapes, LoRA and
+     * QLoRA, with and without checkpointing, within ±7 %; single runs of the SmolLM2 shape scatter more): peaks are {@value #CPU_HEAP_SLACK}× these transients without checkpointing;
      * with it the layer inputs stay and one layer's recompute and backward take {@value #CPU_CKPT_LAYERS} layers' worth,
      * plus {@value #CPU_DEQUANT_WORKSPACE} bytes per parameter of a layer for QLoRA's dequantization.
      */

@@ -56,7 +56,7 @@ final class Preference {
         if (kto) return kto(c, model, data, pad, method, shard, log);
         boolean orpo = c.stage().equals("orpo");
         var train = PairBatches.pairs(data.train, c.batchSize(), pad, c.seed(), orpo, 0, shard);
-        var val = PairBatches.pairs(RunSetup.evalShare(data.val, c, data.train.size(), log), c.batchSize(), pad, c.seed(), orpo, data.train.size(), shard);
+        var val = PairBatches.pairs(RunSetup.evalShare(data.val, c, data.train.size(), shard.world(), log), c.batchSize(), pad, c.seed(), orpo, data.train.size(), shard);
         var cfg = switch (c.stage()) {
             case "simpo" -> new PreferenceLoss.Config(PreferenceLoss.Type.SIMPO, c.beta(), 0, c.simpoGamma(), c.cpoAlpha());
             case "orpo" -> new PreferenceLoss.Config(PreferenceLoss.Type.ORPO, c.orpoLambda(), 0, 0, 0);
@@ -90,7 +90,7 @@ final class Preference {
     /** KTO: unpaired examples with their KL rows; the reference is the base with the adapter off (a LoRA method only). */
     private static Stage kto(TrainConfig c, LlamaModel model, PreferenceData data, long pad, Run.Method method, Shard shard, PrintStream log) {
         var train = PairBatches.kto(data.kTrain, c.batchSize(), pad, c.seed(), 0, shard);
-        var val = PairBatches.kto(RunSetup.evalShare(data.kVal, c, data.kTrain.size(), log), c.batchSize(), pad, c.seed(), data.kTrain.size(), shard);
+        var val = PairBatches.kto(RunSetup.evalShare(data.kVal, c, data.kTrain.size(), shard.world(), log), c.batchSize(), pad, c.seed(), data.kTrain.size(), shard);
         boolean[] desirable = new boolean[data.kTrain.size() + data.kVal.size()];
         int longest = 1, i = 0;
         long labelled = 0, tokens = 0;

@@ -127,7 +127,7 @@ public final class Run {
                 Dataset ds = RunSetup.dataset(c, tok, eos, log);
                 samples = ds.val.isEmpty() ? ds.train : ds.val;
                 train = new Batches(ds.train, c.batchSize(), c.maxSeqLen(), c.packing(), pad, c.seed(), shard);
-                val = new Batches(RunSetup.evalShare(ds.val, c, ds.train.size(), log), c.batchSize(), c.maxSeqLen(), false, pad, c.seed(), shard);
+                val = new Batches(RunSetup.evalShare(ds.val, c, ds.train.size(), shard.world(), log), c.batchSize(), c.maxSeqLen(), false, pad, c.seed(), shard);
                 objective = TokenLoss.INSTANCE;
                 predicted = RunSetup.predictPeak(c, group.world(), model.config, ds, c.method(), !model.compute.cuda(), bf16Projections(model), model.compute.mixed(), model.embeddingsBf16(), log);
             }

@@ -38,10 +38,10 @@ final class RunReport {
         return ppl;
     }
 
-    /** The end-of-run measurements, each its own phase: spectrum.json, forgetting.json, samples.json. */
     /** New tokens per sample answer: a glimpse of the tuned model, bounded (decoding is bandwidth-bound: ~0.1 s a token at 0.5 B). */
     static final int SAMPLE_TOKENS = 32;
 
+    /** The end-of-run measurements, each its own phase: spectrum.json, forgetting.json, samples.json. */
     static void evaluate(dev.tune4j.train.TrainConfig c, LlamaModel model, Tokenizer tok, LoraAdapter lora, List<dev.tune4j.data.Example> sampleFrom,
                          long eos, Double basePerplexity, Phases phases, PrintStream log) throws IOException {
         Path out = c.out();

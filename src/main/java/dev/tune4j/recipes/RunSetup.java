@@ -132,9 +132,10 @@ final class RunSetup {
      * no more than half of what the run trains on, at least 8), said in the log when that is fewer than the split.
      *
      * @param trainSplit the training split's size (examples or pairs)
+     * @param world      the processes training together (each takes its batch)
      */
-    static <T> List<T> evalShare(List<T> val, TrainConfig c, int trainSplit, PrintStream log) {
-        int n = c.evalExamples(c.trainedExamples(trainSplit));
+    static <T> List<T> evalShare(List<T> val, TrainConfig c, int trainSplit, int world, PrintStream log) {
+        int n = c.evalExamples(c.trainedExamples(trainSplit, world));
         if (n == 0 || val.size() <= n) return val;
         log.printf("validation: the first %d of %d held-out examples (--max-eval-samples%s; 0 evaluates all)%n", n, val.size(),
                 c.maxEvalSamples() == TrainConfig.AUTO ? ": 64, but no more than half of what this run trains on, at least 8" : "");

@@ -60,10 +60,9 @@ public final class Head {
             for (long s = 0; s < n; s += chunk) {
                 long len = Math.min(chunk, n - s), s0 = s;
                 try (PointerScope cs = new PointerScope()) {
-                    // logp = z_target − logsumexp(z): no (len, V) log-softmax is written
                     Tensor z = Tensors.scoped(() -> m.headGemm(h.detach().narrow(0, s0, len)).to(torch.ScalarType.Float)); // (len, V) fp32
-                    Tensor lp = z.gather(1, target.narrow(0, s, len).unsqueeze(1)).squeeze(1).sub(torch.logsumexp(z, new long[]{1}, false)); // (len)
-                    float[] c = Tensors.toFloats(lp), mu = Tensors.toFloats(z.mean(new long[]{1}, false, new ScalarTypeOptional()));
+                    float[] mu = Tensors.toFloats(z.mean(new long[]{1}, false, new ScalarTypeOptional()));
+                    float[] c = Tensors.toFloats(logSoftmaxInPlace(z, target.narrow(0, s, len).unsqueeze(1)).squeeze(1)); // (len)
                     for (int i = 0; i < len; i++) {
                         logp[(int) s + i] = c[i];
                         mean[(int) s + i] = mu[i];
@@ -105,6 +104,18 @@ public final class Head {
     }
 
     /**
+     * The log-probs of the targets {@code at} (len, 1), turning the fp32 logits z into softmax(z) in place: no (len, V)
+     * temporary (logsumexp and log-softmax each write one), so the logits are the chunk's only full-size tensor.
+     */
+    private static Tensor logSoftmaxInPlace(Tensor z, Tensor at) {
+        z.sub_(z.amax(new long[]{1}, true));                                                                    // z − max
+        Tensor picked = z.gather(1, at);                                                                        // (len, 1)
+        Tensor sum = z.exp_().sum(new long[]{1}, true, new ScalarTypeOptional());                               // (len, 1)
+        z.div_(sum);                                                                                            // softmax
+        return picked.sub(sum.log());
+    }
+
+    /**
      * A frozen head (LoRA, QLoRA) differentiated by hand: ∂(Σ w·logp)/∂z = w·(onehot − softmax(z)), formed in place in
      * the fp32 logits, so a chunk holds 6 bytes a logit at most (the fp32 logits and their bf16 cast for the GEMM; the
      * bf16 GEMM output is freed once cast) where autograd's cross-entropy held 20 (GEMM output, fp32 copy, log-softmax,
@@ -121,14 +132,13 @@ public final class Head {
                 try (PointerScope cs = new PointerScope()) {
                     Tensor hc = h.detach().narrow(0, start, len);
                     Tensor z = Tensors.scoped(() -> m.headGemm(hc).to(torch.ScalarType.Float));                  // (len, V) fp32
-                    Tensor lse = torch.logsumexp(z, new long[]{1}, true);                                        // (len, 1)
                     Tensor at = target.narrow(0, start, len).unsqueeze(1);                                       // (len, 1)
                     float[] w = new float[(int) len];
                     for (int i = 0; i < len; i++) w[i] = weights == null ? (float) uniform : weights[(int) start + i];
                     Tensor wt = Tensors.floats(w, len, 1);
                     if (m.compute.cuda()) wt = wt.to(m.compute.device(), torch.ScalarType.Float);
-                    sum += z.gather(1, at).sub(lse).mul(wt).sum().item_double();                                // Σ w·logp
-                    Tensor g = z.sub_(lse).exp_().mul_(wt.neg()).scatter_add_(1, at, wt);                        // w·(onehot − softmax), in place
+                    sum += logSoftmaxInPlace(z, at).mul(wt).sum().item_double();                                 // Σ w·logp; z is now softmax(z)
+                    Tensor g = z.mul_(wt.neg()).scatter_add_(1, at, wt);                                         // w·(onehot − softmax), in place
                     grad.narrow(0, start, len).copy_(m.headGemmBackward(g));                                     // (len, C)
                 }
             }

@@ -56,7 +56,6 @@ public record TrainConfig(
     private static final Set<String> ALL = Set.of(), ADAPTERS = Set.of("lora", "qlora"), QLORA = Set.of("qlora"),
             TOKENS = Set.of("sft", "pt"), PROMPTED = Set.of("sft", "dpo", "kto", "orpo", "simpo"), DPO = Set.of("dpo"), KTO = Set.of("kto");
 
-    /** The one table of keys: flags, YAML keys, --help and run_config.json are all generated from it, in this order. */
     /** max-eval-samples left to the run: 64, but no more than half of the examples it trains on, and at least 8 ({@link #evalExamples}). */
     public static final int AUTO = -1;
 
@@ -71,16 +70,20 @@ public record TrainConfig(
         return (int) Math.max(8, Math.min(64, trained / 2));
     }
 
-    /** The examples a run trains on: max-steps × batch-size × grad-accum × processes, or epochs × the training split. */
-    public long trainedExamples(long trainSplit) {
-        return maxSteps > 0 ? (long) maxSteps * batchSize * gradAccum * nprocPerNode : epochs * trainSplit;
+    /** The examples a run trains on: max-steps × batch-size × grad-accum × processes ({@code world}), or epochs × the training split. */
+    public long trainedExamples(long trainSplit, int world) {
+        return maxSteps > 0 ? (long) maxSteps * batchSize * gradAccum * world : epochs * trainSplit;
     }
 
-    private static int atLeastZero(int maxEvalSamples) {
-        if (maxEvalSamples < 0) throw new UserError("max-eval-samples must be >= 0 (0: every validation example), found " + maxEvalSamples);
-        return maxEvalSamples;
+    private static int evalSamples(Values v, String given) {
+        if (given == null || given.strip().equalsIgnoreCase("auto")) return AUTO; // run_config.json says "auto"
+        if (given.isBlank()) throw new UserError(v.source() + ": 'max-eval-samples' expects an integer or auto, found nothing");
+        int n = v.integer("max-eval-samples");
+        if (n < 0) throw new UserError("max-eval-samples must be >= 0 (0: every validation example), found " + n);
+        return n;
     }
 
+    /** The one table of keys: flags, YAML keys, --help and run_config.json are all generated from it, in this order. */
     public static final List<Key> TABLE = List.of(
             new Key("model", Kind.PATH, null, "base model folder (HF: config.json, safetensors, tokenizer files)", ALL),
             new Key("data", Kind.PATH, null, "training data: .json array, .jsonl or .txt (alpaca, chat, sharegpt, prompt/completion, text; preference pairs for dpo/orpo/simpo)", ALL),
@@ -226,7 +229,7 @@ public record TrainConfig(
                 stage, v.str("loss-type"), m.containsKey("beta") ? v.dbl("beta") : stage.equals("simpo") ? 2.0 : 0.1, v.dbl("label-smoothing"), v.dbl("simpo-gamma"),
                 v.dbl("cpo-alpha"), v.dbl("orpo-lambda"), v.bool("precompute-ref-logps"), v.path("adapter"), v.bool("use-dora"),
                 v.dbl("desirable-weight"), v.dbl("undesirable-weight"), v.bool("overwrite"),
-                v.integer("nproc-per-node"), v.integer("zero"), v.integer("dist-timeout"), m.containsKey("max-eval-samples") ? atLeastZero(v.integer("max-eval-samples")) : AUTO);
+                v.integer("nproc-per-node"), v.integer("zero"), v.integer("dist-timeout"), evalSamples(v, m.get("max-eval-samples")));
     }
 
     /** Whether a key means something for this run's method and stage (those that do not are left out of run_config.json). */

@@ -40,14 +40,14 @@ class RedrawnDropoutTest {
                 torch.manual_seed(99);
                 Tensor delta;
                 try (var l = new LoraLinear("default", la, lb, null, scaling, p)) {
-                    l.training = true;
+                    l.train(true);
                     if (run == 0) delta = bf16 ? l.deltaBf16(x, null, null) : l.delta(x); // redrawn
                     else { // autograd with the same mask kept
                         Tensor mask;
                         try (var ng = new NoGradGuard()) {
                             mask = Dropout.mask(x, p, Dropout.seed());
                         }
-                        delta = torch.linear(torch.linear(x.mul(mask), la.to(dtype)), lb.to(dtype)).mul(new Scalar(scaling * Dropout.scale(p)));
+                        delta = torch.linear(torch.linear(x.mul(mask), la.to(dtype)), lb.mul(new Scalar(scaling * Dropout.scale(p))).to(dtype));
                     }
                     Tensor y = torch.linear(x, w).add(delta); // the frozen base beside it, as in Linear
                     y.mul(probe).sum().backward();

@@ -106,14 +106,19 @@ class TrainConfigTest {
         var c = TrainConfig.fromMap(m, "t");
         assertThat(c.maxEvalSamples()).isEqualTo(TrainConfig.AUTO);
         assertThat(c.toMap()).containsEntry("max-eval-samples", "auto");
-        assertThat(c.trainedExamples(899)).isEqualTo(16);
-        assertThat(c.evalExamples(c.trainedExamples(899))).isEqualTo(8);
+        assertThat(c.trainedExamples(899, 1)).isEqualTo(16);
+        assertThat(c.evalExamples(c.trainedExamples(899, 1))).isEqualTo(8);
         assertThat(c.evalExamples(60)).isEqualTo(30);
         assertThat(c.evalExamples(10_000)).isEqualTo(64);
         assertThat(c.evalExamples(2)).isEqualTo(8);
         m.remove("max-steps");
         m.put("epochs", "2");
-        assertThat(TrainConfig.fromMap(m, "t").trainedExamples(50)).isEqualTo(100);
+        assertThat(TrainConfig.fromMap(m, "t").trainedExamples(50, 1)).isEqualTo(100);
+        assertThat(c.trainedExamples(899, 2)).as("two processes, each its batch").isEqualTo(32);
+        m.put("max-eval-samples", "auto"); // as run_config.json writes it
+        assertThat(TrainConfig.fromMap(m, "t").maxEvalSamples()).isEqualTo(TrainConfig.AUTO);
+        m.put("max-eval-samples", " ");
+        assertThatThrownBy(() -> TrainConfig.fromMap(m, "run.yaml")).hasMessageContaining("run.yaml: 'max-eval-samples' expects an integer or auto, found nothing");
         m.put("max-eval-samples", "3");
         assertThat(TrainConfig.fromMap(m, "t").evalExamples(10_000)).isEqualTo(3);
         m.put("max-eval-samples", "-1");
