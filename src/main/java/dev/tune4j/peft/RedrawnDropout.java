@@ -83,36 +83,30 @@ final class RedrawnDropout implements AutoCloseable {
         }
         if (!inputGrad) dropped.set_requires_grad(true); // a leaf: its hook still sees gh
         this.h = Tensors.escape(() -> inputGrad ? dropped.add(x.narrow(-1, 0, 1).mul(new Scalar(0))) : new Tensor(dropped));
-        this.onH = Tensors.escape(() -> new TensorTensorHook() {
-            @Override
-            public TensorBase call(TensorBase gh) {
-                try {
-                    closeDone();
-                    backward(gh);
-                    return KEEP;
-                } finally {
-                    gh.close(); // JavaCPP's copy of the argument, attached to the caller's scope: it would hold gh to the step's end
-                }
-            }
-        });
+        this.onH = hook(this::backward);
         h.register_hook(onH);
         if (!inputGrad) {
             this.onX = null;
             return;
         }
-        this.onX = Tensors.escape(() -> new TensorTensorHook() {
+        this.onX = hook(this::addShare);
+        x.register_hook(onX);
+    }
+
+    /** A tensor hook running {@code body} on the gradient and leaving the gradient as autograd has it (or as body changed it in place). */
+    private static TensorTensorHook hook(java.util.function.Consumer<TensorBase> body) {
+        return Tensors.escape(() -> new TensorTensorHook() {
             @Override
-            public TensorBase call(TensorBase gx) {
+            public TensorBase call(TensorBase grad) {
                 try {
                     closeDone();
-                    addShare(gx);
+                    body.accept(grad);
                     return KEEP;
                 } finally {
-                    gx.close(); // as above: x's whole gradient, otherwise held to the step's end
+                    grad.close(); // JavaCPP's copy of the argument, attached to the caller's scope: it would hold the gradient to the step's end
                 }
             }
         });
-        x.register_hook(onX);
     }
 
     /** x·m: a copy of x with the dropped elements zeroed (no mask tensor: one pass over the random bits). */
