@@ -317,9 +317,7 @@ final class BenchCommand implements Callable<Integer> {
             s = s.withStage(dpo, dev.tune4j.plan.MemoryPlan.Reference.of(dpo, s.method(), precomputeRef, false, false), batch);
         }
         var e = dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero);
-        if (compute.mixed() && !method.equals("full")) return dev.tune4j.plan.MemoryPlan.forBf16Matmul(s, e, loraDropout, bf16Embeddings).peak();
-        if (bf16Projections) e = dev.tune4j.plan.MemoryPlan.withBf16Projections(s, e, compute.mixed());
-        return dev.tune4j.plan.MemoryPlan.withLoraDropout(s, e, method.equals("full") ? 0 : loraDropout).peak();
+        return dev.tune4j.plan.MemoryPlan.forCompute(s, e, compute.mixed(), bf16Projections, bf16Embeddings, loraDropout).peak();
     }
 
     /**

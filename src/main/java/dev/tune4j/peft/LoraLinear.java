@@ -71,7 +71,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         var dtype = x.scalar_type().intern();
         if (dtype == torch.ScalarType.Float && RedrawnDropout.applies(this, x, p)) // (bf16 activations: A, B run in fp32 below)
             return RedrawnDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), redrawn);
-        var kept = Dropout.keep(x, training ? dropout : 0);   // B·A is linear: dropout's 1/(1 − p) joins the scaling
+        var kept = Dropout.keep(x, p);   // B·A is linear: dropout's 1/(1 − p) joins the scaling
         Tensor in = kept.x();
         boolean cast = dtype != torch.ScalarType.Float; // A, B are fp32 (bf16 activations on GPU); no cast call at all on fp32
         if (cast) in = in.to(torch.ScalarType.Float);
@@ -90,28 +90,20 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         double p = training ? dropout : 0;
         if (RedrawnDropout.applies(this, x, p)) return RedrawnDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), redrawn);
         var bf16 = torch.ScalarType.BFloat16;
-        if (!training && !org.bytedeco.pytorch.GradMode.is_enabled()) return torch.linear(torch.linear(x, frozenA()), frozenB()); // evaluation, generation
+        if (!training && !org.bytedeco.pytorch.GradMode.is_enabled()) { // evaluation, generation
+            refreshFrozen();
+            return torch.linear(torch.linear(x, frozenA), frozenB);
+        }
         var kept = Dropout.keep(x, p);
         return torch.linear(torch.linear(kept.x(), lora_A.to(bf16)), lora_B.mul(new Scalar(scaling * weight * kept.scale())).to(bf16)); // (…, out) bf16; the scale on B, not on the output
     }
 
     // Out of training and without gradients (evaluation, sample generation, serving) A and scaling·B are used in bf16 as
-    // kept copies: a decode
-    // step ran six ops per adapted projection, three of them casts and the scaling (a quarter of Qwen2.5-0.5B's step).
-    // Rebuilt when A, B, the scaling or the weight change.
+    // kept copies: a decode step ran six ops per adapted projection, three of them casts and the scaling (a quarter of
+    // Qwen2.5-0.5B's step). Rebuilt when A, B, the scaling or the weight change, and dropped on every train/eval switch.
     private Tensor frozenA, frozenB;
     private long frozenVersion = -1;
     private double frozenScale;
-
-    private Tensor frozenA() {
-        refreshFrozen();
-        return frozenA;
-    }
-
-    private Tensor frozenB() {
-        refreshFrozen();
-        return frozenB;
-    }
 
     private void refreshFrozen() {
         long version = lora_A.__dispatch__version() * 1_000_003L + lora_B.__dispatch__version();

@@ -79,7 +79,7 @@ final class RedrawnDropout implements AutoCloseable {
         this.x = Tensors.escape(() -> new Tensor(x));
         Tensor dropped;
         try (var ng = new NoGradGuard()) { // the mask and x·m die with this scope
-            dropped = Tensors.scoped(() -> torch.linear(kept(x, p, seed), lora.lora_A.to(x.scalar_type()))); // (…, r)
+            dropped = Tensors.scoped(() -> torch.linear(Dropout.dropped(x, p, seed), lora.lora_A.to(x.scalar_type()))); // (…, r)
         }
         if (!inputGrad) dropped.set_requires_grad(true); // a leaf: its hook still sees gh
         this.h = Tensors.escape(() -> inputGrad ? dropped.add(x.narrow(-1, 0, 1).mul(new Scalar(0))) : new Tensor(dropped));
@@ -109,22 +109,13 @@ final class RedrawnDropout implements AutoCloseable {
         });
     }
 
-    /** x·m: a copy of x with the dropped elements zeroed (no mask tensor: one pass over the random bits). */
-    private static Tensor kept(Tensor x, double p, long seed) {
-        Tensor kept = x.contiguous().clone();
-        Dropout.zeroDropped(p, seed, kept);
-        return kept;
-    }
-
     /** gh = ∂L/∂h' (…, r): A's gradient and x's share, with the mask drawn again. */
     private void backward(TensorBase ghBase) {
         if (x == null) throw new IllegalStateException("LoRA dropout: backward ran twice through one forward (a retained graph is not supported)");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
             Tensor gh = new Tensor(ghBase), a = lora.lora_A.to(x.scalar_type());
-            Tensor kept = x.contiguous().clone();
-            if (inputGrad) share = Tensors.escape(() -> gh.matmul(a)); // (…, in)
-            if (inputGrad) Dropout.zeroDropped(p, seed, kept, share); // one pass over the mask for both
-            else Dropout.zeroDropped(p, seed, kept);
+            if (inputGrad) share = Tensors.escape(() -> gh.matmul(a)); // (…, in), its dropped elements zeroed below
+            Tensor kept = inputGrad ? Dropout.dropped(x, p, seed, share) : Dropout.dropped(x, p, seed); // one pass over the mask
             long r = gh.size(-1), in = x.size(-1);
             Tensor gradA = gh.reshape(-1, r).t().mm(kept.reshape(-1, in)).to(torch.ScalarType.Float); // (r, in)
             Tensor acc = lora.lora_A.grad();

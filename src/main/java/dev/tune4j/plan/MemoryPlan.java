@@ -276,6 +276,21 @@ public final class MemoryPlan {
         return new Estimate(parts, parts.values().stream().mapToLong(Long::longValue).sum(), e.host());
     }
 
+    /**
+     * A run's estimate as its compute path has it (train and bench both ask here): the CPU bf16-matmul path's own
+     * estimate for LoRA and QLoRA without DoRA ({@link #forBf16Matmul}); otherwise bf16-kept projections
+     * ({@link #withBf16Projections}) and LoRA dropout ({@link #withLoraDropout}) adjust the general one.
+     *
+     * @param bf16Gemms       the projections' and head's GEMMs run in bf16 (Compute#mixed)
+     * @param bf16Projections the frozen projections stay bf16
+     * @param bf16Embeddings  the embedding (and head) are held in bf16
+     */
+    public static Estimate forCompute(Setup s, Estimate e, boolean bf16Gemms, boolean bf16Projections, boolean bf16Embeddings, double dropout) {
+        if (bf16Gemms && s.runtime() == Runtime.CPU && s.method() != Method.FULL && !s.dora()) return forBf16Matmul(s, e, dropout, bf16Embeddings);
+        if (bf16Projections) e = withBf16Projections(s, e, bf16Gemms);
+        return withLoraDropout(s, e, dropout);
+    }
+
     /** PyTorch DDP's default bucket (bucket_cap_mb = 25): gradients travel in flat copies of at most this size. */
     public static final long BUCKET_BYTES = 25L << 20;
 

@@ -43,38 +43,36 @@ public final class FourBit {
      */
     public static Quantized loadQuantizing(ModelFolder f, Compute c, String quantType, int blocksize, boolean doubleQuant) {
         LlamaModel m = LlamaModel.load(f, c, b -> {}, ModelFolder::isProjectionWeight);
-        long dense = 0, packed = 0;
-        int n = 0;
         try {
-            for (var e : m.linears().entrySet()) {
-                String name = e.getKey() + ".weight";
-                QuantState s;
-                try (var scope = new org.bytedeco.javacpp.PointerScope()) {
-                    s = Quantizer.quantize(Tensors.toFloats(LlamaModel.read(f, name, org.bytedeco.pytorch.global.torch.ScalarType.Float)), f.info(name).shape(), quantType, blocksize, doubleQuant);
+            Sizes sizes = quantizeEach(m, (module, l) -> {
+                String name = module + ".weight";
+                try (var scope = new org.bytedeco.javacpp.PointerScope()) { // one projection's fp32 copy at a time
+                    return Quantizer.quantize(Tensors.toFloats(LlamaModel.read(f, name, org.bytedeco.pytorch.global.torch.ScalarType.Float)), f.info(name).shape(), quantType, blocksize, doubleQuant);
                 }
-                var w = new QuantizedWeight(s, m.compute);
-                e.getValue().quantize(w);
-                dense += 4L * s.numel();
-                packed += w.bytes();
-                n++;
-            }
+            });
             if (LlamaModel.storesEmbeddingsBf16(f)) m.embeddingsToBf16();
+            return new Quantized(m, sizes);
         } catch (RuntimeException e) {
             m.close();
             throw e;
         }
-        return new Quantized(m, new Sizes(dense, packed, n));
     }
 
     public record Quantized(LlamaModel model, Sizes sizes) {}
 
     /** Quantizes every dense projection of a loaded model in place (QLoRA from a dense folder). */
     public static Sizes quantize(LlamaModel m, String quantType, int blocksize, boolean doubleQuant) {
+        return quantizeEach(m, (module, l) -> Quantizer.quantize(Tensors.toFloats(l.weight), Tensors.shape(l.weight), quantType, blocksize, doubleQuant));
+    }
+
+    /** Replaces every dense projection (by module name) with its quantized form, the weights coming from {@code quantize}. */
+    private static Sizes quantizeEach(LlamaModel m, java.util.function.BiFunction<String, Linear, QuantState> quantize) {
         long dense = 0, packed = 0;
         int n = 0;
-        for (Linear l : m.linears().values()) {
+        for (var e : m.linears().entrySet()) {
+            Linear l = e.getValue();
             if (l.quantized != null) continue;
-            QuantState s = Quantizer.quantize(Tensors.toFloats(l.weight), Tensors.shape(l.weight), quantType, blocksize, doubleQuant);
+            QuantState s = quantize.apply(e.getKey(), l);
             var w = new QuantizedWeight(s, m.compute);
             l.quantize(w);
             dense += 4L * s.numel();

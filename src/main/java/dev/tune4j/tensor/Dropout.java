@@ -42,7 +42,23 @@ public final class Dropout {
     public static Kept keep(Tensor x, double p) {
         if (p <= 0) return new Kept(x, 1);
         if (!redrawable(x)) return new Kept(torch.native_dropout(x, p, new BoolOptional(true)).get0(), 1);
-        return new Kept(x.mul(mask(x, p, seed())), scale(p));
+        long seed = seed();
+        // autograd needs a mask to multiply by; without a gradient to x (checkpointing's first pass) a copy zeroed in place does
+        boolean graph = x.requires_grad() && org.bytedeco.pytorch.GradMode.is_enabled();
+        return new Kept(graph ? x.mul(mask(x, p, seed)) : dropped(x, p, seed), scale(p));
+    }
+
+    /**
+     * x·m without a mask tensor: a contiguous copy of x with the elements this seed's mask drops zeroed, in the same pass
+     * as those of {@code alsoZeroed} (tensors of x's shape).
+     */
+    public static Tensor dropped(Tensor x, double p, long seed, Tensor... alsoZeroed) {
+        Tensor kept = x.contiguous().clone();
+        var all = new Tensor[alsoZeroed.length + 1];
+        all[0] = kept;
+        System.arraycopy(alsoZeroed, 0, all, 1, alsoZeroed.length);
+        zeroDropped(p, seed, all);
+        return kept;
     }
 
     /** Whether {@link #mask} and {@link #zeroDropped} serve x (CPU, bf16 or fp32): its masks can be drawn again from their seed. */

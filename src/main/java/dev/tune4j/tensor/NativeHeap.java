@@ -57,11 +57,8 @@ public final class NativeHeap {
     public static boolean trim() {
         System.gc(); // a full collection also gives the Java heap's garbage back (QLoRA quantizes through float arrays)
         try {
-            Linker linker = Linker.nativeLinker();
-            var symbol = linker.defaultLookup().find("malloc_trim");
-            if (symbol.isEmpty()) return false;
-            MethodHandle trim = linker.downcallHandle(symbol.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
-            return (int) trim.invokeExact(0L) == 1;
+            MethodHandle trim = glibc("malloc_trim", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
+            return trim != null && (int) trim.invokeExact(0L) == 1;
         } catch (Throwable e) {
             return false;
         }
@@ -69,13 +66,16 @@ public final class NativeHeap {
 
     private static long mallopt(long bytes) {
         try {
-            Linker linker = Linker.nativeLinker();
-            var symbol = linker.defaultLookup().find("mallopt");
-            if (symbol.isEmpty()) return 0;
-            MethodHandle mallopt = linker.downcallHandle(symbol.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-            return (int) mallopt.invokeExact(M_MMAP_THRESHOLD, (int) bytes) == 1 ? bytes : 0;
+            MethodHandle mallopt = glibc("mallopt", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+            return mallopt != null && (int) mallopt.invokeExact(M_MMAP_THRESHOLD, (int) bytes) == 1 ? bytes : 0;
         } catch (Throwable e) { // not glibc, or native access refused: the default allocator behaviour stays
             return 0;
         }
+    }
+
+    /** A C library function by name, or null where the process's libraries have none (not glibc). */
+    private static MethodHandle glibc(String name, FunctionDescriptor signature) {
+        Linker linker = Linker.nativeLinker();
+        return linker.defaultLookup().find(name).map(symbol -> linker.downcallHandle(symbol, signature)).orElse(null);
     }
 }

@@ -60,7 +60,7 @@ public final class Head {
             for (long s = 0; s < n; s += chunk) {
                 long len = Math.min(chunk, n - s), s0 = s;
                 try (PointerScope cs = new PointerScope()) {
-                    Tensor z = Tensors.scoped(() -> m.headGemm(h.detach().narrow(0, s0, len)).to(torch.ScalarType.Float)); // (len, V) fp32
+                    Tensor z = Tensors.scoped(() -> m.logits(h.detach().narrow(0, s0, len)));                             // (len, V) fp32
                     float[] mu = Tensors.toFloats(z.mean(new long[]{1}, false, new ScalarTypeOptional()));
                     float[] c = Tensors.toFloats(logSoftmaxInPlace(z, target.narrow(0, s, len).unsqueeze(1)).squeeze(1)); // (len)
                     for (int i = 0; i < len; i++) {
@@ -131,7 +131,7 @@ public final class Head {
                 long len = Math.min(chunk, n - s), start = s;
                 try (PointerScope cs = new PointerScope()) {
                     Tensor hc = h.detach().narrow(0, start, len);
-                    Tensor z = Tensors.scoped(() -> m.headGemm(hc).to(torch.ScalarType.Float));                  // (len, V) fp32
+                    Tensor z = Tensors.scoped(() -> m.logits(hc));                                               // (len, V) fp32
                     Tensor at = target.narrow(0, start, len).unsqueeze(1);                                       // (len, 1)
                     float[] w = new float[(int) len];
                     for (int i = 0; i < len; i++) w[i] = weights == null ? (float) uniform : weights[(int) start + i];
