@@ -77,8 +77,12 @@ public record TrainConfig(
 
     private static int evalSamples(Values v, String given) {
         if (given == null || given.strip().equalsIgnoreCase("auto")) return AUTO; // run_config.json says "auto"
-        if (given.isBlank()) throw new UserError(v.source() + ": 'max-eval-samples' expects an integer or auto, found nothing");
-        int n = v.integer("max-eval-samples");
+        int n;
+        try {
+            n = Integer.parseInt(given.strip());
+        } catch (NumberFormatException e) {
+            throw new UserError(v.source() + ": 'max-eval-samples' expects an integer or auto, found " + (given.isBlank() ? "nothing" : "'" + given + "'"));
+        }
         if (n < 0) throw new UserError("max-eval-samples must be >= 0 (0: every validation example), found " + n);
         return n;
     }
