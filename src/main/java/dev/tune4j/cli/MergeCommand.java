@@ -1,7 +1,6 @@
 package dev.tune4j.cli;
 
 import dev.tune4j.hf.UserError;
-import dev.tune4j.hf.AtomicFiles;
 import dev.tune4j.hf.DType;
 import dev.tune4j.hf.OutputPaths;
 import dev.tune4j.peft.Merge;
@@ -52,30 +51,18 @@ final class MergeCommand implements Callable<Integer> {
         var inputs = new ArrayList<Path>(adapters);
         inputs.add(model);
         OutputPaths.check(out, OutputPaths.Kind.FOLDER, overwrite, "pass --overwrite to replace it", inputs);
-        // Merge builds and verifies its folder beside the path it is given: give it a staging name of ours, so that a killed
-        // merge leaves a folder the next run recognises, and publish it here
-        Path stage = AtomicFiles.stagingName(out, "tmp");
-        try {
-            Merge.Result r;
-            try {
-                r = Merge.run(model, adapters, weights, stage, d, shardBytes, tolerance, System.err, // its phases (load, merge, write, verify) with their times
-                        (task, total) -> { // and a bar for each long one
-                            var bar = dev.tune4j.train.StepProgress.bytes(task, total);
-                            return new Merge.Meter() {
-                                public void add(long bytes) { bar.step(bytes); }
+        // Merge builds and verifies the folder under a staging name beside out and publishes it only once verified
+        Merge.Result r = Merge.run(model, adapters, weights, out, d, shardBytes, tolerance, System.err, // its phases (load, merge, write, verify) with their times
+                (task, total) -> { // and a bar for each long one
+                    var bar = dev.tune4j.train.StepProgress.bytes(task, total);
+                    return new Merge.Meter() {
+                        public void add(long bytes) { bar.step(bytes); }
 
-                                public void close() { bar.close(); }
-                            };
-                        });
-            } catch (Merge.VerificationFailed e) {
-                throw new Merge.VerificationFailed(e.getMessage().replace(stage.toString(), out.toString()));
-            }
-            AtomicFiles.publishDir(stage, out);
-            System.out.printf("merged %d adapter(s) (%d modules) into %s as %s; verified: max |Δlogit| / logit scale = %.3g ≤ %.3g%n", adapters.size(),
-                    r.modules(), out, r.dtype(), r.relativeLogitDiff(), r.tolerance());
-        } finally {
-            AtomicFiles.deleteTree(stage);
-        }
+                        public void close() { bar.close(); }
+                    };
+                });
+        System.out.printf("merged %d adapter(s) (%d modules) into %s as %s; verified: max |Δlogit| / logit scale = %.3g ≤ %.3g%n", adapters.size(),
+                r.modules(), out, r.dtype(), r.relativeLogitDiff(), r.tolerance());
         return 0;
     }
 

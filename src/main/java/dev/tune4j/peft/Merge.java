@@ -97,7 +97,9 @@ public final class Merge {
                 for (LoraAdapter a : loaded) a.mergeAndUnload();
                 t = phase(log, "loaded and merged " + modules + " adapter module(s)", t);
 
-                Path stage = out.toAbsolutePath().resolveSibling("." + out.getFileName() + ".merging-" + System.nanoTime());
+                // built (save stages its own files beside it) and verified under a staging name beside out, .NAME.tune4j-tmp-PID-N,
+                // that the next write into that folder removes if this process was killed; published only once verified
+                Path stage = AtomicFiles.stagingName(out, "tmp");
                 try {
                     try (Meter w = meters.start("writing " + out.getFileName(), m.parameterCount() * stored.bytes)) {
                         m.save(stage, stored, maxShardBytes, w::add);
