@@ -22,7 +22,7 @@ import java.util.function.Supplier;
  * also sees the dropped-out input). n is the one place B@A is formed while training: once per forward, freed at once.
  * The bias is not rescaled. {@link #weight} w scales the whole delta, so w = 0 is the base and w = 1 the adapter.
  *
- * <p>Training LoRA (not DoRA) with dropout on the CPU, the term is differentiated by hand ({@link RedrawnDropout}): backward
+ * <p>Training LoRA (not DoRA) with dropout on the CPU, the term is differentiated by hand ({@link LoraDropout}): backward
  * draws the masks again, so autograd keeps neither them nor the dropped-out inputs.
  */
 public final class LoraLinear implements Linear.Adapter, AutoCloseable {
@@ -35,7 +35,7 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     private boolean training;
     final String name; // the adapter's name on the projection ("default" as in PEFT)
     private Linear mergedInto;
-    private final java.util.List<RedrawnDropout> redrawn = new java.util.ArrayList<>(); // this projection's terms a graph may still call back
+    private final java.util.List<LoraDropout> dropouts = new java.util.ArrayList<>(); // this projection's terms a graph may still call back
     private Tensor mergedScale; // DoRA: m/n at merge time (out), to invert the merge exactly as PEFT does (it caches n)
 
     LoraLinear(String name, Tensor a, Tensor b, Tensor magnitude, double scaling, double dropout) {
@@ -69,8 +69,8 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     Tensor delta(Tensor x) {
         double p = training ? dropout : 0;
         var dtype = x.scalar_type().intern();
-        if (dtype == torch.ScalarType.Float && RedrawnDropout.applies(this, x, p)) // (bf16 activations: A, B run in fp32 below)
-            return RedrawnDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), redrawn);
+        if (dtype == torch.ScalarType.Float && LoraDropout.applies(this, x, p)) // (bf16 activations: A, B run in fp32 below)
+            return LoraDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), dropouts);
         var kept = Dropout.keep(x, p);   // B·A is linear: dropout's 1/(1 − p) joins the scaling
         Tensor in = kept.x();
         boolean cast = dtype != torch.ScalarType.Float; // A, B are fp32 (bf16 activations on GPU); no cast call at all on fp32
@@ -82,13 +82,13 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
     /**
      * CPU autocast (bf16-matmul path): A, B run in bf16 on the projection's bf16 input, as torch.autocast runs PEFT's
      * lora_A/B; A, B, their gradients and AdamW state stay fp32. With dropout while training the term is differentiated
-     * by hand (RedrawnDropout); without, autograd keeps the bf16 input q/k/v (gate/up) share. DoRA: fp32.
+     * by hand (LoraDropout); without, autograd keeps the bf16 input q/k/v (gate/up) share. DoRA: fp32.
      */
     @Override
     public Tensor deltaBf16(Tensor x, Tensor base, Supplier<Tensor> w) {
         if (dora()) return dora(x, base, w.get());
         double p = training ? dropout : 0;
-        if (RedrawnDropout.applies(this, x, p)) return RedrawnDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), redrawn);
+        if (LoraDropout.applies(this, x, p)) return LoraDropout.delta(this, x, p, scaling * weight * Dropout.scale(p), dropouts);
         var bf16 = torch.ScalarType.BFloat16;
         if (!training && !org.bytedeco.pytorch.GradMode.is_enabled()) { // evaluation, generation
             refreshFrozen();
@@ -211,9 +211,9 @@ public final class LoraLinear implements Linear.Adapter, AutoCloseable {
         lora_B.close();
         if (lora_magnitude_vector != null) lora_magnitude_vector.close();
         if (mergedScale != null) mergedScale.close();
-        redrawn.forEach(RedrawnDropout::close);
-        redrawn.clear();
-        RedrawnDropout.closeDone();
+        dropouts.forEach(LoraDropout::close);
+        dropouts.clear();
+        LoraDropout.closeDone();
         closeFrozen();
     }
 }

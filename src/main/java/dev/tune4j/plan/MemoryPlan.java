@@ -200,16 +200,18 @@ public final class MemoryPlan {
      * LoRA dropout (PEFT's lora_dropout): each adapted projection's A takes its own dropped copy of the input, which
      * backward keeps, so every adapted input is held once more in fp32 (measured: 1,047 MiB at p = 0.05 on the
      * Qwen2.5-0.5B shape, batch 4 × 256, all-linear; this term gives 960). Checkpointing keeps one layer's copies. On the
-     * CPU, LoRA (not DoRA) draws its masks again in backward and keeps only the input the projections share, as without
-     * dropout: no term.
+     * CPU, LoRA (not DoRA) keeps instead the flat indices of each mask's dropped elements (peft/LoraDropout): 4·p bytes an
+     * adapted input element, beside the input the projections share as without dropout.
      */
     public static Estimate withLoraDropout(Setup s, Estimate e, double p) {
-        if (p <= 0 || s.method() == Method.FULL || s.runtime() == Runtime.CPU && !s.dora()) return e; // CPU: masks redrawn (peft/RedrawnDropout)
+        if (p <= 0 || s.method() == Method.FULL) return e;
+        boolean indices = s.runtime() == Runtime.CPU && !s.dora();
         long perToken = 0;
         for (String t : ParamCount.targets(s.targets())) perToken += ParamCount.shape(s.model(), t)[0]; // (in, out): the input width
-        long bytes = 4L * perToken * s.rows() * s.seq() * (s.checkpointing() ? 1 : s.model().numLayers());
+        long elements = perToken * s.rows() * s.seq() * (s.checkpointing() ? 1 : s.model().numLayers());
+        long bytes = indices ? Math.round(4 * p * elements) : 4L * elements;
         var parts = new LinkedHashMap<>(e.parts());
-        parts.put("lora dropout (a dropped copy of each adapted input)", bytes);
+        parts.put(indices ? "lora dropout (dropped indices of each adapted input)" : "lora dropout (a dropped copy of each adapted input)", bytes);
         return new Estimate(parts, e.peak() + bytes, e.host());
     }
 
@@ -225,7 +227,7 @@ public final class MemoryPlan {
      * bf16 (LoRA) or NF4 (QLoRA), a bf16 folder's embedding (and head) held once in bf16 ({@code bf16Embeddings}), else
      * fp32 plus a bf16 copy of the head. Per token and layer autograd keeps: the norms' fp32 inputs and attention's fp32
      * q, k, v and output, 4·(2h + 2q + 2kv) bytes; SwiGLU's gate, silu and up in bf16, 6·I; the adapted projections' bf16
-     * inputs, shared by q/k/v and by gate/up (with dropout too: the masks are drawn again in backward); LoRA's r-wide A
+     * inputs, shared by q/k/v and by gate/up (with dropout, each mask's dropped indices besides: 4·p bytes an input element); LoRA's r-wide A
      * outputs. Logits: 6 bytes per element of a chunk (the frozen head's backward by hand, train/Head: fp32 logits turned
      * into their gradient in place, and its bf16 cast). QLoRA without checkpointing keeps every layer's dequantized bf16
      * weights for the backward. Measured (docs/planner.md: bench train, SmolLM2-135M and Qwen2.5-0.5B shapes, LoRA and
@@ -238,15 +240,16 @@ public final class MemoryPlan {
         ModelConfig c = s.model();
         long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize(), layers = c.numLayers();
         long vh = (long) c.vocabSize() * h, linear = ParamCount.linear(c), tokens = s.rows() * s.seq();
-        long lora = 0, inputs = 0;
+        long lora = 0, inputs = 0, allInputs = 0;
         var shared = new java.util.HashSet<String>();
         for (String t : ParamCount.targets(s.targets())) {
             long in = ParamCount.shape(c, t)[0];
             lora += 2L * s.r();
+            allInputs += in;
             String group = switch (t) { case "q_proj", "k_proj", "v_proj" -> "attn"; case "gate_proj", "up_proj" -> "mlp"; default -> t; };
             if (shared.add(group)) inputs += in;
         }
-        lora += 2 * inputs; // with dropout too: the masks are drawn again in backward (peft/RedrawnDropout)
+        lora += 2 * inputs + (dropout > 0 ? Math.round(4 * dropout * allInputs) : 0); // dropout: each mask's dropped indices (peft/LoraDropout)
         long perLayer = 4 * (2 * h + 2 * q + 2 * kv) + 6 * inter + lora;
         boolean qlora = s.method() == Method.QLORA;
         long rest = ParamCount.total(c) - linear - vh - (c.tieWordEmbeddings() ? 0 : vh); // norms and biases, fp32
@@ -392,7 +395,7 @@ public final class MemoryPlan {
         long h = c.hiddenSize(), kd = c.kvDim(), inter = c.intermediateSize(), layers = c.numLayers();
         long perLayer = 10 * h + 2 * kd + 5 * inter;
         // LoRA: A's r-wide output, and (GPU, DoRA) output-wide terms; on the CPU LoRA keeps no more than that (the scaling
-        // is folded into B, dropout's masks are drawn again: decision 0011), measured on stories260K: 432–459 MiB for 520
+        // is folded into B; dropout adds only its dropped indices, withLoraDropout: decision 0011), measured on stories260K: 432–459 MiB for 520
         boolean lean = s.runtime() == Runtime.CPU && !s.dora();
         if (s.method() != Method.FULL)
             for (String t : ParamCount.targets(s.targets())) perLayer += s.r() + (lean ? 0 : ParamCount.shape(c, t)[1] * (s.dora() ? 3 : 1));

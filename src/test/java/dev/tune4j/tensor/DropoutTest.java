@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-/** Inverted dropout with masks filled on every core: PEFT's lora_dropout semantics, reproducible from torch's seed. */
+/** Inverted dropout with masks drawn from one seed: PEFT's lora_dropout semantics, reproducible from torch's seed. */
 class DropoutTest {
     /** Share kept, the 1/(1 − p) scale, zeros where dropped, in fp32 and bf16, on a size that is no multiple of the block. */
     @Test
@@ -29,7 +29,7 @@ class DropoutTest {
             }
     }
 
-    /** The same seed gives the same mask whatever the threads do; another seed another; the gradient is mask · scale. */
+    /** The same seed gives the same mask; another seed another; the gradient is mask · scale. */
     @Test
     void reproducibleFromTheSeedAndDifferentiable() {
         try (PointerScope s = new PointerScope()) {
@@ -48,7 +48,7 @@ class DropoutTest {
         }
     }
 
-    /** Blocks draw independent streams: no block's mask is another's shifted (a seed per block stepped by the generator's own gamma would be). */
+    /** No stretch of a mask repeats another shifted by about a block (2¹⁶ elements: the draw's unit of work). */
     @Test
     void blocksAreIndependent() {
         try (PointerScope s = new PointerScope()) {
@@ -62,16 +62,26 @@ class DropoutTest {
         }
     }
 
-    /** zeroDropped zeroes in every tensor it is given exactly the elements the mask of the same seed drops, in one pass. */
+    /**
+     * zeroDropped and the kept indices zero in every tensor they are given exactly the elements the mask of the same seed
+     * drops; the indices are ascending and distinct.
+     */
     @Test
-    void zeroDroppedMatchesTheMask() {
+    void zeroDroppedAndTheIndicesMatchTheMask() {
         try (PointerScope s = new PointerScope()) {
             Tensor mask = Dropout.mask(torch.ones(3, 70_001), 0.3, 12345);
-            Tensor a = torch.randn(3, 70_001).add(new Scalar(10)), b = a.to(torch.ScalarType.BFloat16);
+            Tensor a = torch.randn(3, 70_001).add(new Scalar(10)), b = a.to(torch.ScalarType.BFloat16), c = a.clone();
             Dropout.zeroDropped(0.3, 12345, a, b);
             assertThat(a.ne(new Scalar(0)).to(torch.ScalarType.Float).equal(mask)).isTrue();
             assertThat(b.ne(new Scalar(0)).to(torch.ScalarType.Float).equal(mask)).isTrue();
             assertThat(mask.mean().item_double()).isCloseTo(0.7, within(0.005));
+            Tensor at = Dropout.droppedAt(c.numel(), 0.3, 12345);
+            assertThat(at.numel()).isEqualTo(mask.eq(new Scalar(0)).sum().item_long());
+            Tensor d = Dropout.dropped(c, at);
+            assertThat(d.ne(new Scalar(0)).to(torch.ScalarType.Float).equal(mask)).isTrue();
+            assertThat(c.ne(new Scalar(0)).all().item_bool()).as("dropped copies: x itself untouched").isTrue();
+            Tensor l = at.to(torch.ScalarType.Long);
+            assertThat(l.narrow(0, 1, l.numel() - 1).gt(l.narrow(0, 0, l.numel() - 1)).all().item_bool()).as("ascending").isTrue();
         }
     }
 

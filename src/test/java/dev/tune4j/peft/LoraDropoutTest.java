@@ -17,7 +17,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * the term, A's, B's and the input's gradients, in fp32 and in bf16 (the CPU bf16-matmul path), with and without a
  * gradient for the input; and it leaves nothing behind step after step.
  */
-class RedrawnDropoutTest {
+class LoraDropoutTest {
     @ParameterizedTest
     @CsvSource({"Float,true", "Float,false", "BFloat16,true", "BFloat16,false"})
     void gradientsEqualAutogradsWithTheMaskKept(String type, boolean inputGrad) {

@@ -16,17 +16,19 @@ import java.util.List;
 /**
  * LoRA's term with dropout, differentiated by hand so that autograd keeps neither the mask nor the dropped-out input.
  * Through autograd, every adapted projection keeps its own mask and x·m (4 bytes an element in bf16: 20 KB per token and
- * layer at the SmolLM2-135M shape, 440 MiB of a 2.5 GB step). Here backward draws the mask again from its seed
- * (tensor/Dropout), as fused GPU dropout kernels keep a seed and offset rather than the mask, and needs only the
- * projection's input x, which q/k/v (and gate/up) share and keep alive anyway.
+ * layer at the SmolLM2-135M shape, 440 MiB of a 2.5 GB step). Here forward keeps only the flat indices of the dropped
+ * elements (tensor/Dropout: 4 bytes per dropped element, 0.2 bytes an element at p = 0.05), as fused GPU dropout kernels
+ * keep a seed rather than the mask, and backward needs besides them only the projection's input x, which q/k/v (and
+ * gate/up) share and keep alive anyway. (Drawing the mask again from its seed in backward cost as much as the first
+ * draw: 0.3 s of a 3.3 s SmolLM2 step; decision 0011.)
  *
  * <p>Forward, outside the graph: h = (x·m) Aᵀ. In the graph: y = h' (c·B)ᵀ with h' = h + 0·x[…, :1], so autograd
  * differentiates B itself and hands over gh = ∂L/∂h'; the zero term is there so that x's gradient waits for this branch.
  * A hook on h' adds ghᵀ(x·m) to A's gradient and computes x's share (gh A)·m; a hook on x adds that share to x's gradient.
- * These are the products autograd would form, in the same precision (RedrawnDropoutTest: equal to autograd's with the
+ * These are the products autograd would form, in the same precision (LoraDropoutTest: equal to autograd's with the
  * mask kept); where several projections share x, the order in which their shares join x's gradient may differ.
  */
-final class RedrawnDropout implements AutoCloseable {
+final class LoraDropout implements AutoCloseable {
     private static final Tensor KEEP = Tensors.escape(Tensor::new); // a hook's answer for "leave the gradient as it is"
     // Hooks that have run, closed at the next hook call or forward (a hook cannot free itself while it runs): a hook's
     // native callback left until the next step would sit amid freed activations and split glibc's heap (as h did)
@@ -39,10 +41,9 @@ final class RedrawnDropout implements AutoCloseable {
     }
 
     private final LoraLinear lora;
-    private final double p;
-    private final long seed;
+    private Tensor dropped;     // the mask, as the flat indices it drops; kept from forward to backward
     private final boolean inputGrad;
-    private Tensor x;           // own handle to the input, dropped once backward has drawn the mask again
+    private Tensor x;           // own handle to the input, dropped once backward has used it
     private Tensor h;           // own handle to h', to tell whether the graph is gone; dropped once backward is through
     private Tensor share;       // x's gradient through this branch, from the hook on h' to the hook on x
     private final TensorTensorHook onH, onX;
@@ -51,7 +52,7 @@ final class RedrawnDropout implements AutoCloseable {
 
     /** Whether this forward takes the hand-differentiated path: training with dropout, under gradients, on the CPU. */
     static boolean applies(LoraLinear lora, Tensor x, double p) {
-        return p > 0 && GradMode.is_enabled() && lora.lora_A.requires_grad() && Dropout.redrawable(x);
+        return p > 0 && GradMode.is_enabled() && lora.lora_A.requires_grad() && Dropout.ownDropout(x);
     }
 
     /**
@@ -59,30 +60,30 @@ final class RedrawnDropout implements AutoCloseable {
      * terms of this projection whose graphs may still call back; those whose backward has run or whose graph is gone are
      * closed here.
      */
-    static Tensor delta(LoraLinear lora, Tensor x, double p, double c, List<RedrawnDropout> live) {
+    static Tensor delta(LoraLinear lora, Tensor x, double p, double c, List<LoraDropout> live) {
         closeDone();
         live.removeIf(r -> {
             boolean done = r.spent || r.h.use_count() <= 1; // backward through, or the graph is gone without one
             if (done) r.close();
             return done;
         });
-        var r = new RedrawnDropout(lora, x, p);
+        var r = new LoraDropout(lora, x, p);
         live.add(r);
         return torch.linear(r.h, lora.lora_B.mul(new Scalar(c)).to(x.scalar_type())); // (…, out); autograd differentiates B (c on B: no (…, out) pass)
     }
 
-    private RedrawnDropout(LoraLinear lora, Tensor x, double p) {
+    private LoraDropout(LoraLinear lora, Tensor x, double p) {
         this.lora = lora;
-        this.p = p;
-        this.seed = Dropout.seed();
         this.inputGrad = x.requires_grad();
         this.x = Tensors.escape(() -> new Tensor(x));
-        Tensor dropped;
-        try (var ng = new NoGradGuard()) { // the mask and x·m die with this scope
-            dropped = Tensors.scoped(() -> torch.linear(Dropout.dropped(x, p, seed), lora.lora_A.to(x.scalar_type()))); // (…, r)
+        long seed = Dropout.seed();
+        this.dropped = Tensors.escape(() -> Dropout.droppedAt(x.numel(), p, seed));
+        Tensor xmA;
+        try (var ng = new NoGradGuard()) { // x·m dies with this scope
+            xmA = Tensors.scoped(() -> torch.linear(Dropout.dropped(x, dropped), lora.lora_A.to(x.scalar_type()))); // (…, r)
         }
-        if (!inputGrad) dropped.set_requires_grad(true); // a leaf: its hook still sees gh
-        this.h = Tensors.escape(() -> inputGrad ? dropped.add(x.narrow(-1, 0, 1).mul(new Scalar(0))) : new Tensor(dropped));
+        if (!inputGrad) xmA.set_requires_grad(true); // a leaf: its hook still sees gh
+        this.h = Tensors.escape(() -> inputGrad ? xmA.add(x.narrow(-1, 0, 1).mul(new Scalar(0))) : new Tensor(xmA));
         this.onH = hook(this::backward);
         h.register_hook(onH);
         if (!inputGrad) {
@@ -109,20 +110,22 @@ final class RedrawnDropout implements AutoCloseable {
         });
     }
 
-    /** gh = ∂L/∂h' (…, r): A's gradient and x's share, with the mask drawn again. */
+    /** gh = ∂L/∂h' (…, r): A's gradient and x's share, with the forward's mask. */
     private void backward(TensorBase ghBase) {
         if (x == null) throw new IllegalStateException("LoRA dropout: backward ran twice through one forward (a retained graph is not supported)");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
             Tensor gh = new Tensor(ghBase), a = lora.lora_A.to(x.scalar_type());
             if (inputGrad) share = Tensors.escape(() -> gh.matmul(a)); // (…, in), its dropped elements zeroed below
-            Tensor kept = inputGrad ? Dropout.dropped(x, p, seed, share) : Dropout.dropped(x, p, seed); // one pass over the mask
+            Tensor kept = inputGrad ? Dropout.dropped(x, dropped, share) : Dropout.dropped(x, dropped); // one pass over the mask
             long r = gh.size(-1), in = x.size(-1);
             Tensor gradA = gh.reshape(-1, r).t().mm(kept.reshape(-1, in)).to(torch.ScalarType.Float); // (r, in)
             Tensor acc = lora.lora_A.grad();
             if (acc.defined()) acc.add_(gradA);
             else lora.lora_A.mutable_grad().put(gradA);
-            x.close(); // backward needs x no longer
+            x.close(); // backward needs x and the mask no longer
             x = null;
+            dropped.close();
+            dropped = null;
             if (!inputGrad) spend();
         }
     }
@@ -156,6 +159,7 @@ final class RedrawnDropout implements AutoCloseable {
     @Override
     public void close() {
         if (x != null) x.close();
+        if (dropped != null) dropped.close();
         if (share != null) share.close();
         if (h != null) h.close();
         if (!hooksHandedOver) {
