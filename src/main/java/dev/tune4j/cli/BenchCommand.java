@@ -124,6 +124,7 @@ final class BenchCommand implements Callable<Integer> {
             result.put("model", shape != null ? shape : model.toString());
             result.put("device", compute.describe());
             result.put("threads", org.bytedeco.pytorch.global.torch.get_num_threads());
+            result.put("allocator", dev.tune4j.tensor.NativeHeap.allocatorName());
             result.put("parameters", m.parameterCount());
             result.put("phase", switch (what) { // what the timed part is
                 case train -> "Trainer.step after one warm-up step: forward, backward, clip, AdamW update";
@@ -317,7 +318,8 @@ final class BenchCommand implements Callable<Integer> {
             s = s.withStage(dpo, dev.tune4j.plan.MemoryPlan.Reference.of(dpo, s.method(), precomputeRef, false, false), batch);
         }
         var e = dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero);
-        return dev.tune4j.plan.MemoryPlan.forCompute(s, e, compute.mixed(), bf16Projections, bf16Embeddings, loraDropout).peak();
+        return dev.tune4j.plan.MemoryPlan.forCompute(s, e, compute.mixed(), bf16Projections, bf16Embeddings, loraDropout,
+                dev.tune4j.tensor.NativeHeap.cachingAllocator() ? dev.tune4j.plan.MemoryPlan.Heap.TCMALLOC : dev.tune4j.plan.MemoryPlan.Heap.GLIBC).peak();
     }
 
     /**

@@ -215,10 +215,27 @@ public final class MemoryPlan {
         return new Estimate(parts, e.peak() + bytes, e.host());
     }
 
-    /** Measured peak over what a step frees and reallocates, without checkpointing (glibc's heaps keep it fragmented). */
-    static final double CPU_HEAP_SLACK = 1.60;
-    /** With checkpointing: recomputing and back-propagating one layer takes this many layers' worth (recompute, grads, slack). */
-    static final double CPU_CKPT_LAYERS = 11;
+    /**
+     * The allocator a CPU run's tensors come from, and what it keeps of what a step frees and reallocates, fitted to the
+     * bench peaks: {@code slack}, the peak over the transients without checkpointing; {@code ckptLayers}, with
+     * checkpointing, the layers' worth that recomputing and back-propagating one layer takes (recompute, grads, slack).
+     */
+    public enum Heap {
+        /** glibc's malloc: its heaps keep a step's freed activations fragmented. */
+        GLIBC(1.60, 11, "allocator slack (glibc heaps)"),
+        /** tcmalloc, which the launcher preloads where the system has it (decision 0012): size classes reuse what a step freed. */
+        TCMALLOC(1.12, 10, "allocator slack (tcmalloc caches)");
+
+        final double slack, ckptLayers;
+        final String part;
+
+        Heap(double slack, double ckptLayers, String part) {
+            this.slack = slack;
+            this.ckptLayers = ckptLayers;
+            this.part = part;
+        }
+    }
+
     /** QLoRA with checkpointing: dequantization's temporaries, bytes per parameter of one layer's projections. */
     static final double CPU_DEQUANT_WORKSPACE = 34;
 
@@ -231,11 +248,16 @@ public final class MemoryPlan {
      * outputs. Logits: 6 bytes per element of a chunk (the frozen head's backward by hand, train/Head: fp32 logits turned
      * into their gradient in place, and its bf16 cast). QLoRA without checkpointing keeps every layer's dequantized bf16
      * weights for the backward. Measured (docs/planner.md: bench train, SmolLM2-135M and Qwen2.5-0.5B shapes, LoRA and
-     * QLoRA, with and without checkpointing, within ±7 %; single runs of the SmolLM2 shape scatter more): peaks are {@value #CPU_HEAP_SLACK}× these transients without checkpointing;
-     * with it the layer inputs stay and one layer's recompute and backward take {@value #CPU_CKPT_LAYERS} layers' worth,
-     * plus {@value #CPU_DEQUANT_WORKSPACE} bytes per parameter of a layer for QLoRA's dequantization.
+     * QLoRA, with and without checkpointing, within ±10 %; single runs of the SmolLM2 shape scatter more): peaks are the
+     * heap's slack × these transients without checkpointing; with it the layer inputs stay and one layer's recompute and
+     * backward take the heap's ckptLayers layers' worth, plus {@value #CPU_DEQUANT_WORKSPACE} bytes per parameter of a
+     * layer for QLoRA's dequantization.
      */
     public static Estimate forBf16Matmul(Setup s, Estimate e, double dropout, boolean bf16Embeddings) {
+        return forBf16Matmul(s, e, dropout, bf16Embeddings, Heap.GLIBC);
+    }
+
+    public static Estimate forBf16Matmul(Setup s, Estimate e, double dropout, boolean bf16Embeddings, Heap heap) {
         if (s.method() == Method.FULL || s.dora() || s.runtime() != Runtime.CPU) return e;
         ModelConfig c = s.model();
         long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = c.kvDim(), inter = c.intermediateSize(), layers = c.numLayers();
@@ -268,12 +290,12 @@ public final class MemoryPlan {
             parts.put("activations (bf16 inside blocks)", act);
             parts.put("logits (labelled rows, chunked)", logits);
             if (qlora) parts.put("dequantized weights (bf16, kept for backward)", deq);
-            parts.put("allocator slack (glibc heaps)", (long) ((CPU_HEAP_SLACK - 1) * (act + logits + deq)));
+            parts.put(heap.part, (long) ((heap.slack - 1) * (act + logits + deq)));
         } else {
             parts.put("activations (layer inputs + one layer recomputed)", tokens * layers * h * 4 + 2 * tokens * perLayer);
             parts.put("logits (labelled rows, chunked)", logits);
             if (qlora) parts.put("dequantize workspace (one layer)", (long) (CPU_DEQUANT_WORKSPACE * linear / layers));
-            parts.put("backward working set and allocator slack", (long) ((CPU_CKPT_LAYERS - 2) * tokens * perLayer + (CPU_HEAP_SLACK - 1) * logits));
+            parts.put("backward working set and allocator slack", (long) ((heap.ckptLayers - 2) * tokens * perLayer + (heap.slack - 1) * logits));
         }
         parts.put("runtime (JVM + libtorch)", CPU_RUNTIME);
         return new Estimate(parts, parts.values().stream().mapToLong(Long::longValue).sum(), e.host());
@@ -287,9 +309,10 @@ public final class MemoryPlan {
      * @param bf16Gemms       the projections' and head's GEMMs run in bf16 (Compute#mixed)
      * @param bf16Projections the frozen projections stay bf16
      * @param bf16Embeddings  the embedding (and head) are held in bf16
+     * @param heap            the native allocator (the CPU bf16-matmul path's slack is fitted per allocator)
      */
-    public static Estimate forCompute(Setup s, Estimate e, boolean bf16Gemms, boolean bf16Projections, boolean bf16Embeddings, double dropout) {
-        if (bf16Gemms && s.runtime() == Runtime.CPU && s.method() != Method.FULL && !s.dora()) return forBf16Matmul(s, e, dropout, bf16Embeddings);
+    public static Estimate forCompute(Setup s, Estimate e, boolean bf16Gemms, boolean bf16Projections, boolean bf16Embeddings, double dropout, Heap heap) {
+        if (bf16Gemms && s.runtime() == Runtime.CPU && s.method() != Method.FULL && !s.dora()) return forBf16Matmul(s, e, dropout, bf16Embeddings, heap);
         if (bf16Projections) e = withBf16Projections(s, e, bf16Gemms);
         return withLoraDropout(s, e, dropout);
     }

@@ -31,7 +31,7 @@ public final class NativeHeap {
      * variable set). Returns the threshold set, or 0 when nothing changed.
      */
     public static long fixForLargeCheckpointedRun(long parameters) {
-        if (parameters < LARGE_MODEL_PARAMETERS || System.getenv("MALLOC_MMAP_THRESHOLD_") != null || System.getenv("TUNE4J_MMAP_THRESHOLD") != null) return 0;
+        if (parameters < LARGE_MODEL_PARAMETERS || cachingAllocator() || System.getenv("MALLOC_MMAP_THRESHOLD_") != null || System.getenv("TUNE4J_MMAP_THRESHOLD") != null) return 0;
         return mallopt(1L << 20);
     }
 
@@ -48,6 +48,30 @@ public final class NativeHeap {
         return bytes == 0 ? 0 : mallopt(bytes);
     }
 
+    private static String tcmalloc; // the preloaded library's path, "" when there is none; null until read
+
+    /**
+     * Whether the process allocates through tcmalloc (the launcher preloads it where the system has it; decision 0012):
+     * a caching allocator keeps a step's freed tensors for the next step instead of refaulting and fragmenting glibc's
+     * heaps, so the planner uses its own slack. Read once from the process's mappings.
+     */
+    public static synchronized boolean cachingAllocator() {
+        if (tcmalloc == null) {
+            try {
+                tcmalloc = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/maps")).stream()
+                        .filter(l -> l.contains("/libtcmalloc") && l.indexOf('/') > 0).map(l -> l.substring(l.indexOf('/'))).findFirst().orElse("");
+            } catch (java.io.IOException | RuntimeException e) {
+                tcmalloc = ""; // no /proc (not Linux): glibc's behaviour is the conservative guess
+            }
+        }
+        return !tcmalloc.isEmpty();
+    }
+
+    /** The allocator in a word, for logs and bench output. */
+    public static String allocatorName() {
+        return cachingAllocator() ? "tcmalloc" : "glibc";
+    }
+
     /**
      * Gives the heaps' free pages back to the system (glibc's malloc_trim(0), after a full Java collection, which
      * shrinks the Java heap): after loading, where the freed fp32 temporaries of a conversion or quantization (QLoRA's
@@ -56,6 +80,15 @@ public final class NativeHeap {
      */
     public static boolean trim() {
         System.gc(); // a full collection also gives the Java heap's garbage back (QLoRA quantizes through float arrays)
+        if (cachingAllocator()) try { // tcmalloc's own call: its cached free spans go back
+            var symbol = java.lang.foreign.SymbolLookup.libraryLookup(java.nio.file.Path.of(tcmalloc), java.lang.foreign.Arena.global()).find("MallocExtension_ReleaseFreeMemory");
+            if (symbol.isEmpty()) return false;
+            MethodHandle release = Linker.nativeLinker().downcallHandle(symbol.get(), FunctionDescriptor.ofVoid());
+            release.invokeExact();
+            return true;
+        } catch (Throwable e) {
+            return false;
+        }
         try {
             MethodHandle trim = glibc("malloc_trim", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
             return trim != null && (int) trim.invokeExact(0L) == 1;
