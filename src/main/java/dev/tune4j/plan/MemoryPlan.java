@@ -218,26 +218,27 @@ public final class MemoryPlan {
     /**
      * The allocator a CPU run's tensors come from, and what it keeps of what a step frees and reallocates, fitted to the
      * bench peaks: {@code slack}, the peak over the transients without checkpointing; {@code ckptLayers}, with
-     * checkpointing, the layers' worth that recomputing and back-propagating one layer takes (recompute, grads, slack).
+     * checkpointing, the layers' worth that recomputing and back-propagating one layer takes (recompute, grads, slack);
+     * {@code dequantWorkspace}, QLoRA with checkpointing: dequantization's temporaries, bytes per parameter of one layer's
+     * projections.
      */
     public enum Heap {
         /** glibc's malloc: its heaps keep a step's freed activations fragmented. */
-        GLIBC(1.60, 11, "allocator slack (glibc heaps)"),
+        GLIBC(1.60, 11, 34, "allocator slack (glibc heaps)"),
         /** tcmalloc, which the launcher preloads where the system has it (decision 0012): size classes reuse what a step freed. */
-        TCMALLOC(1.12, 10, "allocator slack (tcmalloc caches)");
+        TCMALLOC(1.12, 7, 20, "allocator slack (tcmalloc caches)");
 
-        final double slack, ckptLayers;
+        final double slack, ckptLayers, dequantWorkspace;
         final String part;
 
-        Heap(double slack, double ckptLayers, String part) {
+        Heap(double slack, double ckptLayers, double dequantWorkspace, String part) {
             this.slack = slack;
             this.ckptLayers = ckptLayers;
+            this.dequantWorkspace = dequantWorkspace;
             this.part = part;
         }
     }
 
-    /** QLoRA with checkpointing: dequantization's temporaries, bytes per parameter of one layer's projections. */
-    static final double CPU_DEQUANT_WORKSPACE = 34;
 
     /**
      * The CPU bf16-matmul path (Compute#mixed; docs/decisions/0010) for LoRA and QLoRA without DoRA. Static: projections
@@ -250,8 +251,8 @@ public final class MemoryPlan {
      * weights for the backward. Measured (docs/planner.md: bench train, SmolLM2-135M and Qwen2.5-0.5B shapes, LoRA and
      * QLoRA, with and without checkpointing, within ±10 %; single runs of the SmolLM2 shape scatter more): peaks are the
      * heap's slack × these transients without checkpointing; with it the layer inputs stay and one layer's recompute and
-     * backward take the heap's ckptLayers layers' worth, plus {@value #CPU_DEQUANT_WORKSPACE} bytes per parameter of a
-     * layer for QLoRA's dequantization.
+     * backward take the heap's ckptLayers layers' worth, plus its dequantWorkspace bytes per parameter of a layer for
+     * QLoRA's dequantization.
      */
     public static Estimate forBf16Matmul(Setup s, Estimate e, double dropout, boolean bf16Embeddings) {
         return forBf16Matmul(s, e, dropout, bf16Embeddings, Heap.GLIBC);
@@ -294,7 +295,7 @@ public final class MemoryPlan {
         } else {
             parts.put("activations (layer inputs + one layer recomputed)", tokens * layers * h * 4 + 2 * tokens * perLayer);
             parts.put("logits (labelled rows, chunked)", logits);
-            if (qlora) parts.put("dequantize workspace (one layer)", (long) (CPU_DEQUANT_WORKSPACE * linear / layers));
+            if (qlora) parts.put("dequantize workspace (one layer)", (long) (heap.dequantWorkspace * linear / layers));
             parts.put("backward working set and allocator slack", (long) ((heap.ckptLayers - 2) * tokens * perLayer + (heap.slack - 1) * logits));
         }
         parts.put("runtime (JVM + libtorch)", CPU_RUNTIME);

@@ -132,10 +132,10 @@ class PlannerTest {
             assertThat(predicted / r.measured - 1).as(r.toString()).isBetween(-0.10, 0.10);
         }
         // with tcmalloc preloaded (decision 0012; BENCHMARKS.md, 2026-12-04, dropped indices kept), its own slack
-        var tcmalloc = List.of(new Run("smollm2-135m", Method.LORA, false, 1624), new Run("smollm2-135m", Method.LORA, true, 959),
-                new Run("smollm2-135m", Method.QLORA, false, 1804), new Run("smollm2-135m", Method.QLORA, true, 924),
-                new Run("qwen2.5-0.5b", Method.LORA, false, 2996), new Run("qwen2.5-0.5b", Method.LORA, true, 2396),
-                new Run("qwen2.5-0.5b", Method.QLORA, false, 3594), new Run("qwen2.5-0.5b", Method.QLORA, true, 2333));
+        var tcmalloc = List.of(new Run("smollm2-135m", Method.LORA, false, 1619.6), new Run("smollm2-135m", Method.LORA, true, 953.9),
+                new Run("smollm2-135m", Method.QLORA, false, 1763.7), new Run("smollm2-135m", Method.QLORA, true, 920.4),
+                new Run("qwen2.5-0.5b", Method.LORA, false, 2988.7), new Run("qwen2.5-0.5b", Method.LORA, true, 1895.6),
+                new Run("qwen2.5-0.5b", Method.QLORA, false, 3587.9), new Run("qwen2.5-0.5b", Method.QLORA, true, 1739.2));
         for (Run r : tcmalloc) {
             var s = gpu(r.shape, r.m, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, r.ckpt, 128).withRuntime(Runtime.CPU);
             var e = MemoryPlan.forBf16Matmul(s, MemoryPlan.estimate(s), 0.05, true, MemoryPlan.Heap.TCMALLOC);
