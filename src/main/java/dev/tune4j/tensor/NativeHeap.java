@@ -67,6 +67,26 @@ public final class NativeHeap {
         return !tcmalloc.isEmpty();
     }
 
+    private static final long HUGE_PAGE = 2L << 20;
+    private static final int MADV_HUGEPAGE = 14; // Linux's <sys/mman.h>
+    private static MethodHandle madvise;
+
+    /**
+     * Asks for transparent huge pages on the 2 MiB pages wholly inside [address, address + bytes) (madvise; THP's
+     * "madvise" mode, the usual default, gives them only where asked), before the memory is first touched. Loading a
+     * Qwen2.5-0.5B folder through tcmalloc: ~0.3 s of 4 KiB page faults. Does nothing for small ranges or without Linux.
+     */
+    static void adviseHugePages(long address, long bytes) {
+        long start = (address + HUGE_PAGE - 1) & -HUGE_PAGE, end = (address + bytes) & -HUGE_PAGE;
+        if (end - start < HUGE_PAGE) return;
+        try {
+            if (madvise == null) madvise = glibc("madvise", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+            if (madvise != null) { int ignored = (int) madvise.invokeExact(java.lang.foreign.MemorySegment.ofAddress(start), end - start, MADV_HUGEPAGE); }
+        } catch (Throwable e) {
+            // an advice: without it the pages are merely small
+        }
+    }
+
     /** The allocator in a word, for logs and bench output. */
     public static String allocatorName() {
         return cachingAllocator() ? "tcmalloc" : "glibc";

@@ -48,7 +48,11 @@ public final class Tensors {
                 long i = bad.to(torch.ScalarType.Byte).argmax().item_long();
                 nonFinite.at(i, view.flatten().select(0, i).item_double());
             }
-            return stored == as ? view.clone() : view.to(as);
+            // allocated first, advised to huge pages, then filled: a preloaded tcmalloc's fresh spans would otherwise fault
+            // in 4 KiB pages (glibc's large mappings get huge pages from GLIBC_TUNABLES; decisions 0009, 0012)
+            Tensor out = torch.empty(shape, new org.bytedeco.pytorch.TensorOptions(as), new org.bytedeco.pytorch.MemoryFormatOptional());
+            if (NativeHeap.cachingAllocator()) NativeHeap.adviseHugePages(out.data_ptr().address(), out.nbytes());
+            return out.copy_(view);
         });
     }
 
