@@ -19,11 +19,10 @@ import java.lang.foreign.ValueLayout;
  * that same value: the expectation is exact. The draw runs on the calling thread, branch-free, ~0.8 ns an element (Java's
  * fork-join pool beside libtorch's spinning OpenMP threads made it 1.5× slower inside a training step). It yields the
  * dropped elements' flat indices ({@link #droppedAt}: 4 bytes per dropped element, a fifth of a bf16 mask at p = 0.05),
- * which zero any tensor of the shape in one cheap pass
- * ({@link #zeroAt}): peft/LoraDropout keeps them from LoRA's forward to its backward instead of a mask or x·m. Where
- * autograd needs a mask ({@link #keep}), it is in x's dtype (2 bytes an element in bf16): libtorch's multiply by a bool
- * mask is ~15× slower (fwd + bwd of a 1024 × 576 bf16 input: 1.07 vs 0.07 ms). CUDA and other dtypes use libtorch's own
- * dropout.
+ * which zero any tensor of the shape in one cheap pass ({@link #zeroAt}): peft/LoraDropout keeps them from LoRA's forward
+ * to its backward instead of a mask or x·m. Where autograd needs a mask ({@link #keep}), it is in x's dtype (2 bytes an
+ * element in bf16): libtorch's multiply by a bool mask is ~15× slower (fwd + bwd of a 1024 × 576 bf16 input: 1.07 vs
+ * 0.07 ms). CUDA and other dtypes use libtorch's own dropout.
  */
 public final class Dropout {
     private Dropout() {}
