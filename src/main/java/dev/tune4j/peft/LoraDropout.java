@@ -41,14 +41,13 @@ final class LoraDropout implements AutoCloseable {
     }
 
     private final LoraLinear lora;
-    private Tensor dropped;     // the mask, as the flat indices it drops; kept from forward to backward
     private final boolean inputGrad;
+    private Tensor dropped;     // the mask, as the flat indices it drops; kept from forward to backward
     private Tensor x;           // own handle to the input, dropped once backward has used it
     private Tensor h;           // own handle to h', to tell whether the graph is gone; dropped once backward is through
     private Tensor share;       // x's gradient through this branch, from the hook on h' to the hook on x
     private final TensorTensorHook onH, onX;
-    private boolean spent;      // backward has run through this branch
-    private boolean hooksHandedOver; // the hooks went to DONE (closed there)
+    private boolean spent;      // backward has run through this branch; its hooks went to DONE (closed there)
 
     /** Whether this forward takes the hand-differentiated path: training with dropout, under gradients, on the CPU. */
     static boolean applies(LoraLinear lora, Tensor x, double p) {
@@ -140,7 +139,6 @@ final class LoraDropout implements AutoCloseable {
         h = null;
         DONE.get().add(onH);
         if (onX != null) DONE.get().add(onX);
-        hooksHandedOver = true;
     }
 
     /** x's gradient is complete but for this branch's share (the zero term made it wait): add the share in place. */
@@ -162,7 +160,7 @@ final class LoraDropout implements AutoCloseable {
         if (dropped != null) dropped.close();
         if (share != null) share.close();
         if (h != null) h.close();
-        if (!hooksHandedOver) {
+        if (!spent) {
             onH.close();
             if (onX != null) onX.close();
         }
