@@ -319,7 +319,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         var e = dev.tune4j.plan.MemoryPlan.perRank(s, group.world(), zero);
         return dev.tune4j.plan.MemoryPlan.forCompute(s, e, compute.mixed(), bf16Projections, bf16Embeddings, loraDropout,
-                dev.tune4j.tensor.NativeHeap.cachingAllocator() ? dev.tune4j.plan.MemoryPlan.Heap.TCMALLOC : dev.tune4j.plan.MemoryPlan.Heap.GLIBC).peak();
+                dev.tune4j.plan.MemoryPlan.Heap.of(dev.tune4j.tensor.NativeHeap.cachingAllocator())).peak();
     }
 
     /**

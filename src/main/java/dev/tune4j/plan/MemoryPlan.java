@@ -231,6 +231,11 @@ public final class MemoryPlan {
         final double slack, ckptLayers, dequantWorkspace;
         final String part;
 
+        /** The heap of a process that allocates through tcmalloc or not (tensor/NativeHeap#cachingAllocator). */
+        public static Heap of(boolean tcmalloc) {
+            return tcmalloc ? TCMALLOC : GLIBC;
+        }
+
         Heap(double slack, double ckptLayers, double dequantWorkspace, String part) {
             this.slack = slack;
             this.ckptLayers = ckptLayers;

@@ -252,7 +252,7 @@ final class RunSetup {
         }
         var e = MemoryPlan.perRank(setup, world, c.zero()); // with one process, the whole run's peak
         e = MemoryPlan.forCompute(setup, e, bf16Gemms, bf16Projections, bf16Embeddings, c.loraDropout(),
-                dev.tune4j.tensor.NativeHeap.cachingAllocator() ? MemoryPlan.Heap.TCMALLOC : MemoryPlan.Heap.GLIBC);
+                MemoryPlan.Heap.of(dev.tune4j.tensor.NativeHeap.cachingAllocator()));
         var sb = new StringBuilder();
         e.parts().forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(Math.round(v / 1048576.0)).append(" MiB"));
         log.printf("planner: predicted peak memory %.0f MiB%s at batch %d%s × %d tokens (%s)%n", e.peak() / 1048576.0, world > 1 ? " per rank" : "", rows, c.preference() ? (c.stage().equals("kto") ? " examples" : " pairs") : "", seq, sb);
