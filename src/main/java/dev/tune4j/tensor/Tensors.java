@@ -51,7 +51,7 @@ public final class Tensors {
             // allocated first, advised to huge pages, then filled: a preloaded tcmalloc's fresh spans would otherwise fault
             // in 4 KiB pages (glibc's large mappings get huge pages from GLIBC_TUNABLES; decisions 0009, 0012)
             Tensor out = torch.empty(shape, new org.bytedeco.pytorch.TensorOptions(as), new org.bytedeco.pytorch.MemoryFormatOptional());
-            if (NativeHeap.cachingAllocator()) NativeHeap.adviseHugePages(out.data_ptr().address(), out.nbytes());
+            if (NativeHeap.cachingAllocator()) NativeHeap.adviseHugePages(out);
             return out.copy_(view);
         });
     }

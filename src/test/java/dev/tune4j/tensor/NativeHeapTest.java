@@ -21,7 +21,10 @@ class NativeHeapTest {
         assertThat(NativeHeap.LARGE_MODEL_PARAMETERS).isEqualTo(100_000_000L);
     }
 
-    /** This JVM runs on glibc's malloc (surefire preloads nothing); a child with tcmalloc preloaded says so. */
+    /**
+     * This JVM runs on glibc's malloc (surefire preloads nothing); a child with tcmalloc preloaded says so, trims through it
+     * and advises huge pages on a loaded tensor's storage (an empty tensor has none).
+     */
     @Test
     void recognisesAPreloadedTcmalloc() throws Exception {
         assertThat(NativeHeap.allocatorName()).isEqualTo("glibc");
@@ -34,13 +37,16 @@ class NativeHeapTest {
         Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes()).strip();
         assertThat(p.waitFor()).as(out).isZero();
-        assertThat(out).endsWith("tcmalloc trimmed=true");
+        assertThat(out).endsWith("tcmalloc trimmed=true advised");
     }
 
-    /** Prints the allocator a process sees, and whether trim reached it. */
+    /** Prints the allocator a process sees and whether trim reached it; advises huge pages on an empty and a 6 MiB tensor. */
     public static final class Child {
         public static void main(String[] args) {
-            System.out.println(NativeHeap.allocatorName() + " trimmed=" + NativeHeap.trim());
+            String line = NativeHeap.allocatorName() + " trimmed=" + NativeHeap.trim();
+            NativeHeap.adviseHugePages(org.bytedeco.pytorch.global.torch.empty(0));
+            NativeHeap.adviseHugePages(org.bytedeco.pytorch.global.torch.empty(1536, 1024));
+            System.out.println(line + " advised");
         }
     }
 }
