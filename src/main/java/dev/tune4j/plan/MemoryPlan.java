@@ -244,14 +244,13 @@ public final class MemoryPlan {
         }
     }
 
-
     /**
      * The CPU bf16-matmul path (Compute#mixed; docs/decisions/0010) for LoRA and QLoRA without DoRA. Static: projections
      * bf16 (LoRA) or NF4 (QLoRA), a bf16 folder's embedding (and head) held once in bf16 ({@code bf16Embeddings}), else
      * fp32 plus a bf16 copy of the head. Per token and layer autograd keeps: the norms' fp32 inputs and attention's fp32
      * q, k, v and output, 4·(2h + 2q + 2kv) bytes; SwiGLU's gate, silu and up in bf16, 6·I; the adapted projections' bf16
-     * inputs, shared by q/k/v and by gate/up (with dropout, each mask's dropped indices besides: 4·p bytes an input element); LoRA's r-wide A
-     * outputs. Logits: 6 bytes per element of a chunk (the frozen head's backward by hand, train/Head: fp32 logits turned
+     * inputs, shared by q/k/v and by gate/up (with dropout, each mask's dropped indices besides: 4·p bytes an input
+     * element); LoRA's r-wide A outputs. Logits: 6 bytes per element of a chunk (the frozen head's backward by hand, train/Head: fp32 logits turned
      * into their gradient in place, and its bf16 cast). QLoRA without checkpointing keeps every layer's dequantized bf16
      * weights for the backward. Measured (docs/planner.md: bench train, SmolLM2-135M and Qwen2.5-0.5B shapes, LoRA and
      * QLoRA, with and without checkpointing, within ±10 %; single runs of the SmolLM2 shape scatter more): peaks are the
@@ -259,10 +258,6 @@ public final class MemoryPlan {
      * backward take the heap's ckptLayers layers' worth, plus its dequantWorkspace bytes per parameter of a layer for
      * QLoRA's dequantization.
      */
-    public static Estimate forBf16Matmul(Setup s, Estimate e, double dropout, boolean bf16Embeddings) {
-        return forBf16Matmul(s, e, dropout, bf16Embeddings, Heap.GLIBC);
-    }
-
     public static Estimate forBf16Matmul(Setup s, Estimate e, double dropout, boolean bf16Embeddings, Heap heap) {
         if (s.method() == Method.FULL || s.dora() || s.runtime() != Runtime.CPU) return e;
         ModelConfig c = s.model();

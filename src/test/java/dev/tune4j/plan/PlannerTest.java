@@ -11,6 +11,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.List;
 
+import static dev.tune4j.plan.MemoryPlan.Heap.GLIBC;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
@@ -122,7 +123,7 @@ class PlannerTest {
     @Test
     void cpuBf16MatmulPathMatchesTheMeasuredPeaks() {
         record Run(MemoryPlan.Heap heap, String shape, Method m, boolean ckpt, double measured) {}
-        var glibc = MemoryPlan.Heap.GLIBC;
+        var glibc = GLIBC;
         var tc = MemoryPlan.Heap.TCMALLOC;
         var runs = List.of(new Run(glibc, "smollm2-135m", Method.LORA, false, 1977), new Run(glibc, "smollm2-135m", Method.LORA, true, 1120),
                 new Run(glibc, "smollm2-135m", Method.QLORA, false, 2109), new Run(glibc, "smollm2-135m", Method.QLORA, true, 1044),
@@ -140,18 +141,18 @@ class PlannerTest {
         }
         var s = gpu("qwen2.5-0.5b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, false, 128).withRuntime(Runtime.CPU);
         var e = MemoryPlan.estimate(s);
-        var with = MemoryPlan.forBf16Matmul(s, e, 0.05, true);
+        var with = MemoryPlan.forBf16Matmul(s, e, 0.05, true, GLIBC);
         // tied: an fp32 embedding plus a bf16 head copy (6 bytes a weight) instead of one bf16 matrix (2)
-        assertThat(MemoryPlan.forBf16Matmul(s, e, 0.05, false).part("weights (bf16)") - with.part("weights (bf16)")).isEqualTo(4L * 151_936 * 896);
+        assertThat(MemoryPlan.forBf16Matmul(s, e, 0.05, false, GLIBC).part("weights (bf16)") - with.part("weights (bf16)")).isEqualTo(4L * 151_936 * 896);
         // dropout keeps only each mask's dropped indices (peft/LoraDropout): 4·p bytes per adapted input element
         long inputs = 6 * 896 + 4864; // q, k, v, o, gate, up; down
-        assertThat(with.part("activations (bf16 inside blocks)") - MemoryPlan.forBf16Matmul(s, e, 0, true).part("activations (bf16 inside blocks)"))
+        assertThat(with.part("activations (bf16 inside blocks)") - MemoryPlan.forBf16Matmul(s, e, 0, true, GLIBC).part("activations (bf16 inside blocks)"))
                 .isEqualTo(4L * 256 * 25 * Math.round(4 * 0.05 * inputs));
         assertThat(with.parts()).containsKey("allocator slack (glibc heaps)").doesNotContainKey("bf16 copy of the head");
         var ckpt = gpu("qwen2.5-0.5b", Method.LORA, Precision.BF16_MIXED, Optim.ADAMW, 4, 256, true, 128).withRuntime(Runtime.CPU);
-        assertThat(MemoryPlan.forBf16Matmul(ckpt, MemoryPlan.estimate(ckpt), 0.05, true).peak()).isLessThan(with.peak() * 6 / 10);
+        assertThat(MemoryPlan.forBf16Matmul(ckpt, MemoryPlan.estimate(ckpt), 0.05, true, GLIBC).peak()).isLessThan(with.peak() * 6 / 10);
         var dora = s.withDora(true); // DoRA keeps its fp32 delta: the path's formula does not apply
-        assertThat(MemoryPlan.forBf16Matmul(dora, MemoryPlan.estimate(dora), 0.05, true)).isEqualTo(MemoryPlan.estimate(dora));
+        assertThat(MemoryPlan.forBf16Matmul(dora, MemoryPlan.estimate(dora), 0.05, true, GLIBC)).isEqualTo(MemoryPlan.estimate(dora));
     }
 
     static long sum(MemoryPlan.Estimate e, String prefix) {
