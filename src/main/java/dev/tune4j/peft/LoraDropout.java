@@ -22,9 +22,13 @@ import java.util.List;
  * gate/up) share and keep alive anyway. (Drawing the mask again from its seed in backward cost as much as the first
  * draw: 0.3 s of a 3.3 s SmolLM2 step; decision 0011.)
  *
- * <p>Forward, outside the graph: h = (x·m) Aᵀ. In the graph: y = h' (c·B)ᵀ with h' = h + 0·x[…, :1], so autograd
- * differentiates B itself and hands over gh = ∂L/∂h'; the zero term is there so that x's gradient waits for this branch.
- * A hook on h' adds ghᵀ(x·m) to A's gradient and computes x's share (gh A)·m; a hook on x adds that share to x's gradient.
+ * <p>Forward, outside the graph: h = (x·m) Aᵀ, a leaf. In the graph: y = h (c·B)ᵀ, so autograd differentiates B itself
+ * and hands over gh = ∂L/∂h. A hook on h adds ghᵀ(x·m) to A's gradient and computes x's share (gh A)·m; a hook on x adds
+ * that share to x's gradient. The share is always there first: x also feeds the projection's base GEMM, created before
+ * this term, and libtorch's CPU engine runs the later-created of two ready nodes first (its ready queue orders by
+ * sequence number), so this branch's backward runs before the base GEMM's, and x's gradient is complete only after that.
+ * (Before, a zero term h + 0·x[…, :1] tied x's gradient to this branch: its backward wrote an input-sized zero gradient
+ * and one more sum per projection, 3 % of a SmolLM2-135M step; decision 0011.)
  * These are the products autograd would form, in the same precision (LoraDropoutTest: equal to autograd's with the
  * mask kept); where several projections share x, the order in which their shares join x's gradient may differ.
  */
@@ -81,8 +85,8 @@ final class LoraDropout implements AutoCloseable {
         try (var ng = new NoGradGuard()) { // x·m dies with this scope
             xmA = Tensors.scoped(() -> torch.linear(Dropout.dropped(x, dropped), lora.lora_A.to(x.scalar_type()))); // (…, r)
         }
-        if (!inputGrad) xmA.set_requires_grad(true); // a leaf: its hook still sees gh
-        this.h = Tensors.escape(() -> inputGrad ? xmA.add(x.narrow(-1, 0, 1).mul(new Scalar(0))) : new Tensor(xmA));
+        xmA.set_requires_grad(true); // a leaf: its hook sees gh
+        this.h = Tensors.escape(() -> new Tensor(xmA));
         this.onH = hook(this::backward);
         h.register_hook(onH);
         if (!inputGrad) {
@@ -141,12 +145,11 @@ final class LoraDropout implements AutoCloseable {
         if (onX != null) DONE.get().add(onX);
     }
 
-    /** x's gradient is complete but for this branch's share (the zero term made it wait): add the share in place. */
+    /** x's gradient is complete but for this branch's share (computed first: see the class comment): add the share in place. */
     private void addShare(TensorBase gx) {
-        if (share == null) throw new IllegalStateException("LoRA dropout: the input's gradient was complete before this branch's (the zero term should have made it wait)");
+        if (share == null) throw new IllegalStateException("LoRA dropout: the input's gradient was complete before this branch's backward ran (x must also feed a GEMM created before this term)");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
-            // x's gradient has at least two contributions (the base GEMM and the zero term), so autograd summed them into
-            // a buffer of its own: adding in place touches no other tensor
+            // x's gradient is the base GEMM's own output or a sum autograd formed over several: a buffer nothing else holds
             new Tensor(gx).add_(share);
         }
         share.close();

@@ -85,6 +85,33 @@ class DropoutTest {
         }
     }
 
+    /**
+     * The draw is the documented function of the seed, element by element (recomputed here from the definition), on the
+     * fast path (whole groups of 64 at p ≤ ½), its element-by-element tail, past a block boundary, and above p = ½.
+     */
+    @Test
+    void theDrawIsTheDocumentedFunctionOfTheSeed() {
+        for (double p : new double[]{0.001, 0.05, 0.3, 0.5, 0.7})
+            for (long n : new long[]{1, 63, 64, 1000, 65_536 + 200})
+                for (long seed : new long[]{0, 12345, -7}) {
+                    int threshold = (int) Math.round(p * 65536);
+                    var want = new java.util.ArrayList<Integer>();
+                    for (int i = 0; i < n; i++) {
+                        long z = seed + ((i >>> 2) + 1L) * 0x9e3779b97f4a7c15L; // SplitMix64 over the counter i/4
+                        z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+                        z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+                        z ^= z >>> 31;
+                        if ((z >>> (16 * (i & 3)) & 0xFFFF) < threshold) want.add(i);
+                    }
+                    try (PointerScope s = new PointerScope()) {
+                        Tensor at = Dropout.droppedAt(n, p, seed);
+                        int[] got = new int[(int) at.numel()];
+                        if (got.length > 0) at.data_ptr_int().get(got);
+                        assertThat(got).as("p %s, n %d, seed %d", p, n, seed).containsExactly(want.stream().mapToInt(Integer::intValue).toArray());
+                    }
+                }
+    }
+
     /** Even a p a hair below 1 keeps the scale finite (the drop count is capped below 2¹⁶). */
     @Test
     void aPJustBelowOneStaysFinite() {
