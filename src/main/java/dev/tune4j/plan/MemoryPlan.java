@@ -226,7 +226,7 @@ public final class MemoryPlan {
         /** glibc's malloc: its heaps keep a step's freed activations fragmented. */
         GLIBC(1.60, 11, 34, "allocator slack (glibc heaps)"),
         /** tcmalloc, which the launcher preloads where the system has it (decision 0012): size classes reuse what a step freed. */
-        TCMALLOC(1.12, 7, 20, "allocator slack (tcmalloc caches)");
+        TCMALLOC(1.10, 5, 20, "allocator slack (tcmalloc caches)");
 
         final double slack, ckptLayers, dequantWorkspace;
         final String part;
