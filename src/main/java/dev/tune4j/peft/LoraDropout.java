@@ -28,7 +28,7 @@ import java.util.List;
  * this term, and libtorch's CPU engine runs the later-created of two ready nodes first (its ready queue orders by
  * sequence number), so this branch's backward runs before the base GEMM's, and x's gradient is complete only after that.
  * (Before, a zero term h + 0·x[…, :1] tied x's gradient to this branch: its backward wrote an input-sized zero gradient
- * and one more sum per projection, 3 % of a SmolLM2-135M step; decision 0011.)
+ * and one more sum per projection; decision 0011.)
  * These are the products autograd would form, in the same precision (LoraDropoutTest: equal to autograd's with the
  * mask kept); where several projections share x, the order in which their shares join x's gradient may differ.
  */

@@ -18,9 +18,9 @@ import java.lang.foreign.ValueLayout;
  * for counter i/4 fall below p·2¹⁶, so the drop probability is p rounded to a multiple of 2⁻¹⁶, and the scale comes from
  * that same value: the expectation is exact. The draw runs on the calling thread in loops the JIT vectorizes, ~0.17 ns
  * an element (Java's fork-join pool beside libtorch's spinning OpenMP threads made a parallel draw 1.5× slower inside a
- * training step). It yields the dropped elements' flat indices ({@link #droppedAt}: 4 bytes per dropped element, a fifth of a bf16 mask at p = 0.05),
- * which zero any tensor of the shape in one cheap pass ({@link #zeroAt}): peft/LoraDropout keeps them from LoRA's forward
- * to its backward instead of a mask or x·m. Where autograd needs a mask ({@link #keep}), it is in x's dtype (2 bytes an
+ * training step). It yields the dropped elements' flat indices ({@link #droppedAt}: 4 bytes per dropped element, a fifth
+ * of a bf16 mask at p = 0.05), which zero any tensor of the shape in one cheap pass ({@link #zeroAt}): peft/LoraDropout
+ * keeps them from LoRA's forward to its backward instead of a mask or x·m. Where autograd needs a mask ({@link #keep}), it is in x's dtype (2 bytes an
  * element in bf16): libtorch's multiply by a bool mask is ~15× slower (fwd + bwd of a 1024 × 576 bf16 input: 1.07 vs
  * 0.07 ms). CUDA and other dtypes use libtorch's own dropout.
  */
@@ -122,7 +122,7 @@ public final class Dropout {
         int c = 0;
         for (long start = 0; start < n; start += BLOCK) {
             int from = (int) start, end = (int) Math.min(n, start + BLOCK);
-            sc.room(c + (end - from) + 64);                              // every element dropped, and the fast path's slack
+            sc.room((long) c + (end - from) + 64);                       // every element dropped, and the fast path's slack
             int fast = threshold <= LEVELS / 2 ? (end - from) & ~63 : 0; // whole groups of 64; the flags need p ≤ 1/2
             if (fast > 0) c = drawGroups(from, from + fast, seed, threshold, sc.words, sc.out, c);
             c = drawEach(from + fast, end, seed, threshold, sc.out, c);
@@ -140,8 +140,8 @@ public final class Dropout {
         final long[] words = new long[BLOCK / 4];
         int[] out = new int[BLOCK + 64];
 
-        void room(int n) {
-            if (out.length < n) out = java.util.Arrays.copyOf(out, Math.max(n, out.length + out.length / 2));
+        void room(long n) {
+            if (out.length < n) out = java.util.Arrays.copyOf(out, (int) Math.min(Integer.MAX_VALUE - 8, Math.max(n, out.length + (long) out.length / 2)));
         }
     }
 
@@ -169,8 +169,9 @@ public final class Dropout {
     }
 
     /**
-     * The same draw as {@link #drawEach} over [start, end), a whole number of 64-element groups within one block, appending to out from c, 6× faster (0.17 vs 1.07 ns
-     * an element: the element loop was a tenth of a SmolLM2-135M step, and the other core idled through it). Three loops
+     * The same draw as {@link #drawEach} over [start, end), a whole number of 64-element groups within one block, appending
+     * to out from c, 6× faster (0.17 vs 1.07 ns an element: the element loop was a tenth of a SmolLM2-135M step, and the
+     * other core idled through it). Three loops
      * over a block's words that the JIT vectorizes (the hashes; per 16-bit field a "below the threshold" flag, exact
      * because each field's top bit is set before subtracting, so no borrow crosses fields, which needs the threshold at
      * most 2¹⁵; the four flags of a word gathered into a nibble), then per group of 64 elements a 64-bit map whose set
