@@ -55,8 +55,9 @@ public final class Run {
     }
 
     /** @param output the PEFT adapter folder (LoRA/QLoRA) or the model folder (full fine-tuning) */
+    /** peakRssBytes: the whole run's (loading and the end included); trainingPeakBytes: from the loop's start, what the planner predicts. */
     public record Summary(long steps, double lastLoss, double bestValLoss, double firstValLoss, double seconds, long peakRssBytes,
-                          Path output, boolean stoppedEarly, long trainableParams, long predictedPeakBytes, Map<String, Double> lastMetrics) {}
+                          long trainingPeakBytes, Path output, boolean stoppedEarly, long trainableParams, long predictedPeakBytes, Map<String, Double> lastMetrics) {}
 
     public static Summary run(TrainConfig c, PrintStream log) throws IOException {
         return run(c, log, Group.SINGLE);
@@ -135,6 +136,14 @@ public final class Run {
             // a full fine-tune has no other moment to see its base; rank 0 alone reports on it
             Double basePerplexity = leader ? RunReport.baseline(c, model, method.adapter(), tok, eos, log) : null;
             if (basePerplexity != null) phases.mark("forgetting base");
+            // The planner predicts the training phase, so its peak is measured from here, and what loading and data
+            // preparation left on the heaps goes back first: G1 kept a young generation sized for tokenizing (216 MiB
+            // committed for 10 MiB live in the demo), the native heap the conversions' buffers. The process's peak so far
+            // stays in the run's summary.
+            long beforeTraining = Memory.peakResidentBytes();
+            System.gc();
+            dev.tune4j.tensor.NativeHeap.trim();
+            Memory.resetPeak();
             // ---- the loop ----
             long totalSteps = Trainer.totalSteps(c.maxSteps(), c.epochs(), train, c.gradAccum());
             int warmup = c.warmupSteps() > 0 ? c.warmupSteps() : LrSchedule.warmupFromRatio(c.warmupRatio(), (int) totalSteps);
@@ -149,8 +158,8 @@ public final class Run {
                 var outcome = new Trainer(model, method, objective, train, val, opt, loop, dp).fit(log);
                 if (group.world() > 1) perRankPeak(group, predicted.peak(), log);
                 if (!leader) return new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
-                        Memory.peakResidentBytes(), null, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
-                long trainingPeak = Memory.peakResidentBytes(); // what the planner predicts: before the samples and the report
+                        Math.max(beforeTraining, Memory.peakResidentBytes()), Memory.peakResidentBytes(), null, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
+                long trainingPeak = Memory.peakResidentBytes(); // what the planner predicts: after loading, before the samples and the report
                 double trained = phases.mark("training");
                 phases.split("training", "final validation", outcome.finalValidationSeconds());
                 log.printf("%ntraining: %s, of which validation %s%n", Units.duration(trained), Units.duration(outcome.validationSeconds()));
@@ -159,7 +168,7 @@ public final class Run {
                 phases.mark("save");
                 RunReport.evaluate(c, model, tok, method.adapter(), samples, eos, basePerplexity, phases, log);
                 var summary = new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
-                        Memory.peakResidentBytes(), output, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
+                        Math.max(beforeTraining, Memory.peakResidentBytes()), trainingPeak, output, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
                 RunReport.write(c, method.adapter(), summary, predicted.parts(), phases, log);
                 RunSetup.reportPeak(predicted.peak(), trainingPeak, summary.peakRssBytes(), log);
                 log.println(phases.line());

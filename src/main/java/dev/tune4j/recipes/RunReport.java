@@ -110,6 +110,7 @@ final class RunReport {
         sum.put("best_val_loss", Double.isNaN(s.bestValLoss()) ? null : s.bestValLoss());
         sum.put("seconds", dev.tune4j.train.Metrics.round(phases.total(), 3));
         sum.put("peak_rss_mib", s.peakRssBytes() / 1048576.0);
+        sum.put("training_peak_rss_mib", s.trainingPeakBytes() / 1048576.0);
         sum.put("predicted_peak_mib", Math.round(s.predictedPeakBytes() / 1048576.0));
         var parts = new LinkedHashMap<String, Long>();
         predictedParts.forEach((k, v) -> parts.put(k, Math.round(v / 1048576.0)));

@@ -264,9 +264,9 @@ final class RunSetup {
      * the end of the run (sample generation, report) went higher: the planner predicts the training run.
      */
     static void reportPeak(long predicted, long training, long process, PrintStream log) {
-        // VmHWM is the process's peak: in a process that did other work first (the demo pretrains) it includes that work
-        log.printf("memory: measured peak %.0f MiB (this process), planner predicted %.0f MiB for the training run (%+.1f %%)%s%n",
+        // training: VmHWM from the loop's start (Run resets it there); process: the run's whole peak, loading and the end included
+        log.printf("memory: measured peak %.0f MiB in training, planner predicted %.0f MiB for the training run (%+.1f %%)%s%n",
                 training / 1048576.0, predicted / 1048576.0, 100.0 * (predicted - training) / training,
-                process > training + (16L << 20) ? String.format("; %.0f MiB by the end of the run (sample generation, report)", process / 1048576.0) : "");
+                process > training + (16L << 20) ? String.format("; %.0f MiB for the whole run (loading, sample generation, report)", process / 1048576.0) : "");
     }
 }

@@ -92,6 +92,20 @@ class ReportTest {
         return run;
     }
 
+    /**
+     * The planner predicts the training loop, so the report holds it against the loop's own peak (summary
+     * training_peak_rss_mib) and shows the whole run's beside it when loading or the end went higher.
+     */
+    @Test
+    void thePlannerIsHeldAgainstTheTrainingPeak() throws Exception {
+        Path dir = fixture(run);
+        var sum = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(dir.resolve("summary.json").toFile());
+        sum.put("training_peak_rss_mib", 9216.0);
+        Files.writeString(dir.resolve("summary.json"), JSON.writeValueAsString(sum));
+        String html = Files.readString(Report.write(dir));
+        assertThat(html).contains("peak memory in training", "9 GiB", "planner 8.8 GiB (−2.22 %)", "whole run's peak (RSS)", "10.6 GiB");
+    }
+
     @Test
     void roundedNumbersWithUnitsCurvesHeatMapPhasesAndMemory() throws Exception {
         String html = Files.readString(Report.write(fixture(run)));
@@ -105,6 +119,7 @@ class ReportTest {
                 .contains("What colour does &lt;Tom&gt; like?")                                     // escaped
                 .contains("6.757", "8.836", "+30.8 %");
         assertThat(html.split("<tr>", -1)).as("one row per layer, not one per module").hasSizeLessThan(40);
+        assertThat(html).as("a summary without the training loop's own peak: the whole run's is compared").doesNotContain("whole run's peak");
         assertThat(html).doesNotContain("<script", "<link", "http://", "https://", "<img");  // self-contained: works offline
     }
 

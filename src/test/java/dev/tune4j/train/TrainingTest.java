@@ -66,7 +66,7 @@ class TrainingTest {
         CliRun r = cli(args.toArray(String[]::new));
         assertThat(r.code()).as(r.err() + r.out()).isZero();
         assertThat(r.out()).contains("validation before training").containsPattern("planner: predicted peak memory \\d+ MiB at batch")
-                .containsPattern("memory: measured peak \\d+ MiB \\(this process\\), planner predicted \\d+ MiB");
+                .containsPattern("memory: measured peak \\d+ MiB in training, planner predicted \\d+ MiB");
         List<JsonNode> lines = new ArrayList<>();
         for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) lines.add(JSON.readTree(l));
         assertThat(lines.getFirst().fieldNames()).toIterable().contains("step", "loss", "lr", "grad_norm", "tokens_per_s");
@@ -80,7 +80,10 @@ class TrainingTest {
         assertThat(html).contains("<svg", "Adapter spectrum", "Forgetting check", "Sample generations", "Configuration", "Time per phase");
         assertThat(JSON.readTree(out.resolve("forgetting.json").toFile()).has("tuned_perplexity")).isTrue();
         assertThat(JSON.readTree(out.resolve("spectrum.json").toFile())).hasSize(5 * 7);
-        assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("peak_rss_mib").asDouble()).isPositive();
+        var summary = JSON.readTree(out.resolve("summary.json").toFile());
+        assertThat(summary.get("peak_rss_mib").asDouble()).isPositive();
+        assertThat(summary.get("training_peak_rss_mib").asDouble()).as("the loop's own peak, measured from its start, within the run's")
+                .isPositive().isLessThanOrEqualTo(summary.get("peak_rss_mib").asDouble());
         assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("predicted_peak_mib").asLong()).isPositive();
         assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("predicted_parts_mib").fieldNames()).toIterable().contains("activations");
         assertThat(JSON.readTree(out.resolve("summary.json").toFile()).get("phase_seconds").fieldNames()).toIterable()
