@@ -151,7 +151,7 @@ final class DemoCommand implements Callable<Integer> {
         }
 
         System.out.printf("%nadapters (PEFT format): %s (SFT), %s (DPO); whole demo %.1f s, peak memory %.0f MiB%n", summary.output(), dpo.output(),
-                (System.nanoTime() - start) / 1e9, Memory.mib(Memory.peakResidentBytes()));
+                (System.nanoTime() - start) / 1e9, Memory.mib(Memory.processPeakBytes()));
         System.out.println("next: ./tune4j generate --model " + base + " --adapter " + dpo.output()
                 + " --prompt $'### Instruction:\\nSam sees a dog. What does the dog say?\\n\\n### Response:\\n'");
         return 0;

@@ -191,7 +191,7 @@ public final class Report {
             card(h, "throughput", Units.rate(v[v.length / 2], "tok/s"), "median over steps");
         }
         double peak = trainingPeak(summary), predicted = summary.path("predicted_peak_mib").asDouble(Double.NaN);
-        card(h, "peak memory in training", Units.bytes(peak * 1048576), Double.isNaN(predicted) ? "" : "planner " + Units.bytes(predicted * 1048576) + " (" + Units.percent(predicted / peak - 1) + ")");
+        card(h, summary.has("training_peak_rss_mib") ? "peak memory in training" : "peak memory", Units.bytes(peak * 1048576), Double.isNaN(predicted) ? "" : "planner " + Units.bytes(predicted * 1048576) + " (" + Units.percent(predicted / peak - 1) + ")");
         card(h, "wall time", Units.duration(summary.path("seconds").asDouble(Double.NaN)), "");
         if (summary.has("trainable_parameters")) card(h, "trainable", Units.count(summary.get("trainable_parameters").asDouble()), "parameters");
         h.append("</div>");
@@ -246,8 +246,9 @@ public final class Report {
         });
         if (parts.isEmpty() && summary.has("predicted_peak_mib")) parts.put("predicted", summary.get("predicted_peak_mib").asDouble());
         bars.put("planner", parts);
-        bars.put("measured peak", Map.of("measured peak in training (RSS)", trainingPeak(summary)));
-        colors.put("measured peak in training (RSS)", "#111827");
+        String measured = summary.has("training_peak_rss_mib") ? "measured peak in training (RSS)" : "measured peak (RSS)";
+        bars.put("measured peak", Map.of(measured, trainingPeak(summary)));
+        colors.put(measured, "#111827");
         double whole = summary.get("peak_rss_mib").asDouble();
         if (whole > trainingPeak(summary) + 16) { // loading, sample generation or the report went higher
             bars.put("whole run", Map.of("whole run's peak (RSS)", whole));

@@ -24,11 +24,14 @@ import java.util.List;
  *
  * <p>Forward, outside the graph: h = (x·m) Aᵀ, a leaf. In the graph: y = h (c·B)ᵀ, so autograd differentiates B itself
  * and hands over gh = ∂L/∂h. A hook on h adds ghᵀ(x·m) to A's gradient and computes x's share (gh A)·m; a hook on x adds
- * that share to x's gradient. The share is always there first: x also feeds the projection's base GEMM, created before
- * this term, and libtorch's CPU engine runs the later-created of two ready nodes first (its ready queue orders by
- * sequence number), so this branch's backward runs before the base GEMM's, and x's gradient is complete only after that.
- * (Before, a zero term h + 0·x[…, :1] tied x's gradient to this branch: its backward wrote an input-sized zero gradient
- * and one more sum per projection; decision 0011.)
+ * that share to x's gradient. The share is always there first: x's gradient is complete only when the node that made x
+ * runs, which waits for the base GEMM that x also feeds; that GEMM and this branch get their gradients from the same
+ * sum, so this branch is queued before x's node is ready, and libtorch's CPU engine pops the most recently created ready
+ * node first (its ready queue orders by sequence number; x's node is older than every node here). Two inputs break
+ * this, loudly: a leaf x (its hook may run first: addShare throws) and an x that no other node reads (it never gets a
+ * gradient: the next forward throws). Linear passes neither while training. (Before, a zero term h + 0·x[…, :1] tied
+ * x's gradient to this branch: its backward wrote an input-sized zero gradient and one more sum per projection;
+ * decision 0011.)
  * These are the products autograd would form, in the same precision (LoraDropoutTest: equal to autograd's with the
  * mask kept); where several projections share x, the order in which their shares join x's gradient may differ.
  */
@@ -48,8 +51,8 @@ final class LoraDropout implements AutoCloseable {
     private final boolean inputGrad;
     private Tensor dropped;     // the mask, as the flat indices it drops; kept from forward to backward
     private Tensor x;           // own handle to the input, dropped once backward has used it
-    private Tensor h;           // own handle to h', to tell whether the graph is gone; dropped once backward is through
-    private Tensor share;       // x's gradient through this branch, from the hook on h' to the hook on x
+    private Tensor h;           // own handle to h, to tell whether the graph is gone; dropped once backward is through
+    private Tensor share;       // x's gradient through this branch, from the hook on h to the hook on x
     private final TensorTensorHook onH, onX;
     private boolean spent;      // backward has run through this branch; its hooks went to DONE (closed there)
 
@@ -67,6 +70,8 @@ final class LoraDropout implements AutoCloseable {
         closeDone();
         live.removeIf(r -> {
             boolean done = r.spent || r.h.use_count() <= 1; // backward through, or the graph is gone without one
+            if (done && r.share != null)
+                throw new IllegalStateException("LoRA dropout: the input's share of the gradient was computed but never added (the input fed no other node of the graph)");
             if (done) r.close();
             return done;
         });
@@ -113,7 +118,7 @@ final class LoraDropout implements AutoCloseable {
         });
     }
 
-    /** gh = ∂L/∂h' (…, r): A's gradient and x's share, with the forward's mask. */
+    /** gh = ∂L/∂h (…, r): A's gradient and x's share, with the forward's mask. */
     private void backward(TensorBase ghBase) {
         if (x == null) throw new IllegalStateException("LoRA dropout: backward ran twice through one forward (a retained graph is not supported)");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
@@ -147,7 +152,7 @@ final class LoraDropout implements AutoCloseable {
 
     /** x's gradient is complete but for this branch's share (computed first: see the class comment): add the share in place. */
     private void addShare(TensorBase gx) {
-        if (share == null) throw new IllegalStateException("LoRA dropout: the input's gradient was complete before this branch's backward ran (x must also feed a GEMM created before this term)");
+        if (share == null) throw new IllegalStateException("LoRA dropout: the input's gradient was complete before this branch's backward ran (is x a leaf?)");
         try (PointerScope s = new PointerScope(); var ng = new NoGradGuard()) {
             // x's gradient is the base GEMM's own output or a sum autograd formed over several: a buffer nothing else holds
             new Tensor(gx).add_(share);

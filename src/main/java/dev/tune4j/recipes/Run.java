@@ -54,8 +54,11 @@ public final class Run {
         return null;
     }
 
-    /** @param output the PEFT adapter folder (LoRA/QLoRA) or the model folder (full fine-tuning) */
-    /** peakRssBytes: the whole run's (loading and the end included); trainingPeakBytes: from the loop's start, what the planner predicts. */
+    /**
+     * @param peakRssBytes      the run's whole peak (loading and the end included; earlier work in the same JVM not)
+     * @param trainingPeakBytes the training loop's peak, what the planner predicts
+     * @param output            the PEFT adapter folder (LoRA/QLoRA) or the model folder (full fine-tuning)
+     */
     public record Summary(long steps, double lastLoss, double bestValLoss, double firstValLoss, double seconds, long peakRssBytes,
                           long trainingPeakBytes, Path output, boolean stoppedEarly, long trainableParams, long predictedPeakBytes, Map<String, Double> lastMetrics) {}
 
@@ -69,6 +72,7 @@ public final class Run {
      * @return the run's summary (on ranks other than 0: its steps and losses, no output folder)
      */
     public static Summary run(TrainConfig c, PrintStream log, Group group) throws IOException {
+        Memory.resetPeak(); // this run's peaks, not those of earlier work in the same JVM (the demo pretrains first)
         boolean created = !java.nio.file.Files.exists(c.out());
         try {
             return train(c, group.leader() ? log : new PrintStream(java.io.OutputStream.nullOutputStream()), group);
@@ -140,9 +144,9 @@ public final class Run {
             // preparation left on the heaps goes back first: G1 kept a young generation sized for tokenizing (216 MiB
             // committed for 10 MiB live in the demo), the native heap the conversions' buffers. The process's peak so far
             // stays in the run's summary.
-            long beforeTraining = Memory.peakResidentBytes();
             System.gc();
             dev.tune4j.tensor.NativeHeap.trim();
+            long beforeTraining = Memory.peakResidentBytes();
             Memory.resetPeak();
             // ---- the loop ----
             long totalSteps = Trainer.totalSteps(c.maxSteps(), c.epochs(), train, c.gradAccum());

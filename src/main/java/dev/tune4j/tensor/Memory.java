@@ -31,13 +31,21 @@ public final class Memory {
      * is the peak of what ran since (a benchmark's measured phase, not the model building before it). False where
      * unavailable.
      */
-    public static boolean resetPeak() {
+    public static synchronized boolean resetPeak() {
+        earlier = Math.max(earlier, peakResidentBytes());
         try {
             Files.writeString(Path.of("/proc/self/clear_refs"), "5");
             return true;
         } catch (IOException | RuntimeException e) {
             return false;
         }
+    }
+
+    private static long earlier; // the highest VmHWM before a reset: the process's own peak outlives them
+
+    /** The process's peak since it started, across {@link #resetPeak}s (several runs in one JVM: the demo, tests). */
+    public static synchronized long processPeakBytes() {
+        return Math.max(earlier, peakResidentBytes());
     }
 
     public static double mib(long bytes) {

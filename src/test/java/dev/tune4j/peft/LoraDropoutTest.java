@@ -66,6 +66,31 @@ class LoraDropoutTest {
     }
 
     /**
+     * x's share reaches x's gradient only when x also feeds another node (Linear's base GEMM): an input that feeds the
+     * term alone never gets a gradient, and the lost share is an error at the next forward, not a silent one.
+     */
+    @org.junit.jupiter.api.Test
+    void aShareThatNeverReachedItsInputIsAnError() {
+        try (PointerScope s = new PointerScope()) {
+            torch.manual_seed(5);
+            Tensor a = torch.randn(4, 24).mul(new Scalar(0.3)), b = torch.randn(20, 4).mul(new Scalar(0.3));
+            a.set_requires_grad(true);
+            b.set_requires_grad(true);
+            Tensor leaf = torch.randn(2, 5, 24);
+            leaf.set_requires_grad(true);
+            try (var l = new LoraLinear("default", a, b, null, 2.0, 0.3)) {
+                l.train(true);
+                try (PointerScope step = new PointerScope()) { // the step's graph goes with its scope, as in training
+                    l.delta(leaf.mul(new Scalar(1))).sum().backward(); // no base GEMM beside the term
+                }
+                assertThat(a.grad().defined()).isTrue();
+                org.assertj.core.api.Assertions.assertThatThrownBy(() -> l.delta(leaf.mul(new Scalar(1))))
+                        .isInstanceOf(IllegalStateException.class).hasMessageContaining("never added");
+            }
+        }
+    }
+
+    /**
      * Out of training and without gradients (evaluation, generation) the bf16 path uses kept bf16 copies of A and
      * scaling·B: the same term within bf16 rounding, and rebuilt when the adapter changes.
      */
