@@ -161,9 +161,9 @@ public final class Run {
             try (Optimizer opt = optimizer(c, groups, dp)) {
                 var outcome = new Trainer(model, method, objective, train, val, opt, loop, dp).fit(log);
                 if (group.world() > 1) perRankPeak(group, predicted.peak(), log);
-                if (!leader) return new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
-                        Math.max(beforeTraining, Memory.peakResidentBytes()), Memory.peakResidentBytes(), null, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
                 long trainingPeak = Memory.peakResidentBytes(); // what the planner predicts: after loading, before the samples and the report
+                if (!leader) return new Summary(outcome.steps(), outcome.lastLoss(), outcome.bestValLoss(), outcome.firstValLoss(), phases.total(),
+                        Math.max(beforeTraining, trainingPeak), trainingPeak, null, outcome.stoppedEarly(), method.trainableCount(), predicted.peak(), outcome.lastMetrics());
                 double trained = phases.mark("training");
                 phases.split("training", "final validation", outcome.finalValidationSeconds());
                 log.printf("%ntraining: %s, of which validation %s%n", Units.duration(trained), Units.duration(outcome.validationSeconds()));

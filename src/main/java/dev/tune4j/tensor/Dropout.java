@@ -16,12 +16,12 @@ import java.lang.foreign.ValueLayout;
  * LoRA dropout on every projection input took 40 % of a SmolLM2-135M step (447 → 258 tokens/s). Here a mask is a
  * function of one seed (a draw from libtorch's generator): element i is dropped when its 16 bits of SplitMix64's output
  * for counter i/4 fall below p·2¹⁶, so the drop probability is p rounded to a multiple of 2⁻¹⁶, and the scale comes from
- * that same value: the expectation is exact. The draw runs on the calling thread in loops the JIT vectorizes, ~0.17 ns
+ * that same value: the expectation is exact. The draw runs on the calling thread in loops the JIT vectorizes (p ≤ ½), ~0.17 ns
  * an element (Java's fork-join pool beside libtorch's spinning OpenMP threads made a parallel draw 1.5× slower inside a
  * training step). It yields the dropped elements' flat indices ({@link #droppedAt}: 4 bytes per dropped element, a fifth
  * of a bf16 mask at p = 0.05), which zero any tensor of the shape in one cheap pass ({@link #zeroAt}): peft/LoraDropout
- * keeps them from LoRA's forward to its backward instead of a mask or x·m. Where autograd needs a mask ({@link #keep}), it is in x's dtype (2 bytes an
- * element in bf16): libtorch's multiply by a bool mask is ~15× slower (fwd + bwd of a 1024 × 576 bf16 input: 1.07 vs
+ * keeps them from LoRA's forward to its backward instead of a mask or x·m. Where autograd needs a mask ({@link #keep}),
+ * it is in x's dtype (2 bytes an element in bf16): libtorch's multiply by a bool mask is ~15× slower (fwd + bwd of a 1024 × 576 bf16 input: 1.07 vs
  * 0.07 ms). CUDA and other dtypes use libtorch's own dropout.
  */
 public final class Dropout {
